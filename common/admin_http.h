@@ -1,0 +1,42 @@
+// The admin HTTP endpoint: /metrics (Prometheus text), /healthz (liveness), /readyz (readiness).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "common/metrics.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace pushgate {
+
+class AdminServer {
+ public:
+  // `live` and `ready` are polled per request from the admin thread; they must be thread-safe.
+  // A check answers an empty string when fine, else the reason it is not.
+  using Check = std::function<std::string()>;
+
+  AdminServer(metrics::Registry& registry, Check live, Check ready);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds host:port (port 0 picks a free one) and serves on a background thread.
+  // Returns the bound port.
+  absl::StatusOr<int> Start(const std::string& host, int port);
+  void Stop();
+
+ private:
+  metrics::Registry& registry_;
+  Check live_;
+  Check ready_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+}  // namespace pushgate

@@ -1,0 +1,10 @@
+#include "common/clock.h"
+
+namespace pushgate {
+
+RealClock& RealClock::Get() {
+  static RealClock clock;
+  return clock;
+}
+
+}  // namespace pushgate
