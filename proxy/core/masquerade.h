@@ -1,0 +1,83 @@
+// Contact masquerading: what the backend registrar sees instead of the phone's Contact, and the
+// authenticated way back.
+//
+// A masqueraded Contact URI keeps the original scheme and user part; its host/port become the
+// gateway's advertised address; ALL original URI parameters (push parameters included) are
+// dropped; `;transport=tcp|tls` is added when the advertised transport is not UDP (so the backend
+// reaches the gateway over the right transport); and one parameter `pgw=<value>` is added. The
+// value is base64url (no padding; only URI-parameter-safe characters) of
+//   version | flags (insert-domain, doroute) | payload | HMAC-SHA256(secret, ...) truncated to 12
+//   bytes
+// where payload is the AOR domain in insert-domain mode, else the original transport, host
+// (IPv6 safe: length-prefixed, never split on ':') and port, plus the AOR when given.
+// Its presence is the `doroute` marker: requests from the backend whose request URI carries a
+// valid value enter the registrar/fork logic.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "proxy/core/contact.h"
+#include "proxy/core/sip_uri.h"
+#include "proxy/core/transport.h"
+
+namespace pushgate::proxy {
+
+inline constexpr absl::string_view kMasqueradeParam = "pgw";
+
+// What Restore recovered from a masqueraded request URI.
+struct MasqueradeTarget {
+  bool insert_domain = false;
+  std::string aor_domain;  // insert-domain mode: the AOR's domain
+  TransportInfo original;  // otherwise: where the phone's contact was (transport, host, port)
+  std::string aor;         // the AOR key (AorKey) when Masquerade was given one, else ""
+  std::string user;        // user part of the request URI (the phone's contact user)
+  bool doroute = true;
+  // The URI to use as the request URI towards the phone / as the registrar lookup key:
+  // insert-domain: "sip:<user>@<aor_domain>"; otherwise
+  // "<scheme>:<user>@<host>:<port>[;transport=tcp|tls]" (brackets for IPv6).
+  Uri restored;
+};
+
+class MasqueradeCodec final {
+ public:
+  // `secret`: any non-empty byte string (replicas must share it). `previous_secrets` are still
+  // accepted by Restore (for rotation) but never used to sign.
+  explicit MasqueradeCodec(std::string secret, std::vector<std::string> previous_secrets = {});
+
+  // 32 random bytes from the OpenSSL DRBG, hex encoded (64 chars): for "no secret configured".
+  static std::string GenerateSecret();
+
+  // The masqueraded URI for `contact`:
+  //  - advertised: the gateway's address for the transport used towards the backend;
+  //  - insert_domain_aor_domain: set -> insert-domain mode, the value carries this domain;
+  //  - original: the phone's transport/host/port to restore (ignored in insert-domain mode);
+  //  - aor: optional AOR key (see AorKey) to carry along, so a call can find the bindings.
+  Uri Masquerade(const Contact& contact, const TransportInfo& advertised,
+                 const std::optional<std::string>& insert_domain_aor_domain,
+                 const TransportInfo& original, absl::string_view aor = {}) const;
+
+  // Undoes Masquerade from a request URI (or a Contact URI echoed by the backend).
+  //  - no `pgw` parameter -> NOT_FOUND "no masquerade parameter";
+  //  - not base64url / too short to hold a tag -> INVALID_ARGUMENT "masquerade value malformed:
+  //  ...";
+  //  - tag mismatch (tampered, forged, truncated, other secret) -> PERMISSION_DENIED
+  //    "masquerade value failed authentication";
+  //  - authenticated but undecodable payload -> INVALID_ARGUMENT.
+  // The tag is compared in constant time.
+  absl::StatusOr<MasqueradeTarget> Restore(const Uri& request_uri) const;
+
+  // True if the URI carries a `pgw` parameter (not authenticated: call Restore to trust it).
+  static bool HasMarker(const Uri& uri);
+
+ private:
+  std::string Tag(absl::string_view secret, absl::string_view signed_bytes) const;
+
+  std::string secret_;
+  std::vector<std::string> previous_secrets_;
+};
+
+}  // namespace pushgate::proxy
