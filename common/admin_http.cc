@@ -39,12 +39,10 @@ absl::StatusOr<int> AdminServer::Start(const std::string& host, int port) {
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry_.Expose(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    Answer(live_, res);
-  });
-  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    Answer(ready_, res);
-  });
+  server_->Get("/healthz",
+               [this](const httplib::Request&, httplib::Response& res) { Answer(live_, res); });
+  server_->Get("/readyz",
+               [this](const httplib::Request&, httplib::Response& res) { Answer(ready_, res); });
   int bound = port;
   if (port == 0) {
     bound = server_->bind_to_any_port(host);

@@ -9,11 +9,11 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/string_view.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -34,13 +34,20 @@ absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(st
 
 std::string NodeTypeName(const toml::node& node) {
   switch (node.type()) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    default: return "date/time";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    default:
+      return "date/time";
   }
 }
 
@@ -60,7 +67,8 @@ absl::StatusOr<absl::Duration> ParseDurationChecked(absl::string_view text, absl
                                                     absl::Duration max) {
   absl::Duration d;
   if (!absl::ParseDuration(std::string(absl::StripAsciiWhitespace(text)), &d)) {
-    return Invalid(absl::StrCat("'", text, "' is not a duration (examples: \"90s\", \"250ms\", \"1h\")"));
+    return Invalid(
+        absl::StrCat("'", text, "' is not a duration (examples: \"90s\", \"250ms\", \"1h\")"));
   }
   if (d < min || d > max) {
     return Invalid(absl::StrCat("duration ", absl::FormatDuration(d), " is out of range [",
@@ -148,8 +156,8 @@ bool Schema::HasSection(absl::string_view section) const {
   return false;
 }
 
-Schema::Field& Schema::AddField(const std::string& section, const std::string& key,
-                                std::string doc, std::string type_name) {
+Schema::Field& Schema::AddField(const std::string& section, const std::string& key, std::string doc,
+                                std::string type_name) {
   if (!HasSection(section)) sections_.emplace_back(section, "");
   fields_.push_back(Field{section, key, std::move(doc), std::move(type_name), {}, {}, {}});
   return fields_.back();
@@ -198,7 +206,8 @@ Schema& Schema::Double(const std::string& section, const std::string& key, doubl
   };
   f.set_from_env = [target, min, max](absl::string_view text) -> absl::Status {
     double value;
-    if (!absl::SimpleAtod(text, &value)) return Invalid(absl::StrCat("'", text, "' is not a number"));
+    if (!absl::SimpleAtod(text, &value))
+      return Invalid(absl::StrCat("'", text, "' is not a number"));
     RETURN_IF_ERROR(CheckRange(value, min, max));
     *target = value;
     return absl::OkStatus();
@@ -233,9 +242,8 @@ Schema& Schema::String(const std::string& section, const std::string& key, std::
   return *this;
 }
 
-Schema& Schema::Duration(const std::string& section, const std::string& key,
-                         absl::Duration* target, absl::Duration min, absl::Duration max,
-                         std::string doc) {
+Schema& Schema::Duration(const std::string& section, const std::string& key, absl::Duration* target,
+                         absl::Duration min, absl::Duration max, std::string doc) {
   Field& f = AddField(section, key, std::move(doc), "duration string");
   f.set_from_toml = [type = f.type_name, target, min, max](const TomlValue& v) -> absl::Status {
     auto value = v.node.value_exact<std::string>();
@@ -260,7 +268,8 @@ Schema& Schema::StringList(const std::string& section, const std::string& key,
     std::vector<std::string> values;
     for (const toml::node& item : *array) {
       auto s = item.value_exact<std::string>();
-      if (!s) return Invalid(absl::StrCat("expected array of strings, found a ", NodeTypeName(item)));
+      if (!s)
+        return Invalid(absl::StrCat("expected array of strings, found a ", NodeTypeName(item)));
       values.push_back(std::move(*s));
     }
     *target = std::move(values);
@@ -284,11 +293,12 @@ Schema& Schema::StringList(const std::string& section, const std::string& key,
 
 absl::Status LoadFromString(const Schema& schema, absl::string_view toml_text,
                             const std::string& source_name, const EnvLookup& env) {
-  toml::parse_result parsed = toml::parse(std::string_view(toml_text.data(), toml_text.size()), source_name);
+  toml::parse_result parsed =
+      toml::parse(std::string_view(toml_text.data(), toml_text.size()), source_name);
   if (!parsed) {
     const toml::parse_error& err = parsed.error();
-    return Invalid(absl::StrCat(source_name, ":", err.source().begin.line, ": TOML syntax error: ",
-                                SV(err.description())));
+    return Invalid(absl::StrCat(source_name, ":", err.source().begin.line,
+                                ": TOML syntax error: ", SV(err.description())));
   }
   const toml::table& root = parsed.table();
   for (const auto& [section_key, section_node] : root) {

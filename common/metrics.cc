@@ -51,9 +51,12 @@ std::string RenderLabels(const Labels& labels, const std::string& extra_key = ""
 std::string EscapeHelp(const std::string& help) {
   std::string out;
   for (char c : help) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -92,10 +95,14 @@ std::string EscapeLabelValue(const std::string& value) {
   std::string out;
   out.reserve(value.size());
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -168,7 +175,8 @@ std::string Registry::Expose() const {
           const Histogram& h = *series.histogram;
           std::vector<uint64_t> counts = h.CumulativeCounts();
           for (size_t i = 0; i < counts.size(); ++i) {
-            std::string le = i < h.upper_bounds().size() ? FormatValue(h.upper_bounds()[i]) : "+Inf";
+            std::string le =
+                i < h.upper_bounds().size() ? FormatValue(h.upper_bounds()[i]) : "+Inf";
             absl::StrAppend(&out, name, "_bucket", RenderLabels(series.labels, "le", le), " ",
                             counts[i], "\n");
           }

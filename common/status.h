@@ -8,9 +8,9 @@
 #define PUSHGATE_STATUS_CONCAT(a, b) PUSHGATE_STATUS_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                        \
-  do {                                               \
-    ::absl::Status pushgate_status_ = (expr);        \
+#define RETURN_IF_ERROR(expr)                            \
+  do {                                                   \
+    ::absl::Status pushgate_status_ = (expr);            \
     if (!pushgate_status_.ok()) return pushgate_status_; \
   } while (false)
 

@@ -12,8 +12,9 @@ TEST(AdminServer, ServesMetricsHealthAndReadiness) {
   metrics::Registry registry;
   registry.GetCounter("pushgate_test_total", "A test counter.").Inc(7);
   std::atomic<bool> ready{false};
-  AdminServer server(registry, [] { return std::string(); },
-                     [&] { return ready ? std::string() : std::string("registrar not loaded"); });
+  AdminServer server(
+      registry, [] { return std::string(); },
+      [&] { return ready ? std::string() : std::string("registrar not loaded"); });
   auto port = server.Start("127.0.0.1", 0);
   ASSERT_TRUE(port.ok()) << port.status();
 

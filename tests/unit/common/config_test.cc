@@ -64,7 +64,8 @@ mode = "outbound"
 max_bindings = 42
 ratio = 1
 timeout = "1m30s"
-)", "proxy.toml", NoEnv());
+)",
+                                   "proxy.toml", NoEnv());
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_FALSE(c.enabled);
   EXPECT_EQ(c.port, 5070);
@@ -78,12 +79,11 @@ timeout = "1m30s"
 TEST(Config, EnvironmentOverridesFile) {
   TestConfig c;
   Schema s = MakeSchema(&c);
-  absl::Status st =
-      LoadFromString(s, "[sip]\nport = 5070\n", "proxy.toml",
-                     Env({{"PUSHGATE_SIP_PORT", "5080"},
-                          {"PUSHGATE_SIP_LISTEN", "tcp:127.0.0.1:1, udp:127.0.0.1:2"},
-                          {"PUSHGATE_SIP_ENABLED", "false"},
-                          {"PUSHGATE_LIMITS_TIMEOUT", "2m"}}));
+  absl::Status st = LoadFromString(s, "[sip]\nport = 5070\n", "proxy.toml",
+                                   Env({{"PUSHGATE_SIP_PORT", "5080"},
+                                        {"PUSHGATE_SIP_LISTEN", "tcp:127.0.0.1:1, udp:127.0.0.1:2"},
+                                        {"PUSHGATE_SIP_ENABLED", "false"},
+                                        {"PUSHGATE_LIMITS_TIMEOUT", "2m"}}));
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(c.port, 5080);
   EXPECT_EQ(c.listen, (std::vector<std::string>{"tcp:127.0.0.1:1", "udp:127.0.0.1:2"}));
@@ -102,7 +102,8 @@ class ConfigErrors : public ::testing::TestWithParam<ErrorCase> {};
 TEST_P(ConfigErrors, NameFileLineAndKey) {
   TestConfig c;
   Schema s = MakeSchema(&c);
-  absl::Status st = LoadFromString(s, GetParam().toml, "/etc/pushgate/proxy.toml", Env(GetParam().env));
+  absl::Status st =
+      LoadFromString(s, GetParam().toml, "/etc/pushgate/proxy.toml", Env(GetParam().env));
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(st.message(), GetParam().message);
 }
@@ -110,38 +111,50 @@ TEST_P(ConfigErrors, NameFileLineAndKey) {
 INSTANTIATE_TEST_SUITE_P(
     All, ConfigErrors,
     ::testing::Values(
-        ErrorCase{"[sip]\nport = 5060\nprot = 1\n", {},
+        ErrorCase{"[sip]\nport = 5060\nprot = 1\n",
+                  {},
                   "/etc/pushgate/proxy.toml:3: unknown key 'sip.prot'"},
         ErrorCase{"\n[sipp]\n", {}, "/etc/pushgate/proxy.toml:2: unknown section 'sipp'"},
         ErrorCase{"sip = 3\n", {}, "/etc/pushgate/proxy.toml:1: 'sip' must be a table ([sip])"},
-        ErrorCase{"[sip]\nport = \"5060\"\n", {},
+        ErrorCase{"[sip]\nport = \"5060\"\n",
+                  {},
                   "/etc/pushgate/proxy.toml:2: key 'sip.port': expected integer, got string"},
-        ErrorCase{"[sip]\n\nport = 70000\n", {},
+        ErrorCase{"[sip]\n\nport = 70000\n",
+                  {},
                   "/etc/pushgate/proxy.toml:3: key 'sip.port': value 70000 is out of range [1, "
                   "65535]"},
-        ErrorCase{"[sip]\nenabled = 1\n", {},
+        ErrorCase{"[sip]\nenabled = 1\n",
+                  {},
                   "/etc/pushgate/proxy.toml:2: key 'sip.enabled': expected boolean, got integer"},
-        ErrorCase{"[sip]\nmode = \"proxy\"\n", {},
+        ErrorCase{"[sip]\nmode = \"proxy\"\n",
+                  {},
                   "/etc/pushgate/proxy.toml:2: key 'sip.mode': 'proxy' is not one of: relay, "
                   "outbound"},
-        ErrorCase{"[sip]\nlisten = [\"a\", 2]\n", {},
+        ErrorCase{"[sip]\nlisten = [\"a\", 2]\n",
+                  {},
                   "/etc/pushgate/proxy.toml:2: key 'sip.listen': expected array of strings, found "
                   "a integer"},
-        ErrorCase{"[limits]\ntimeout = \"soon\"\n", {},
+        ErrorCase{"[limits]\ntimeout = \"soon\"\n",
+                  {},
                   "/etc/pushgate/proxy.toml:2: key 'limits.timeout': 'soon' is not a duration "
                   "(examples: \"90s\", \"250ms\", \"1h\")"},
-        ErrorCase{"[limits]\ntimeout = \"2h\"\n", {},
+        ErrorCase{"[limits]\ntimeout = \"2h\"\n",
+                  {},
                   "/etc/pushgate/proxy.toml:2: key 'limits.timeout': duration 2h is out of range "
                   "[1s, 1h]"},
-        ErrorCase{"[limits]\nratio = 1.5\n", {},
+        ErrorCase{"[limits]\nratio = 1.5\n",
+                  {},
                   "/etc/pushgate/proxy.toml:2: key 'limits.ratio': value 1.5 is out of range [0, "
                   "1]"},
-        ErrorCase{"", {{"PUSHGATE_SIP_PORT", "many"}},
+        ErrorCase{"",
+                  {{"PUSHGATE_SIP_PORT", "many"}},
                   "environment PUSHGATE_SIP_PORT: key 'sip.port': 'many' is not an integer"},
-        ErrorCase{"", {{"PUSHGATE_SIP_ENABLED", "perhaps"}},
+        ErrorCase{"",
+                  {{"PUSHGATE_SIP_ENABLED", "perhaps"}},
                   "environment PUSHGATE_SIP_ENABLED: key 'sip.enabled': 'perhaps' is not a "
                   "boolean (true or false)"},
-        ErrorCase{"", {{"PUSHGATE_LIMITS_MAX_BINDINGS", "0"}},
+        ErrorCase{"",
+                  {{"PUSHGATE_LIMITS_MAX_BINDINGS", "0"}},
                   "environment PUSHGATE_LIMITS_MAX_BINDINGS: key 'limits.max_bindings': value 0 "
                   "is out of range [1, 10000000]"}),
     [](const auto& param_info) { return std::to_string(param_info.index); });
