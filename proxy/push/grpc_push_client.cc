@@ -1,0 +1,77 @@
+#include "proxy/push/grpc_push_client.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+namespace pushgate::proxy {
+namespace {
+
+std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const GrpcPushClientOptions& o) {
+  if (!o.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = o.ca_pem;
+  ssl.pem_cert_chain = o.cert_pem;
+  ssl.pem_private_key = o.key_pem;
+  return grpc::SslCredentials(ssl);
+}
+
+metrics::Counter& Errors(grpc::StatusCode code) {
+  return metrics::Registry::Default().GetCounter(
+      "pushgate_proxy_push_rpc_errors_total", "Push RPCs to the pusher that failed, by gRPC code.",
+      {{"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}});
+}
+
+}  // namespace
+
+struct GrpcPushClient::Call {
+  grpc::ClientContext context;
+  v1::PushRequest request;
+  v1::PushResult result;
+  Callback done;
+};
+
+GrpcPushClient::GrpcPushClient(const GrpcPushClientOptions& options, Poster post)
+    : api_key_(options.api_key), post_(std::move(post)) {
+  grpc::ChannelArguments args;
+  args.SetLoadBalancingPolicyName("round_robin");
+  // Re-resolve often enough that new pusher replicas get traffic soon after they appear.
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 5000);
+  channel_ = grpc::CreateCustomChannel(options.target, MakeCredentials(options), args);
+  stub_ = v1::Pusher::NewStub(channel_);
+}
+
+GrpcPushClient::~GrpcPushClient() { Drain(absl::Seconds(5)); }
+
+void GrpcPushClient::Send(v1::PushRequest request, absl::Duration timeout, Callback done) {
+  auto* call = new Call;
+  call->request = std::move(request);
+  call->done = std::move(done);
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  if (!api_key_.empty()) call->context.AddMetadata("x-api-key", api_key_);
+  in_flight_.fetch_add(1);
+  stub_->async()->Send(
+      &call->context, &call->request, &call->result, [this, call](grpc::Status status) {
+        absl::StatusOr<v1::PushResult> result;
+        if (status.ok()) {
+          result = std::move(call->result);
+        } else {
+          Errors(status.error_code()).Inc();
+          result = absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                status.error_message());
+        }
+        Callback cb = std::move(call->done);
+        delete call;
+        post_(
+            [cb = std::move(cb), result = std::move(result)]() mutable { cb(std::move(result)); });
+        in_flight_.fetch_sub(1);
+      });
+}
+
+void GrpcPushClient::Drain(absl::Duration timeout) {
+  absl::Time until = absl::Now() + timeout;
+  while (in_flight_.load() > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(5));
+}
+
+}  // namespace pushgate::proxy

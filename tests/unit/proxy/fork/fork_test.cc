@@ -1,0 +1,320 @@
+#include "proxy/core/fork.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace pushgate::proxy {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using Type = ForkAction::Type;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
+
+ForkAction A(Type type, BranchId branch = 0, int status = 0, std::string reason = "") {
+  return ForkAction{type, branch, status, std::move(reason)};
+}
+ForkAction Push(BranchId branch, PushKind kind) {
+  ForkAction a{Type::kSendPush, branch};
+  a.push_kind = kind;
+  return a;
+}
+const ForkAction k110 = A(Type::kRespond, 0, 110, "Push sent");
+const ForkAction kDone = A(Type::kFinished);
+
+// The push token derives from `device` (default: the host), so the same device can come back
+// from another address.
+Binding Device(const std::string& host, std::optional<PushParams::Provider> provider = {},
+               bool voip = false, const std::string& instance = "", std::string device = "") {
+  if (device.empty()) device = host;
+  Binding b;
+  b.aor = "sip:alice@example.org";
+  b.contact.scheme = "sip";
+  b.contact.user = "alice";
+  b.contact.host = host;
+  b.contact.port = 5060;
+  b.instance_id = instance;
+  b.expires_at = kT0 + absl::Hours(1);
+  if (provider) {
+    PushParams p;
+    p.provider = *provider;
+    p.provider_name = *provider == PushParams::kFcm ? "fcm" : "apns";
+    p.prid = *provider == PushParams::kFcm ? "fcmtoken-" + device : "a1b2c3d4e5f60718" + device;
+    p.param = *provider == PushParams::kFcm ? "my-project" : "ABCD123456.org.example.app";
+    p.voip = voip;
+    if (voip) p.param += ".voip";
+    b.push = p;
+  }
+  return b;
+}
+Binding IosVoip(const std::string& host, const std::string& instance = "",
+                const std::string& device = "") {
+  return Device(host, PushParams::kApns, true, instance, device);
+}
+Binding IosAlert(const std::string& host) { return Device(host, PushParams::kApns, false); }
+Binding Android(const std::string& host) { return Device(host, PushParams::kFcm); }
+
+ForkPolicy Policy() {
+  ForkPolicy p;
+  p.call_timeout = absl::Seconds(90);
+  p.push_delay_voip = absl::ZeroDuration();
+  p.push_delay_other = absl::Seconds(3);
+  return p;
+}
+
+TEST(PushKindFor, ChoosesPerProvider) {
+  EXPECT_EQ(PushKindFor(IosVoip("h")), PushKind::kVoip);
+  EXPECT_EQ(PushKindFor(IosAlert("h")), PushKind::kAlert);
+  EXPECT_EQ(PushKindFor(Android("h")), PushKind::kData);
+  EXPECT_EQ(PushKindFor(Device("h")), std::nullopt);
+  Binding query = IosVoip("h");
+  query.push->prid.clear();  // RFC 8599 capability query: nothing to push to
+  EXPECT_EQ(PushKindFor(query), std::nullopt);
+  Binding other = Device("h", PushParams::kOther);
+  EXPECT_EQ(PushKindFor(other), std::nullopt);
+}
+
+TEST(Fork, NoBindingIs404) {
+  Fork f(Policy(), kT0);
+  EXPECT_THAT(f.Start({}, {}, kT0), ElementsAre(A(Type::kRespond, 0, 404, "Not Found"), kDone));
+  EXPECT_TRUE(f.finished());
+}
+
+TEST(Fork, ExpiredBindingsAreSkipped) {
+  Fork f(Policy(), kT0);
+  Binding old = Device("10.0.0.1");
+  old.expires_at = kT0 - absl::Seconds(1);
+  EXPECT_THAT(f.Start({old}, {true}, kT0),
+              ElementsAre(A(Type::kRespond, 0, 404, "Not Found"), kDone));
+}
+
+TEST(Fork, BindingsButNoneReachableNorPushableIs480) {
+  Fork f(Policy(), kT0);
+  EXPECT_THAT(f.Start({Device("10.0.0.1"), Device("10.0.0.2")}, {false, false}, kT0),
+              ElementsAre(A(Type::kRespond, 0, 480, "Temporarily Unavailable"), kDone));
+}
+
+TEST(Fork, IosVoipIsPushedAtOnceWith110) {
+  Fork f(Policy(), kT0);
+  EXPECT_THAT(f.Start({IosVoip("10.0.0.1")}, {true}, kT0),
+              ElementsAre(A(Type::kSendRequest, 1), Push(1, PushKind::kVoip), k110));
+  EXPECT_EQ(f.NextWakeup(), kT0 + absl::Seconds(90));
+}
+
+TEST(Fork, UnreachableBranchIsPushedAtOnceWhateverTheDelay) {
+  Fork f(Policy(), kT0);
+  EXPECT_THAT(f.Start({Android("10.0.0.1")}, {false}, kT0),
+              ElementsAre(Push(1, PushKind::kData), k110));
+}
+
+TEST(Fork, AndroidPushedAfterDelayUnlessItRings) {
+  Fork f(Policy(), kT0);
+  EXPECT_THAT(f.Start({Android("10.0.0.1"), Android("10.0.0.2")}, {true, true}, kT0),
+              ElementsAre(A(Type::kSendRequest, 1), A(Type::kSendRequest, 2)));
+  EXPECT_EQ(f.NextWakeup(), kT0 + absl::Seconds(3));
+  // Branch 1 rings before the delay: its push is cancelled (Flexisip #255 did not do this).
+  EXPECT_THAT(f.OnResponse(1, 180, kT0 + absl::Seconds(1)),
+              ElementsAre(A(Type::kForwardProvisional, 1, 180)));
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(3)), ElementsAre(Push(2, PushKind::kData), k110));
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(4)), IsEmpty());
+}
+
+TEST(Fork, HundredTryingDoesNotCancelThePush) {
+  Fork f(Policy(), kT0);
+  f.Start({Android("10.0.0.1")}, {true}, kT0);
+  EXPECT_THAT(f.OnResponse(1, 100, kT0 + absl::Seconds(1)), IsEmpty());
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(3)), ElementsAre(Push(1, PushKind::kData), k110));
+}
+
+TEST(Fork, OnlyOne110ForSeveralPushes) {
+  Fork f(Policy(), kT0);
+  EXPECT_THAT(f.Start({IosVoip("10.0.0.1"), IosVoip("10.0.0.2")}, {true, true}, kT0),
+              ElementsAre(A(Type::kSendRequest, 1), A(Type::kSendRequest, 2),
+                          Push(1, PushKind::kVoip), k110, Push(2, PushKind::kVoip)));
+}
+
+TEST(Fork, No110WhenDisabled) {
+  ForkPolicy p = Policy();
+  p.send_110_push_sent = false;
+  Fork f(p, kT0);
+  EXPECT_THAT(f.Start({IosVoip("10.0.0.1")}, {true}, kT0),
+              ElementsAre(A(Type::kSendRequest, 1), Push(1, PushKind::kVoip)));
+}
+
+TEST(Fork, TwoDevicesOneAnswersTheOtherIsCancelledWithReason) {
+  Fork f(Policy(), kT0);
+  f.Start({Device("10.0.0.1"), Device("10.0.0.2")}, {true, true}, kT0);
+  f.OnResponse(1, 180, kT0);
+  f.OnResponse(2, 180, kT0);
+  EXPECT_THAT(f.OnResponse(2, 200, kT0 + absl::Seconds(5)),
+              ElementsAre(A(Type::kForwardFinal, 2, 200),
+                          A(Type::kCancelBranch, 1, 0, kCompletedElsewhere), kDone));
+  EXPECT_TRUE(f.answered());
+  // A late 2xx from the other branch is still relayed (RFC 3261 16.7); its 487 is not.
+  EXPECT_THAT(f.OnResponse(1, 200, kT0 + absl::Seconds(6)),
+              ElementsAre(A(Type::kForwardFinal, 1, 200)));
+  EXPECT_THAT(f.OnResponse(1, 487, kT0 + absl::Seconds(6)), IsEmpty());
+}
+
+TEST(Fork, SixHundredEndsTheFork) {
+  Fork f(Policy(), kT0);
+  f.Start({Device("10.0.0.1"), IosVoip("10.0.0.2")}, {true, true}, kT0);
+  EXPECT_THAT(f.OnResponse(1, 603, kT0 + absl::Seconds(2)),
+              ElementsAre(A(Type::kForwardFinal, 1, 603), A(Type::kCancelBranch, 2), kDone));
+}
+
+TEST(Fork, BusyEverywhereEndsAtOnceWithBestResponse) {
+  Fork f(Policy(), kT0);
+  f.Start({Device("10.0.0.1"), Device("10.0.0.2")}, {true, true}, kT0);
+  EXPECT_THAT(f.OnResponse(1, 486, kT0), IsEmpty());
+  EXPECT_THAT(f.OnResponse(2, 500, kT0), ElementsAre(A(Type::kForwardFinal, 1, 486), kDone));
+}
+
+TEST(Fork, TimeoutAndServiceUnavailableDoNotEndAForkWaitingForLateRegistration) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1", "", "phone")}, {true}, kT0);
+  EXPECT_THAT(f.OnResponse(1, 408, kT0 + absl::Seconds(32)), IsEmpty());
+  EXPECT_FALSE(f.finished());
+  // The phone wakes and registers from a new address: the INVITE goes there at once.
+  Binding woke = IosVoip("10.9.9.9", "", "phone");
+  EXPECT_THAT(f.OnRegistration(woke, true, kT0 + absl::Seconds(40)),
+              ElementsAre(A(Type::kSendRequest, 2)));
+  EXPECT_TRUE(f.branch(1)->superseded) << "same push token: the same device";
+  EXPECT_THAT(f.OnResponse(2, 180, kT0 + absl::Seconds(41)),
+              ElementsAre(A(Type::kForwardProvisional, 2, 180)));
+  EXPECT_THAT(f.OnResponse(2, 200, kT0 + absl::Seconds(45)),
+              ElementsAre(A(Type::kForwardFinal, 2, 200), kDone));
+}
+
+TEST(Fork, LateRegistrationAfterPushGoesToTheNewContactAndCancelsTheOldBranch) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1", "<urn:uuid:1>")}, {true}, kT0);
+  Binding woke = IosVoip("10.0.0.7", "<urn:uuid:1>");
+  woke.push->prid = "ffff0000ffff0000";  // new token, same instance: still the same device
+  EXPECT_THAT(f.OnRegistration(woke, true, kT0 + absl::Seconds(3)),
+              ElementsAre(A(Type::kCancelBranch, 1), A(Type::kSendRequest, 2)));
+  EXPECT_TRUE(f.branch(1)->superseded);
+  EXPECT_EQ(f.branch(2)->binding.contact.host, "10.0.0.7");
+}
+
+TEST(Fork, RegistrationWithSameContactWhileTryingSendsNothingTwice) {
+  Fork f(Policy(), kT0);
+  f.Start({Android("10.0.0.1")}, {true}, kT0);
+  EXPECT_THAT(f.OnRegistration(Android("10.0.0.1"), true, kT0 + absl::Seconds(1)), IsEmpty());
+  // ...but the registration came first: the delayed push is no longer needed.
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(3)), IsEmpty());
+}
+
+TEST(Fork, NewDeviceRegisteringDuringTheForkGetsTheCall) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1")}, {true}, kT0);
+  EXPECT_THAT(f.OnRegistration(Android("10.0.0.2"), true, kT0 + absl::Seconds(5)),
+              ElementsAre(A(Type::kSendRequest, 2)));
+}
+
+TEST(Fork, TimeoutWithBestResponse) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1"), Android("10.0.0.2"), Device("10.0.0.3")}, {true, true, true}, kT0);
+  f.OnResponse(1, 408, kT0 + absl::Seconds(32));
+  f.OnResponse(3, 404, kT0 + absl::Seconds(1));
+  f.OnResponse(2, 180, kT0 + absl::Seconds(1));
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(90)),
+              ElementsAre(A(Type::kCancelBranch, 2), A(Type::kForwardFinal, 3, 404), kDone));
+}
+
+TEST(Fork, TimeoutWithoutAnyResponseIs408) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1")}, {false}, kT0);
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(90)),
+              ElementsAre(A(Type::kRespond, 0, 408, "Request Timeout"), kDone));
+}
+
+TEST(Fork, BestOf503IsReportedAs500) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1")}, {true}, kT0);
+  f.OnResponse(1, 503, kT0 + absl::Seconds(1));
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(90)),
+              ElementsAre(A(Type::kRespond, 0, 500, "Service Unavailable at the device"), kDone));
+}
+
+TEST(Fork, CallerCancelBeforeWakeUpVoipGetsInviteThenCancelOnRegistration) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1", "", "phone")}, {false}, kT0);
+  EXPECT_THAT(f.OnCallerCancel(kT0 + absl::Seconds(10)),
+              ElementsAre(A(Type::kRespond, 0, 487, "Request Terminated")));
+  EXPECT_FALSE(f.finished()) << "the VoIP device must still be shown the call";
+  // Another device registering changes nothing; the VoIP phone coming back gets INVITE+CANCEL.
+  EXPECT_THAT(f.OnRegistration(Android("10.0.0.6"), true, kT0 + absl::Seconds(15)), IsEmpty());
+  EXPECT_THAT(f.OnRegistration(IosVoip("10.0.0.5", "", "phone"), true, kT0 + absl::Seconds(20)),
+              ElementsAre(A(Type::kSendRequest, 2), A(Type::kCancelBranch, 2), kDone));
+}
+
+TEST(Fork, CallerCancelVoipThatNeverRegistersEndsAtTimeout) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1")}, {true}, kT0);
+  EXPECT_THAT(
+      f.OnCallerCancel(kT0 + absl::Seconds(10)),
+      ElementsAre(A(Type::kCancelBranch, 1), A(Type::kRespond, 0, 487, "Request Terminated")));
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(90)), ElementsAre(kDone));
+}
+
+TEST(Fork, CallerCancelBeforeWakeUpNonVoipIosGetsMissedCallAlert) {
+  Fork f(Policy(), kT0);
+  f.Start({IosAlert("10.0.0.1"), Android("10.0.0.2")}, {true, true}, kT0);
+  EXPECT_THAT(f.OnCallerCancel(kT0 + absl::Seconds(1)),
+              ElementsAre(A(Type::kCancelBranch, 1), Push(1, PushKind::kMissedCallAlert),
+                          A(Type::kCancelBranch, 2),
+                          A(Type::kRespond, 0, 487, "Request Terminated"), kDone));
+}
+
+TEST(Fork, CallerCancelAfterRingingSendsNoMissedCallPush) {
+  Fork f(Policy(), kT0);
+  f.Start({IosAlert("10.0.0.1")}, {true}, kT0);
+  f.OnResponse(1, 180, kT0);
+  EXPECT_THAT(f.OnCallerCancel(kT0 + absl::Seconds(1)),
+              ElementsAre(A(Type::kCancelBranch, 1),
+                          A(Type::kRespond, 0, 487, "Request Terminated"), kDone));
+}
+
+TEST(Fork, TokenInvalidRemovesTheBindingAndStopsWaitingForIt) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1")}, {false}, kT0);
+  EXPECT_THAT(
+      f.OnPushResult(1, Fork::PushOutcome::kTokenInvalid, kT0 + absl::Milliseconds(50)),
+      ElementsAre(A(Type::kRemoveBinding, 1), A(Type::kRespond, 0, 408, "Request Timeout"), kDone));
+}
+
+TEST(Fork, PusherErrorKeepsTheForkWaiting) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1")}, {false}, kT0);
+  EXPECT_THAT(f.OnPushResult(1, Fork::PushOutcome::kFailed, kT0), IsEmpty());
+  EXPECT_FALSE(f.finished());
+  EXPECT_THAT(f.OnRegistration(IosVoip("10.0.0.1"), true, kT0 + absl::Seconds(5)),
+              ElementsAre(A(Type::kSendRequest, 2)));
+}
+
+TEST(Fork, AlertPushRepeatsUntilAnswered) {
+  ForkPolicy p = Policy();
+  p.alert_repeat_interval = absl::Seconds(10);
+  Fork f(p, kT0);
+  f.Start({IosAlert("10.0.0.1")}, {true}, kT0);
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(3)), ElementsAre(Push(1, PushKind::kAlert), k110));
+  EXPECT_EQ(f.NextWakeup(), kT0 + absl::Seconds(13));
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(13)), ElementsAre(Push(1, PushKind::kAlert)));
+  f.OnResponse(1, 180, kT0 + absl::Seconds(14));
+  EXPECT_EQ(f.NextWakeup(), kT0 + absl::Seconds(90));
+}
+
+TEST(Fork, EventsAfterTheEndChangeNothing) {
+  Fork f(Policy(), kT0);
+  f.Start({Device("10.0.0.1")}, {true}, kT0);
+  f.OnResponse(1, 200, kT0);
+  EXPECT_THAT(f.OnCallerCancel(kT0), IsEmpty());
+  EXPECT_THAT(f.OnRegistration(Device("10.0.0.9"), true, kT0), IsEmpty());
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Hours(1)), IsEmpty());
+  EXPECT_EQ(f.NextWakeup(), std::nullopt);
+}
+
+}  // namespace
+}  // namespace pushgate::proxy
