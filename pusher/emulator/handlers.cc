@@ -1,0 +1,622 @@
+// The APNs provider API, FCM v1 send and OAuth2 token endpoint logic: one complete request in,
+// the answer the real service would give out.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "pusher/core/jwt.h"
+#include "pusher/emulator/internal.h"
+
+namespace pushgate::pusher::emulator::internal {
+namespace {
+
+constexpr absl::string_view kApnsPrefix = "/3/device/";
+constexpr absl::string_view kFcmPrefix = "/v1/projects/";
+constexpr absl::string_view kFcmSuffix = "/messages:send";
+constexpr absl::string_view kFcmErrorType = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
+constexpr absl::string_view kJwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+bool IsHex(absl::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isxdigit(c); });
+}
+
+bool AllDigits(absl::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
+}
+
+// "Bearer xyz" / "bearer xyz" -> "xyz"; nullopt when the scheme is not bearer.
+std::optional<std::string> BearerToken(const std::string* header) {
+  if (header == nullptr) return std::nullopt;
+  absl::string_view v = *header;
+  if (v.size() < 7 || !absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) return std::nullopt;
+  v.remove_prefix(7);
+  v = absl::StripAsciiWhitespace(v);
+  if (v.empty()) return std::nullopt;
+  return std::string(v);
+}
+
+H2Response Json(int status, std::string body) {
+  H2Response r;
+  r.status = status;
+  r.headers.emplace_back("content-type", "application/json");
+  r.body = std::move(body);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// APNs
+
+H2Response ApnsAnswer(int status, absl::string_view reason, const std::string& apns_id,
+                      ReceivedRequest* rec, int64_t timestamp_ms = -1) {
+  H2Response r;
+  r.status = status;
+  r.headers.emplace_back("apns-id", apns_id);
+  rec->apns_id = apns_id;
+  rec->status = status;
+  if (!reason.empty()) {
+    rec->reason = std::string(reason);
+    r.headers.emplace_back("content-type", "application/json");
+    if (timestamp_ms >= 0) {
+      r.body = absl::StrCat("{\"reason\":\"", reason, "\",\"timestamp\":", timestamp_ms, "}");
+    } else {
+      r.body = absl::StrCat("{\"reason\":\"", reason, "\"}");
+    }
+  }
+  return r;
+}
+
+// Suffixes that name a per-purpose topic of one bundle id.
+constexpr absl::string_view kTopicSuffixes[] = {".voip", ".complication", ".voip-ptt",
+                                                ".push-type.liveactivity"};
+
+bool TopicAllowedForBundles(absl::string_view topic, const std::vector<std::string>& bundles) {
+  for (const std::string& b : bundles) {
+    if (topic == b) return true;
+    if (absl::StartsWith(topic, b)) {
+      absl::string_view rest = topic.substr(b.size());
+      for (absl::string_view suffix : kTopicSuffixes) {
+        if (rest == suffix) return true;
+      }
+    }
+  }
+  return false;
+}
+
+bool IsKnownPushType(absl::string_view t) {
+  static constexpr absl::string_view kTypes[] = {
+      "alert",        "background", "location",     "voip",       "complication",
+      "fileprovider", "mdm",        "liveactivity", "pushtotalk", "controls"};
+  return std::find(std::begin(kTypes), std::end(kTypes), t) != std::end(kTypes);
+}
+
+// Verifies an APNs provider token; returns the team on success, else the 403 reason.
+struct ApnsAuthResult {
+  std::string team;
+  absl::string_view reason;  // empty when fine
+};
+
+ApnsAuthResult VerifyProviderToken(const std::string& jwt, State& state) {
+  const int64_t now = absl::ToUnixSeconds(state.Now());
+  auto check_age = [&](const std::string& team, int64_t iat) -> ApnsAuthResult {
+    if (now - iat > 3600) return {team, "ExpiredProviderToken"};
+    if (iat - now > 300) return {team, "InvalidProviderToken"};  // issued in the future
+    return {team, {}};
+  };
+  if (auto cached = state.CachedApnsJwt(jwt)) return check_age(cached->team, cached->iat);
+
+  auto decoded = DecodeJwtUnverified(jwt);
+  if (!decoded.ok()) return {{}, "InvalidProviderToken"};
+  const nlohmann::json& h = decoded->header;
+  const nlohmann::json& c = decoded->claims;
+  if (!h.is_object() || !c.is_object()) return {{}, "InvalidProviderToken"};
+  auto kid = h.find("kid");
+  auto iss = c.find("iss");
+  auto iat = c.find("iat");
+  if (kid == h.end() || !kid->is_string() || iss == c.end() || !iss->is_string() ||
+      iat == c.end() || !iat->is_number_integer()) {
+    return {{}, "InvalidProviderToken"};
+  }
+  const std::string team = iss->get<std::string>();
+  const State::ApnsKeyEntry* key = state.FindApnsKey(team, kid->get<std::string>());
+  if (key == nullptr) return {{}, "InvalidProviderToken"};
+  if (!VerifyJwt(jwt, JwtAlg::kEs256, key->pkey).ok()) return {{}, "InvalidProviderToken"};
+  const int64_t issued = iat->get<int64_t>();
+  state.CacheApnsJwt(jwt, {team, issued});
+  return check_age(team, issued);
+}
+
+H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) {
+  rec->provider = Provider::kApns;
+  absl::string_view token = absl::string_view(req.path).substr(kApnsPrefix.size());
+  rec->token = std::string(token);
+  const std::string* topic = req.Header("apns-topic");
+  if (topic != nullptr) rec->topic = *topic;
+
+  const std::string* apns_id_header = req.Header("apns-id");
+  std::string apns_id;
+  bool bad_apns_id = false;
+  if (apns_id_header != nullptr && IsUuid(*apns_id_header)) {
+    apns_id = absl::AsciiStrToLower(*apns_id_header);
+  } else {
+    apns_id = RandomUuid();
+    bad_apns_id = apns_id_header != nullptr;
+  }
+
+  if (req.method != "POST") return ApnsAnswer(405, "MethodNotAllowed", apns_id, rec);
+  if (token.empty() || absl::StrContains(token, '/')) {
+    return ApnsAnswer(404, "BadPath", apns_id, rec);
+  }
+
+  if (auto fault = state.TakeFault(Provider::kApns); fault.status != 0) {
+    rec->fault = true;
+    absl::string_view reason = fault.status == 429   ? "TooManyRequests"
+                               : fault.status == 503 ? "ServiceUnavailable"
+                                                     : "InternalServerError";
+    H2Response r = ApnsAnswer(fault.status, reason, apns_id, rec);
+    if (fault.retry_after_s > 0)
+      r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
+    return r;
+  }
+
+  // Authentication: a provider token wins over the connection's certificate.
+  std::optional<std::string> team;
+  const std::vector<std::string>* cert_topics = nullptr;
+  if (const std::string* auth = req.Header("authorization"); auth != nullptr) {
+    std::optional<std::string> jwt = BearerToken(auth);
+    if (!jwt) return ApnsAnswer(403, "InvalidProviderToken", apns_id, rec);
+    ApnsAuthResult result = VerifyProviderToken(*jwt, state);
+    if (!result.reason.empty()) return ApnsAnswer(403, result.reason, apns_id, rec);
+    team = result.team;
+  } else if (req.peer != nullptr && req.peer->has_cert) {
+    cert_topics = &req.peer->topics;
+  } else {
+    return ApnsAnswer(403, "MissingProviderToken", apns_id, rec);
+  }
+
+  if (topic == nullptr || topic->empty()) return ApnsAnswer(400, "MissingTopic", apns_id, rec);
+  if (team) {
+    auto it = state.options().apns_topics.find(*team);
+    if (it != state.options().apns_topics.end() && !TopicAllowedForBundles(*topic, it->second)) {
+      return ApnsAnswer(400, "TopicDisallowed", apns_id, rec);
+    }
+  } else if (std::find(cert_topics->begin(), cert_topics->end(), *topic) == cert_topics->end()) {
+    return ApnsAnswer(400, "TopicDisallowed", apns_id, rec);
+  }
+
+  if (token.size() < 64 || token.size() > 200 || token.size() % 2 != 0 || !IsHex(token)) {
+    return ApnsAnswer(400, "BadDeviceToken", apns_id, rec);
+  }
+  if (bad_apns_id) return ApnsAnswer(400, "BadMessageId", apns_id, rec);
+
+  std::string push_type = "alert";
+  if (const std::string* pt = req.Header("apns-push-type"); pt != nullptr) push_type = *pt;
+  if (!IsKnownPushType(push_type)) return ApnsAnswer(400, "InvalidPushType", apns_id, rec);
+  const bool topic_is_voip = absl::EndsWith(*topic, ".voip");
+  if ((push_type == "voip") != topic_is_voip) return ApnsAnswer(400, "BadTopic", apns_id, rec);
+
+  int priority = 10;
+  if (const std::string* p = req.Header("apns-priority"); p != nullptr) {
+    if (*p == "5") {
+      priority = 5;
+    } else if (*p == "10") {
+      priority = 10;
+    } else {
+      return ApnsAnswer(400, "BadPriority", apns_id, rec);
+    }
+  }
+  if (push_type == "background" && priority != 5) {
+    return ApnsAnswer(400, "BadPriority", apns_id, rec);
+  }
+  if (const std::string* e = req.Header("apns-expiration"); e != nullptr) {
+    if (!AllDigits(*e) || e->size() > 18) return ApnsAnswer(400, "BadExpirationDate", apns_id, rec);
+  }
+  if (const std::string* c = req.Header("apns-collapse-id"); c != nullptr && c->size() > 64) {
+    return ApnsAnswer(400, "BadCollapseId", apns_id, rec);
+  }
+
+  if (req.body.empty()) return ApnsAnswer(400, "PayloadEmpty", apns_id, rec);
+  const size_t limit = push_type == "voip" ? 5120 : 4096;
+  if (req.body.size() > limit) return ApnsAnswer(413, "PayloadTooLarge", apns_id, rec);
+  absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(req.body);
+  if (trimmed.empty() || trimmed.front() != '{' || !nlohmann::json::accept(req.body)) {
+    return ApnsAnswer(400, "BadPayload", apns_id, rec);
+  }
+
+  if (auto since = state.DeadSince(Provider::kApns, rec->token)) {
+    return ApnsAnswer(410, "Unregistered", apns_id, rec, absl::ToUnixMillis(*since));
+  }
+  return ApnsAnswer(200, {}, apns_id, rec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// FCM v1
+
+const char* GoogleStatusName(int code) {
+  switch (code) {
+    case 400:
+      return "INVALID_ARGUMENT";
+    case 401:
+      return "UNAUTHENTICATED";
+    case 403:
+      return "PERMISSION_DENIED";
+    case 404:
+      return "NOT_FOUND";
+    case 429:
+      return "RESOURCE_EXHAUSTED";
+    case 503:
+      return "UNAVAILABLE";
+    default:
+      return "INTERNAL";
+  }
+}
+
+// `error_code` empty: no FcmError detail (as for authentication failures).
+H2Response FcmError(int code, absl::string_view message, absl::string_view error_code,
+                    ReceivedRequest* rec) {
+  nlohmann::json err = {{"code", code}, {"message", message}, {"status", GoogleStatusName(code)}};
+  if (!error_code.empty()) {
+    err["details"] = nlohmann::json::array({{{"@type", kFcmErrorType}, {"errorCode", error_code}}});
+  }
+  rec->status = code;
+  rec->reason = std::string(error_code.empty() ? GoogleStatusName(code) : error_code);
+  return Json(code, nlohmann::json{{"error", std::move(err)}}.dump());
+}
+
+bool IsValidTtl(const std::string& ttl) {
+  // Duration in seconds with up to nine fractional digits: "30s", "3.5s".
+  if (ttl.size() < 2 || ttl.back() != 's') return false;
+  absl::string_view num = absl::string_view(ttl).substr(0, ttl.size() - 1);
+  std::vector<absl::string_view> parts = absl::StrSplit(num, '.');
+  if (parts.size() > 2 || !AllDigits(parts[0])) return false;
+  return parts.size() == 1 || (AllDigits(parts[1]) && parts[1].size() <= 9);
+}
+
+bool IsPlausibleFcmToken(const std::string& t) {
+  if (t.size() < 20 || t.size() > 4096) return false;
+  return std::all_of(t.begin(), t.end(), [](char c) {
+    return absl::ascii_isalnum(c) || c == '_' || c == '-' || c == ':' || c == '.';
+  });
+}
+
+H2Response HandleFcm(const H2Request& req, State& state, ReceivedRequest* rec) {
+  rec->provider = Provider::kFcm;
+  absl::string_view rest = absl::string_view(req.path).substr(kFcmPrefix.size());
+  const std::string project(rest.substr(0, rest.size() - kFcmSuffix.size()));
+  rec->topic = project;
+  if (req.method != "POST") {
+    return FcmError(404, "Method not found.", {}, rec);
+  }
+  if (auto fault = state.TakeFault(Provider::kFcm); fault.status != 0) {
+    rec->fault = true;
+    absl::string_view code = fault.status == 429   ? "QUOTA_EXCEEDED"
+                             : fault.status == 503 ? "UNAVAILABLE"
+                                                   : "INTERNAL";
+    absl::string_view msg = fault.status == 429 ? "Quota exceeded for the project."
+                                                : "The service is currently unavailable.";
+    H2Response r = FcmError(fault.status, msg, code, rec);
+    if (fault.retry_after_s > 0)
+      r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
+    return r;
+  }
+
+  std::optional<std::string> bearer = BearerToken(req.Header("authorization"));
+  const State::FcmAccountEntry* account =
+      bearer ? state.LookupAccessToken(*bearer, state.Now()) : nullptr;
+  if (account == nullptr) {
+    return FcmError(401,
+                    "Request had invalid authentication credentials. Expected OAuth 2 access "
+                    "token, login cookie or other valid authentication credential.",
+                    {}, rec);
+  }
+  if (account->account.project_id != project) {
+    return FcmError(403, "SenderId mismatch", "SENDER_ID_MISMATCH", rec);
+  }
+
+  auto invalid = [&](absl::string_view message) {
+    return FcmError(400, message, "INVALID_ARGUMENT", rec);
+  };
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    return invalid("Invalid JSON payload received.");
+  }
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() != "message" && it.key() != "validate_only") {
+      return invalid(absl::StrCat("Invalid JSON payload received. Unknown name \"", it.key(),
+                                  "\": Cannot find field."));
+    }
+  }
+  auto msg_it = body.find("message");
+  if (msg_it == body.end() || !msg_it->is_object()) {
+    return invalid("Request contains an invalid argument.");
+  }
+  const nlohmann::json& msg = *msg_it;
+  static const char* kFields[] = {"name", "data",        "notification", "android", "webpush",
+                                  "apns", "fcm_options", "token",        "topic",   "condition"};
+  for (auto it = msg.begin(); it != msg.end(); ++it) {
+    if (std::none_of(std::begin(kFields), std::end(kFields),
+                     [&](const char* f) { return it.key() == f; })) {
+      return invalid(absl::StrCat("Invalid JSON payload received. Unknown name \"", it.key(),
+                                  "\" at 'message': Cannot find field."));
+    }
+  }
+  const int targets = static_cast<int>(msg.contains("token")) +
+                      static_cast<int>(msg.contains("topic")) +
+                      static_cast<int>(msg.contains("condition"));
+  if (targets != 1) return invalid("Request contains an invalid argument.");
+  if (msg.contains("token")) {
+    const nlohmann::json& t = msg["token"];
+    if (!t.is_string()) return invalid("Invalid value at 'message.token' (TYPE_STRING)");
+    rec->token = t.get<std::string>();
+    if (!IsPlausibleFcmToken(rec->token)) {
+      return invalid("The registration token is not a valid FCM registration token");
+    }
+  }
+  size_t payload_size = 0;
+  if (auto d = msg.find("data"); d != msg.end()) {
+    if (!d->is_object()) return invalid("Invalid value at 'message.data' (Map)");
+    for (auto it = d->begin(); it != d->end(); ++it) {
+      if (!it.value().is_string()) {
+        return invalid(
+            absl::StrCat("Invalid value at 'message.data[", it.key(), "].value' (TYPE_STRING)"));
+      }
+      payload_size += it.key().size() + it.value().get_ref<const std::string&>().size();
+    }
+  }
+  if (auto n = msg.find("notification"); n != msg.end()) {
+    if (!n->is_object()) return invalid("Invalid value at 'message.notification'");
+    payload_size += n->dump().size();
+  }
+  if (auto a = msg.find("android"); a != msg.end()) {
+    if (!a->is_object()) return invalid("Invalid value at 'message.android'");
+    if (auto p = a->find("priority"); p != a->end()) {
+      const std::string pr = p->is_string() ? absl::AsciiStrToLower(p->get<std::string>()) : "";
+      if (pr != "normal" && pr != "high") {
+        return invalid("Invalid value at 'message.android.priority' (TYPE_ENUM)");
+      }
+    }
+    if (auto ttl = a->find("ttl"); ttl != a->end()) {
+      if (!ttl->is_string() || !IsValidTtl(ttl->get<std::string>())) {
+        return invalid(
+            "Invalid value at 'message.android.ttl' (type.googleapis.com/"
+            "google.protobuf.Duration): Illegal duration format");
+      }
+    }
+  }
+  if (payload_size > 4096) return invalid("Android message is too big");
+
+  if (!rec->token.empty()) {
+    if (state.DeadSince(Provider::kFcm, rec->token)) {
+      return FcmError(404, "Requested entity was not found.", "UNREGISTERED", rec);
+    }
+  }
+  std::string name;
+  if (auto v = body.find("validate_only"); v != body.end() && v->is_boolean() && v->get<bool>()) {
+    name = absl::StrCat("projects/", project, "/messages/fake_message_id");
+  } else {
+    char id[64];
+    std::snprintf(id, sizeof(id), "0:%lld%%%016llx",
+                  static_cast<long long>(absl::ToUnixMicros(state.Now())),
+                  static_cast<unsigned long long>(Rng()()));
+    name = absl::StrCat("projects/", project, "/messages/", id);
+  }
+  rec->status = 200;
+  rec->apns_id = name;
+  return Json(200, nlohmann::json{{"name", name}}.dump());
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth2 token endpoint
+
+H2Response OAuthError(int status, absl::string_view error, absl::string_view description,
+                      ReceivedRequest* rec) {
+  rec->status = status;
+  rec->reason = std::string(error);
+  return Json(status, nlohmann::json{{"error", error}, {"error_description", description}}.dump());
+}
+
+std::string FormDecode(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%' && i + 2 < in.size() && absl::ascii_isxdigit(in[i + 1]) &&
+               absl::ascii_isxdigit(in[i + 2])) {
+      int v = 0;
+      absl::SimpleHexAtoi(in.substr(i + 1, 2), &v);
+      out.push_back(static_cast<char>(v));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool ScopeAllowed(absl::string_view scopes) {
+  for (absl::string_view s : absl::StrSplit(scopes, ' ', absl::SkipEmpty())) {
+    if (s == "https://www.googleapis.com/auth/firebase.messaging" ||
+        s == "https://www.googleapis.com/auth/cloud-platform") {
+      return true;
+    }
+  }
+  return false;
+}
+
+H2Response HandleOAuth(const H2Request& req, State& state, ReceivedRequest* rec) {
+  rec->provider = Provider::kOAuth;
+  if (req.method != "POST") {
+    return OAuthError(405, "invalid_request", "Only POST is supported.", rec);
+  }
+  if (auto fault = state.TakeFault(Provider::kOAuth); fault.status != 0) {
+    rec->fault = true;
+    H2Response r =
+        OAuthError(fault.status, fault.status == 429 ? "rate_limit_exceeded" : "internal_failure",
+                   "Injected fault.", rec);
+    if (fault.retry_after_s > 0)
+      r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
+    return r;
+  }
+  std::string grant_type;
+  std::string assertion;
+  bool has_assertion = false;
+  for (absl::string_view pair : absl::StrSplit(req.body, '&', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    std::string key = FormDecode(kv.first);
+    if (key == "grant_type") grant_type = FormDecode(kv.second);
+    if (key == "assertion") {
+      assertion = FormDecode(kv.second);
+      has_assertion = true;
+    }
+  }
+  // The assertion is a credential: keep only its length in the record.
+  rec->body = absl::StrCat(
+      "grant_type=", grant_type,
+      has_assertion ? absl::StrCat("&assertion=", log::RedactSecret(assertion)) : std::string());
+  if (grant_type != kJwtBearerGrant) {
+    return OAuthError(400, "unsupported_grant_type",
+                      absl::StrCat("Invalid grant_type: ", grant_type), rec);
+  }
+  if (!has_assertion || assertion.empty()) {
+    return OAuthError(400, "invalid_request", "Missing required parameter: assertion", rec);
+  }
+  auto decoded = DecodeJwtUnverified(assertion);
+  if (!decoded.ok() || !decoded->claims.is_object()) {
+    return OAuthError(400, "invalid_grant", "Invalid JWT: malformed.", rec);
+  }
+  const nlohmann::json& c = decoded->claims;
+  auto iss = c.find("iss");
+  if (iss == c.end() || !iss->is_string()) {
+    return OAuthError(400, "invalid_grant", "Invalid JWT: missing iss.", rec);
+  }
+  rec->token = iss->get<std::string>();  // the client email: who asked
+  const State::FcmAccountEntry* account = state.FindFcmAccount(rec->token);
+  if (account == nullptr) {
+    return OAuthError(400, "invalid_grant", "Invalid grant: account not found", rec);
+  }
+  rec->topic = account->account.project_id;
+  if (!VerifyJwt(assertion, JwtAlg::kRs256, account->pkey).ok()) {
+    return OAuthError(400, "invalid_grant", "Invalid JWT Signature.", rec);
+  }
+  auto aud = c.find("aud");
+  bool aud_ok = false;
+  if (aud != c.end() && aud->is_string()) {
+    const std::string a = aud->get<std::string>();
+    aud_ok =
+        a == absl::StrCat("https://", req.authority, "/token") ||
+        std::find(state.options().oauth_audiences.begin(), state.options().oauth_audiences.end(),
+                  a) != state.options().oauth_audiences.end();
+  }
+  if (!aud_ok) {
+    return OAuthError(400, "invalid_grant", "Invalid JWT: Failed audience check.", rec);
+  }
+  auto iat = c.find("iat");
+  auto exp = c.find("exp");
+  const int64_t now = absl::ToUnixSeconds(state.Now());
+  constexpr absl::string_view kTimeframe =
+      "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable "
+      "timeframe. Check your iat and exp values in the JWT claim.";
+  if (iat == c.end() || exp == c.end() || !iat->is_number_integer() || !exp->is_number_integer()) {
+    return OAuthError(400, "invalid_grant", kTimeframe, rec);
+  }
+  const int64_t i = iat->get<int64_t>();
+  const int64_t e = exp->get<int64_t>();
+  if (e <= i || e - i > 3600 || e <= now || i > now + 300) {
+    return OAuthError(400, "invalid_grant", kTimeframe, rec);
+  }
+  auto scope = c.find("scope");
+  if (scope == c.end() || !scope->is_string() || !ScopeAllowed(scope->get<std::string>())) {
+    return OAuthError(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.",
+                      rec);
+  }
+  const int64_t lifetime = state.options().token_expires_in_s;
+  std::string token = state.IssueAccessToken(account, state.Now() + absl::Seconds(lifetime));
+  rec->status = 200;
+  return Json(
+      200,
+      nlohmann::json{{"access_token", token}, {"expires_in", lifetime}, {"token_type", "Bearer"}}
+          .dump());
+}
+
+}  // namespace
+
+const std::string* H2Request::Header(absl::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+std::string StatsPath(absl::string_view path) {
+  if (absl::StartsWith(path, kApnsPrefix)) return "/3/device/*";
+  return std::string(path);
+}
+
+std::string RandomUuid() {
+  const uint64_t a = Rng()();
+  const uint64_t b = Rng()();
+  char buf[37];
+  std::snprintf(buf, sizeof(buf), "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0x0fff),
+                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+bool IsUuid(absl::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!absl::ascii_isxdigit(s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+H2Response HandleRequest(const H2Request& req, State& state, ReceivedRequest* rec) {
+  rec->method = req.method;
+  rec->path = req.path;
+  rec->headers.reserve(req.headers.size());
+  for (const auto& h : req.headers) {
+    if (h.first != "authorization") rec->headers.push_back(h);
+  }
+  rec->body = req.body;
+
+  absl::string_view path = req.path;
+  if (absl::StartsWith(path, kApnsPrefix)) return HandleApns(req, state, rec);
+  if (absl::StartsWith(path, kFcmPrefix) && absl::EndsWith(path, kFcmSuffix) &&
+      path.size() > kFcmPrefix.size() + kFcmSuffix.size() &&
+      !absl::StrContains(
+          path.substr(kFcmPrefix.size(), path.size() - kFcmPrefix.size() - kFcmSuffix.size()),
+          '/')) {
+    return HandleFcm(req, state, rec);
+  }
+  if (path == "/token") return HandleOAuth(req, state, rec);
+
+  // Unknown path: APNs' answer (the emulator mostly stands in for APNs on such paths).
+  rec->provider = Provider::kUnknown;
+  rec->status = 404;
+  rec->reason = "BadPath";
+  H2Response r = Json(404, "{\"reason\":\"BadPath\"}");
+  return r;
+}
+
+}  // namespace pushgate::pusher::emulator::internal
