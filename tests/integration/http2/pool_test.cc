@@ -1,0 +1,530 @@
+// The HTTP/2 pool against a real nghttp2 TLS server on 127.0.0.1 (test_server.h).
+#include "pusher/http2/pool.h"
+
+#include <stdlib.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/http2/test_server.h"
+
+namespace pushgate::http2 {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::MakeSelfSignedCert;
+using testing::ReceivedRequest;
+using testing::TestCert;
+using testing::TestServer;
+using testing::TestServerOptions;
+
+// Collects callback results by request index; counts every invocation.
+class Results {
+ public:
+  ResponseCallback Callback(int index) {
+    return [this, index](absl::StatusOr<Response> r) {
+      std::lock_guard<std::mutex> l(mu_);
+      results_[index].push_back(std::move(r));
+      ++calls_;
+      cv_.notify_all();
+    };
+  }
+  ::testing::AssertionResult WaitFor(size_t n, absl::Duration timeout = absl::Seconds(20)) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (cv_.wait_for(l, absl::ToChronoNanoseconds(timeout), [&] { return calls_ >= n; })) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "only " << calls_ << " of " << n << " callbacks arrived within "
+           << absl::FormatDuration(timeout);
+  }
+  size_t calls() {
+    std::lock_guard<std::mutex> l(mu_);
+    return calls_;
+  }
+  // The single result of request `index` (fails the test when called more than once).
+  absl::StatusOr<Response> Get(int index) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto& v = results_[index];
+    EXPECT_EQ(v.size(), 1u) << "request " << index << " completed " << v.size() << " times";
+    if (v.empty()) return absl::InternalError("no result");
+    return v.front();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, std::vector<absl::StatusOr<Response>>> results_;
+  size_t calls_ = 0;
+};
+
+::testing::AssertionResult Eventually(const std::function<bool()>& pred, absl::Duration timeout,
+                                      const std::string& what) {
+  absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (pred()) return ::testing::AssertionSuccess();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return ::testing::AssertionFailure()
+         << what << " did not happen within " << absl::FormatDuration(timeout);
+}
+
+class PoolTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/pushgate-http2-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    auto server = MakeSelfSignedCert(dir_, "server");
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_cert_ = *server;
+    auto other = MakeSelfSignedCert(dir_, "other");
+    ASSERT_TRUE(other.ok()) << other.status();
+    other_cert_ = *other;
+    auto client = MakeSelfSignedCert(dir_, "client");
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_cert_ = *client;
+  }
+
+  std::unique_ptr<TestServer> StartServer(TestServerOptions options) {
+    options.cert = server_cert_;
+    auto server = TestServer::Start(std::move(options));
+    EXPECT_TRUE(server.ok()) << server.status();
+    return server.ok() ? std::move(*server) : nullptr;
+  }
+
+  PoolOptions Options(const TestServer& server) {
+    PoolOptions o;
+    o.base_url = server.base_url();
+    o.tls.ca_file = server_cert_.cert_file;
+    o.name = "test";
+    o.connect_timeout = absl::Seconds(5);
+    o.reconnect_backoff_initial = absl::Milliseconds(20);
+    o.reconnect_backoff_max = absl::Milliseconds(200);
+    return o;
+  }
+
+  std::unique_ptr<Pool> MakePool(PoolOptions options) {
+    auto pool = Pool::Create(std::move(options));
+    EXPECT_TRUE(pool.ok()) << pool.status();
+    return pool.ok() ? std::move(*pool) : nullptr;
+  }
+
+  static Request Post(const std::string& id, absl::Duration timeout = absl::Seconds(15)) {
+    Request r;
+    r.path = "/3/device/" + id;
+    r.headers = {{"x-id", id}};
+    r.body = "{\"id\":\"" + id + "\"}";
+    r.deadline = absl::Now() + timeout;
+    return r;
+  }
+
+  static std::string dir_;
+  static TestCert server_cert_, other_cert_, client_cert_;
+};
+std::string PoolTest::dir_;
+TestCert PoolTest::server_cert_, PoolTest::other_cert_, PoolTest::client_cert_;
+
+TEST_F(PoolTest, PostRoundTripCarriesHeadersAndBody) {
+  auto server = StartServer({});
+  auto pool = MakePool(Options(*server));
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  Request r;
+  r.path = "/3/device/abcdef";
+  r.headers = {{"Apns-Topic", "com.example.voip"}, {"authorization", "bearer xyz"}};
+  r.body = "{\"aps\":{}}";
+  r.deadline = absl::Now() + absl::Seconds(10);
+  pool->Submit(r, results.Callback(0));
+  Request get;
+  get.method = "GET";
+  get.path = "/status";
+  get.headers = {{"x-status", "410"}};
+  pool->Submit(get, results.Callback(1));
+  ASSERT_TRUE(results.WaitFor(2));
+
+  absl::StatusOr<Response> resp = results.Get(0);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_EQ(resp->Header("X-Path"), "/3/device/abcdef");
+  EXPECT_EQ(resp->body, "{\"aps\":{}}");
+  absl::StatusOr<Response> gone = results.Get(1);
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->status, 410);
+  EXPECT_EQ(gone->body, "");
+
+  std::vector<ReceivedRequest> seen = server->requests();
+  ASSERT_EQ(seen.size(), 2u);
+  const ReceivedRequest& post = seen[0].path == "/3/device/abcdef" ? seen[0] : seen[1];
+  EXPECT_EQ(post.method, "POST");
+  EXPECT_EQ(post.authority, absl::StrCat("127.0.0.1:", server->port()));
+  EXPECT_EQ(post.Header("apns-topic"), "com.example.voip");
+  EXPECT_EQ(post.Header("authorization"), "bearer xyz");
+  EXPECT_EQ(post.body, "{\"aps\":{}}");
+  EXPECT_EQ(server->connections_accepted(), 1);
+}
+
+TEST_F(PoolTest, ConcurrentRequestsRespectServerStreamLimitAndConnectionCap) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 10;
+  so.response_delay = absl::Milliseconds(20);
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 4;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  constexpr int kN = 200;
+  for (int i = 0; i < kN; ++i) pool->Submit(Post(absl::StrCat("c", i)), results.Callback(i));
+  int max_conns = 0;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        max_conns = std::max(max_conns, pool->GetStats().connections);
+        return results.calls() >= kN;
+      },
+      absl::Seconds(20), "200 responses"));
+  for (int i = 0; i < kN; ++i) {
+    absl::StatusOr<Response> r = results.Get(i);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_LE(max_conns, 4);
+  EXPECT_LE(server->connections_accepted(), 4);
+  EXPECT_GE(server->connections_accepted(), 2) << "the pool never opened a second connection";
+  EXPECT_LE(server->max_open_streams_seen(), 10);
+  EXPECT_EQ(server->max_open_streams_seen(), 10) << "streams were not multiplexed up to the limit";
+  EXPECT_EQ(server->requests().size(), static_cast<size_t>(kN));
+  Pool::Stats stats = pool->GetStats();
+  EXPECT_EQ(stats.queued, 0u);
+  EXPECT_EQ(stats.in_flight, 0u);
+}
+
+TEST_F(PoolTest, FullQueueAnswersResourceExhausted) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 1;
+  so.response_delay = absl::Milliseconds(100);
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 1;
+  po.max_queue = 5;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  constexpr int kN = 30;
+  for (int i = 0; i < kN; ++i) pool->Submit(Post(absl::StrCat("q", i)), results.Callback(i));
+  ASSERT_TRUE(results.WaitFor(kN));
+  int ok = 0, exhausted = 0;
+  for (int i = 0; i < kN; ++i) {
+    absl::StatusOr<Response> r = results.Get(i);
+    if (r.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr("queue full (5 requests)"));
+      ++exhausted;
+    }
+  }
+  // At most 5 queued plus 1 in flight can be accepted while the submitter outruns the server.
+  EXPECT_GE(exhausted, kN - 6 - 2);
+  EXPECT_GE(ok, 5);
+  EXPECT_EQ(server->requests().size(), static_cast<size_t>(ok));
+}
+
+TEST_F(PoolTest, DeadlineExceededInFlightAndWhileQueued) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 1;
+  so.response_delay = absl::Seconds(3);
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 1;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  absl::Time start = absl::Now();
+  pool->Submit(Post("in-flight", absl::Milliseconds(300)), results.Callback(0));
+  pool->Submit(Post("queued", absl::Milliseconds(200)), results.Callback(1));
+  ASSERT_TRUE(results.WaitFor(2, absl::Seconds(2)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  absl::StatusOr<Response> first = results.Get(0);
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kDeadlineExceeded) << first.status();
+  EXPECT_THAT(std::string(first.status().message()), HasSubstr("may have been delivered"));
+  absl::StatusOr<Response> second = results.Get(1);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kDeadlineExceeded) << second.status();
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("waiting for a free"));
+  EXPECT_TRUE(Eventually([&] { return pool->GetStats().in_flight == 0; }, absl::Seconds(2),
+                         "in_flight back to 0"));
+  // The reset stream freed the only slot: a new request goes through on the same connection.
+  // (It still waits for the server's delay.)
+  pool->Submit(Post("after", absl::Seconds(10)), results.Callback(2));
+  ASSERT_TRUE(results.WaitFor(3, absl::Seconds(8)));
+  absl::StatusOr<Response> third = results.Get(2);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->Header("x-connection"), "1");
+  std::vector<ReceivedRequest> seen = server->requests();
+  ASSERT_EQ(seen.size(), 2u) << "the queued request must never have been sent";
+  EXPECT_EQ(seen[0].Header("x-id"), "in-flight");
+  EXPECT_EQ(seen[1].Header("x-id"), "after");
+}
+
+// GOAWAY after N requests on every connection: all requests complete exactly once, the server
+// processes each exactly once, unprocessed streams are replayed.
+TEST_F(PoolTest, GoawayReplaysUnprocessedStreamsWithoutLossOrDuplicates) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 10;
+  so.response_delay = absl::Milliseconds(10);
+  so.goaway_after_requests = 7;
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 2;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  constexpr int kN = 150;
+  for (int i = 0; i < kN; ++i) pool->Submit(Post(absl::StrCat("g", i)), results.Callback(i));
+  ASSERT_TRUE(results.WaitFor(kN, absl::Seconds(30)));
+  for (int i = 0; i < kN; ++i) {
+    absl::StatusOr<Response> r = results.Get(i);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    EXPECT_EQ(r->body, absl::StrCat("{\"id\":\"g", i, "\"}"));
+  }
+  std::map<std::string, int> seen;
+  for (const ReceivedRequest& r : server->requests()) ++seen[r.Header("x-id")];
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kN));
+  for (const auto& [id, count] : seen) EXPECT_EQ(count, 1) << id << " processed twice";
+  EXPECT_GT(pool->GetStats().goaway_replays, 0u);
+  EXPECT_GE(server->connections_accepted(), kN / 7);
+}
+
+// Connections dropped without GOAWAY: what the server may have processed is never resent.
+TEST_F(PoolTest, DroppedConnectionNeverResendsPossiblyProcessedRequests) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 5;
+  so.response_delay = absl::Milliseconds(30);
+  so.close_after_requests = 4;
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 1;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  constexpr int kN = 40;
+  for (int i = 0; i < kN; ++i) pool->Submit(Post(absl::StrCat("d", i)), results.Callback(i));
+  ASSERT_TRUE(results.WaitFor(kN, absl::Seconds(30)));
+  std::map<std::string, int> seen;
+  for (const ReceivedRequest& r : server->requests()) ++seen[r.Header("x-id")];
+  for (const auto& [id, count] : seen) EXPECT_EQ(count, 1) << id << " processed twice";
+  int unavailable = 0;
+  for (int i = 0; i < kN; ++i) {
+    absl::StatusOr<Response> r = results.Get(i);
+    std::string id = absl::StrCat("d", i);
+    if (r.ok()) {
+      ADD_FAILURE() << id << " answered although the server never responds before dropping";
+    } else {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr("may have been delivered"));
+      ++unavailable;
+    }
+  }
+  EXPECT_EQ(unavailable, kN);
+  EXPECT_GE(server->connections_accepted(), 2) << "the pool did not reconnect after the drop";
+}
+
+TEST_F(PoolTest, ReconnectsWhenTheServerComesBack) {
+  auto server = StartServer({});
+  int port = server->port();
+  auto pool = MakePool(Options(*server));
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("before"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1));
+  ASSERT_TRUE(results.Get(0).ok());
+
+  server.reset();  // down: the connection closes, reconnection attempts are refused
+  ASSERT_TRUE(Eventually([&] { return pool->GetStats().connections == 0; }, absl::Seconds(5),
+                         "the pool noticing the closed connection"));
+  pool->Submit(Post("while-down", absl::Seconds(20)), results.Callback(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(results.calls(), 1u) << "a request waiting for reconnection must stay queued";
+  EXPECT_EQ(pool->GetStats().queued, 1u);
+
+  TestServerOptions so;
+  so.port = port;
+  server = StartServer(so);
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(results.WaitFor(2, absl::Seconds(10)));
+  absl::StatusOr<Response> r = results.Get(1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(server->requests().size(), 1u);
+  EXPECT_EQ(server->requests()[0].Header("x-id"), "while-down");
+}
+
+TEST_F(PoolTest, WrongCaFailsWithVerificationError) {
+  auto server = StartServer({});
+  PoolOptions po = Options(*server);
+  po.tls.ca_file = other_cert_.cert_file;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("a"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1, absl::Seconds(5)));
+  absl::StatusOr<Response> r = results.Get(0);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("certificate verification failed"));
+  // Until a later attempt succeeds, new requests fail fast with the same cause.
+  absl::Time start = absl::Now();
+  pool->Submit(Post("b"), results.Callback(1));
+  ASSERT_TRUE(results.WaitFor(2, absl::Seconds(5)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_THAT(std::string(results.Get(1).status().message()),
+              HasSubstr("certificate verification failed"));
+  EXPECT_TRUE(server->requests().empty());
+}
+
+TEST_F(PoolTest, HostnameMismatchFailsVerification) {
+  auto server = StartServer({});
+  PoolOptions po = Options(*server);
+  po.tls.server_name_override = "api.push.apple.com";
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("a"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1, absl::Seconds(5)));
+  absl::StatusOr<Response> r = results.Get(0);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("certificate verification failed"));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("hostname mismatch"));
+}
+
+TEST_F(PoolTest, PeerWithoutH2IsRejected) {
+  TestServerOptions so;
+  so.negotiate_h2 = false;
+  auto server = StartServer(so);
+  auto pool = MakePool(Options(*server));
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("a"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1, absl::Seconds(5)));
+  absl::StatusOr<Response> r = results.Get(0);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("peer did not negotiate h2"));
+}
+
+TEST_F(PoolTest, ClientCertificateIsPresented) {
+  TestServerOptions so;
+  so.client_ca_file = client_cert_.cert_file;
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.tls.client_cert_file = client_cert_.cert_file;
+  po.tls.client_key_file = client_cert_.key_file;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("a"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1));
+  ASSERT_TRUE(results.Get(0).ok()) << results.Get(0).status();
+  ASSERT_EQ(server->requests().size(), 1u);
+  EXPECT_THAT(server->requests()[0].client_subject, HasSubstr("CN=client"));
+
+  // Without the certificate the server refuses the handshake.
+  auto bare = MakePool(Options(*server));
+  bare->Submit(Post("b"), results.Callback(1));
+  ASSERT_TRUE(results.WaitFor(2, absl::Seconds(5)));
+  EXPECT_EQ(results.Get(1).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(server->requests().size(), 1u);
+}
+
+TEST_F(PoolTest, DrainWaitsForQueuedAndInFlightRequests) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 2;
+  so.response_delay = absl::Milliseconds(50);
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 1;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  for (int i = 0; i < 10; ++i) pool->Submit(Post(absl::StrCat("r", i)), results.Callback(i));
+  absl::Time start = absl::Now();
+  pool->Drain(absl::Seconds(10));
+  EXPECT_EQ(results.calls(), 10u) << "Drain returned before every request finished";
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));  // 5 rounds of 50 ms
+  // A timeout bounds it.
+  TestServerOptions slow;
+  slow.response_delay = absl::Seconds(5);
+  auto slow_server = StartServer(slow);
+  auto slow_pool = MakePool(Options(*slow_server));
+  slow_pool->Submit(Post("slow"), results.Callback(100));
+  start = absl::Now();
+  slow_pool->Drain(absl::Milliseconds(300));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(results.calls(), 10u);
+  slow_pool.reset();  // pending request fails at shutdown
+  ASSERT_TRUE(results.WaitFor(11, absl::Seconds(1)));
+  absl::StatusOr<Response> r = results.Get(100);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("pool shut down"));
+}
+
+TEST_F(PoolTest, IdleConnectionIsPingedAndKept) {
+  auto server = StartServer({});
+  PoolOptions po = Options(*server);
+  po.ping_interval = absl::Milliseconds(100);
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("a"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1));
+  ASSERT_TRUE(Eventually([&] { return server->pings_received() >= 2; }, absl::Seconds(3),
+                         "two PINGs on the idle connection"));
+  pool->Submit(Post("b"), results.Callback(1));
+  ASSERT_TRUE(results.WaitFor(2));
+  ASSERT_TRUE(results.Get(1).ok());
+  EXPECT_EQ(results.Get(1)->Header("x-connection"), "1");
+  EXPECT_EQ(server->connections_accepted(), 1);
+}
+
+TEST_F(PoolTest, MissingPingAckDropsTheConnection) {
+  TestServerOptions so;
+  so.ack_pings = false;
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.ping_interval = absl::Milliseconds(100);
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("a"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1));
+  ASSERT_TRUE(Eventually([&] { return pool->GetStats().connections == 0; }, absl::Seconds(3),
+                         "the pool dropping the connection whose PING was not acknowledged"));
+  pool->Submit(Post("b"), results.Callback(1));
+  ASSERT_TRUE(results.WaitFor(2));
+  ASSERT_TRUE(results.Get(1).ok()) << results.Get(1).status();
+  EXPECT_EQ(results.Get(1)->Header("x-connection"), "2");
+}
+
+TEST_F(PoolTest, CreateRejectsBadOptionsClearly) {
+  PoolOptions o;
+  o.base_url = "http://127.0.0.1:1";
+  EXPECT_THAT(std::string(Pool::Create(o).status().message()), HasSubstr("https://"));
+  o.base_url = "https://127.0.0.1:1";
+  o.tls.ca_file = "/nonexistent/ca.pem";
+  absl::Status s = Pool::Create(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("/nonexistent/ca.pem"));
+  o.tls.ca_file = "";
+  o.tls.client_cert_file = client_cert_.cert_file;
+  EXPECT_THAT(std::string(Pool::Create(o).status().message()), HasSubstr("together"));
+  o.tls.client_key_file = other_cert_.key_file;
+  EXPECT_THAT(std::string(Pool::Create(o).status().message()), HasSubstr("mismatch"));
+}
+
+}  // namespace
+}  // namespace pushgate::http2
