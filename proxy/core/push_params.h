@@ -70,7 +70,8 @@ absl::StatusOr<std::optional<PushParams>> ParsePushParams(const Uri& uri);
 bool IsPushParamName(absl::string_view name);
 
 // Identity of the device for "same device" matching: provider family + app + token, e.g.
-// "apns|ABCD123456.org.example.app.voip|<token>". Sandbox and production APNs differ.
+// "apns|org.example.app|<token>" (APNs uses the bundle id, so the RFC 8599 and legacy forms of
+// the same registration give the same key). Sandbox and production APNs differ.
 // "" for a capability query (no token).
 std::string PushKey(const PushParams& push);
 

@@ -40,6 +40,9 @@ absl::StatusOr<Uri> ParseUri(absl::string_view text);
 // The inverse of ParseUri. IPv6 hosts are written in brackets.
 std::string FormatUri(const Uri& uri);
 
+// Decodes %XX escapes; a malformed escape is kept literally.
+std::string PercentDecode(absl::string_view text);
+
 // True if `host` is an IPv6 literal (contains ':'), without brackets.
 bool IsIpv6Literal(absl::string_view host);
 

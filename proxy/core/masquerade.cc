@@ -1,0 +1,250 @@
+#include "proxy/core/masquerade.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace pushgate::proxy {
+namespace {
+
+constexpr uint8_t kVersion = 1;
+constexpr uint8_t kFlagInsertDomain = 1;
+constexpr uint8_t kFlagDoroute = 2;
+constexpr uint8_t kFlagAor = 4;
+constexpr size_t kTagSize = 12;
+constexpr absl::string_view kContext = "pushgate-masquerade-v1";
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string Base64UrlEncode(absl::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
+                       (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
+    out.push_back(kB64[(v >> 18) & 63]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.push_back(kB64[(v >> 6) & 63]);
+    out.push_back(kB64[v & 63]);
+  }
+  if (in.size() - i == 1) {
+    const uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    out.push_back(kB64[(v >> 18) & 63]);
+    out.push_back(kB64[(v >> 12) & 63]);
+  } else if (in.size() - i == 2) {
+    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
+    out.push_back(kB64[(v >> 18) & 63]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.push_back(kB64[(v >> 6) & 63]);
+  }
+  return out;
+}
+
+int B64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+std::optional<std::string> Base64UrlDecode(absl::string_view in) {
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = B64Value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  // Non-canonical trailing bits would give two encodings of one value: refuse them.
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+void PutString(std::string& out, absl::string_view s) {
+  // Length as a varint (hosts, domains and AORs are short, but stay general).
+  size_t n = s.size();
+  while (n >= 0x80) {
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+    n >>= 7;
+  }
+  out.push_back(static_cast<char>(n));
+  out.append(s.data(), s.size());
+}
+
+class Reader {
+ public:
+  explicit Reader(absl::string_view data) : data_(data) {}
+  bool Byte(uint8_t& b) {
+    if (data_.empty()) return false;
+    b = static_cast<uint8_t>(data_.front());
+    data_.remove_prefix(1);
+    return true;
+  }
+  bool String(std::string& s) {
+    size_t n = 0;
+    int shift = 0;
+    uint8_t b = 0;
+    do {
+      if (shift > 28 || !Byte(b)) return false;
+      n |= static_cast<size_t>(b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    if (n > data_.size()) return false;
+    s.assign(data_.data(), n);
+    data_.remove_prefix(n);
+    return true;
+  }
+  bool empty() const { return data_.empty(); }
+
+ private:
+  absl::string_view data_;
+};
+
+absl::Status Malformed(absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("masquerade value malformed: ", why));
+}
+
+}  // namespace
+
+MasqueradeCodec::MasqueradeCodec(std::string secret, std::vector<std::string> previous_secrets)
+    : secret_(std::move(secret)), previous_secrets_(std::move(previous_secrets)) {
+  if (secret_.empty()) {
+    // A broken invariant: config validation must refuse an empty secret before this point.
+    std::abort();
+  }
+}
+
+std::string MasqueradeCodec::GenerateSecret() {
+  std::array<unsigned char, 32> bytes{};
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) std::abort();
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+std::string MasqueradeCodec::Tag(absl::string_view secret, absl::string_view signed_bytes) const {
+  std::string data = absl::StrCat(kContext, signed_bytes);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac,
+           &mac_len) == nullptr ||
+      mac_len < kTagSize) {
+    std::abort();
+  }
+  return std::string(reinterpret_cast<const char*>(mac), kTagSize);
+}
+
+Uri MasqueradeCodec::Masquerade(const Contact& contact, const TransportInfo& advertised,
+                                const std::optional<std::string>& insert_domain_aor_domain,
+                                const TransportInfo& original, absl::string_view aor) const {
+  std::string payload;
+  uint8_t flags = kFlagDoroute;
+  if (insert_domain_aor_domain) flags |= kFlagInsertDomain;
+  if (!aor.empty()) flags |= kFlagAor;
+  payload.push_back(static_cast<char>(kVersion));
+  payload.push_back(static_cast<char>(flags));
+  if (insert_domain_aor_domain) {
+    PutString(payload, *insert_domain_aor_domain);
+  } else {
+    payload.push_back(static_cast<char>(original.transport));
+    payload.push_back(static_cast<char>(original.port >> 8));
+    payload.push_back(static_cast<char>(original.port & 0xff));
+    PutString(payload, original.host);
+  }
+  if (!aor.empty()) PutString(payload, aor);
+  const std::string tag = Tag(secret_, payload);
+
+  Uri out;
+  out.scheme = contact.uri.scheme.empty() ? "sip" : contact.uri.scheme;
+  out.user = contact.uri.user;
+  out.host = advertised.host;
+  if (advertised.port != 0) out.port = advertised.port;
+  if (advertised.transport != Transport::kUdp) {
+    out.params.emplace_back("transport", std::string(TransportName(advertised.transport)));
+  }
+  out.params.emplace_back(std::string(kMasqueradeParam), Base64UrlEncode(payload + tag));
+  return out;
+}
+
+bool MasqueradeCodec::HasMarker(const Uri& uri) { return HasParam(uri, kMasqueradeParam); }
+
+absl::StatusOr<MasqueradeTarget> MasqueradeCodec::Restore(const Uri& request_uri) const {
+  std::optional<std::string> value = Param(request_uri, kMasqueradeParam);
+  if (!value) return absl::NotFoundError("no masquerade parameter");
+  std::optional<std::string> raw = Base64UrlDecode(*value);
+  if (!raw) return Malformed("not base64url");
+  if (raw->size() < 2 + kTagSize) return Malformed("too short");
+  const absl::string_view payload = absl::string_view(*raw).substr(0, raw->size() - kTagSize);
+  const absl::string_view tag = absl::string_view(*raw).substr(raw->size() - kTagSize);
+  bool authentic = false;
+  auto verify = [&](const std::string& secret) {
+    const std::string expected = Tag(secret, payload);
+    if (CRYPTO_memcmp(expected.data(), tag.data(), kTagSize) == 0) authentic = true;
+  };
+  verify(secret_);
+  for (const std::string& s : previous_secrets_) verify(s);
+  if (!authentic) return absl::PermissionDeniedError("masquerade value failed authentication");
+
+  Reader r(payload);
+  uint8_t version = 0;
+  uint8_t flags = 0;
+  if (!r.Byte(version) || !r.Byte(flags)) return Malformed("truncated header");
+  if (version != kVersion) return Malformed(absl::StrCat("unknown version ", version));
+  MasqueradeTarget target;
+  target.insert_domain = (flags & kFlagInsertDomain) != 0;
+  target.doroute = (flags & kFlagDoroute) != 0;
+  target.user = request_uri.user;
+  if (target.insert_domain) {
+    if (!r.String(target.aor_domain) || target.aor_domain.empty()) {
+      return Malformed("bad domain");
+    }
+  } else {
+    uint8_t transport = 0;
+    uint8_t hi = 0;
+    uint8_t lo = 0;
+    if (!r.Byte(transport) || !r.Byte(hi) || !r.Byte(lo) || !r.String(target.original.host) ||
+        target.original.host.empty() || transport > static_cast<uint8_t>(Transport::kTls)) {
+      return Malformed("bad address");
+    }
+    target.original.transport = static_cast<Transport>(transport);
+    target.original.port = static_cast<uint16_t>((hi << 8) | lo);
+  }
+  if ((flags & kFlagAor) != 0 && !r.String(target.aor)) return Malformed("bad aor");
+  if (!r.empty()) return Malformed("trailing bytes");
+
+  Uri& restored = target.restored;
+  restored.scheme = request_uri.scheme.empty() ? "sip" : request_uri.scheme;
+  restored.user = request_uri.user;
+  if (target.insert_domain) {
+    restored.host = target.aor_domain;
+  } else {
+    restored.host = target.original.host;
+    if (target.original.port != 0) restored.port = target.original.port;
+    if (target.original.transport != Transport::kUdp) {
+      restored.params.emplace_back("transport",
+                                   std::string(TransportName(target.original.transport)));
+    }
+  }
+  return target;
+}
+
+}  // namespace pushgate::proxy

@@ -1,0 +1,34 @@
+#include "proxy/core/transport.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace pushgate::proxy {
+
+absl::string_view TransportName(Transport transport) {
+  switch (transport) {
+    case Transport::kUdp:
+      return "udp";
+    case Transport::kTcp:
+      return "tcp";
+    case Transport::kTls:
+      return "tls";
+  }
+  return "udp";
+}
+
+absl::StatusOr<Transport> ParseTransport(absl::string_view name) {
+  if (absl::EqualsIgnoreCase(name, "udp")) return Transport::kUdp;
+  if (absl::EqualsIgnoreCase(name, "tcp")) return Transport::kTcp;
+  if (absl::EqualsIgnoreCase(name, "tls")) return Transport::kTls;
+  return absl::InvalidArgumentError(absl::StrCat("unsupported transport \"", name, "\""));
+}
+
+std::string DebugString(const TransportInfo& info) {
+  const bool v6 = info.host.find(':') != std::string::npos;
+  return absl::StrCat(TransportName(info.transport), ":", v6 ? "[" : "", info.host, v6 ? "]" : "",
+                      ":", info.port);
+}
+
+}  // namespace pushgate::proxy
