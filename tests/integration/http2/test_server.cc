@@ -8,6 +8,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -213,6 +214,9 @@ class TestServer::Impl {
     }
     s->streams.clear();
     if (s->h2 != nullptr) nghttp2_session_del(s->h2);
+    // bufferevent_free defers closing the socket to the loop's finalizers; make the peer see
+    // the close now even when the loop is about to stop.
+    if (evutil_socket_t fd = bufferevent_getfd(s->bev); fd >= 0) shutdown(fd, SHUT_RDWR);
     bufferevent_free(s->bev);
     sessions_.erase(it);
   }
