@@ -17,7 +17,12 @@ namespace pushgate::pusher {
 namespace {
 
 PKey NewEcKey() { return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")); }
-PKey NewRsaKey() { return PKey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})); }
+// RSA generation is slow: one key shared by the tests (each caller gets its own reference).
+PKey NewRsaKey() {
+  static EVP_PKEY* const shared = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048});
+  EVP_PKEY_up_ref(shared);
+  return PKey(shared);
+}
 
 std::string PrivatePem(const PKey& key) {
   BIO* bio = BIO_new(BIO_s_mem());

@@ -1,0 +1,62 @@
+#include "pusher/core/topic.h"
+
+#include <gtest/gtest.h>
+
+namespace pushgate::pusher {
+namespace {
+
+TEST(ApnsPnParam, ParsesTeamBundleAndVoip) {
+  absl::StatusOr<ApnsTopic> t = ParseApnsPnParam("ABCD123456.com.example.phone.voip");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->team_id, "ABCD123456");
+  EXPECT_EQ(t->bundle_id, "com.example.phone");
+  EXPECT_TRUE(t->voip);
+  EXPECT_EQ(ApnsTopicFor(*t, v1::VOIP), "com.example.phone.voip");
+  EXPECT_EQ(ApnsTopicFor(*t, v1::ALERT), "com.example.phone");
+  EXPECT_EQ(ApnsTopicFor(*t, v1::BACKGROUND), "com.example.phone");
+}
+
+TEST(ApnsPnParam, WithoutServiceAndWithOtherServices) {
+  absl::StatusOr<ApnsTopic> plain = ParseApnsPnParam("ABCD123456.com.example.phone");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->bundle_id, "com.example.phone");
+  EXPECT_FALSE(plain->voip);
+
+  absl::StatusOr<ApnsTopic> apns = ParseApnsPnParam("ABCD123456.com.example.phone.apns");
+  ASSERT_TRUE(apns.ok());
+  EXPECT_EQ(apns->bundle_id, "com.example.phone");
+  EXPECT_FALSE(apns->voip);
+
+  absl::StatusOr<ApnsTopic> linphone =
+      ParseApnsPnParam("ABCD123456.org.linphone.phone.remote&voip");
+  ASSERT_TRUE(linphone.ok()) << linphone.status();
+  EXPECT_EQ(linphone->bundle_id, "org.linphone.phone");
+  EXPECT_TRUE(linphone->voip);
+
+  absl::StatusOr<ApnsTopic> single = ParseApnsPnParam("ABCD123456.phone");
+  ASSERT_TRUE(single.ok());
+  EXPECT_EQ(single->bundle_id, "phone");
+}
+
+TEST(ApnsPnParam, Errors) {
+  EXPECT_FALSE(ParseApnsPnParam("").ok());
+  EXPECT_FALSE(ParseApnsPnParam("ABCD123456").ok());              // no bundle
+  EXPECT_FALSE(ParseApnsPnParam("ABCD123456.").ok());             // empty bundle
+  EXPECT_FALSE(ParseApnsPnParam("ABC.com.example").ok());         // short team id
+  EXPECT_FALSE(ParseApnsPnParam("abcd123456.com.example").ok());  // lower case team id
+  EXPECT_FALSE(ParseApnsPnParam("ABCD123456.com..example").ok());
+  EXPECT_FALSE(ParseApnsPnParam("ABCD123456.com.exa mple").ok());
+  EXPECT_FALSE(ParseApnsPnParam("ABCD123456.com/example").ok());
+}
+
+TEST(FcmPnParam, ProjectId) {
+  EXPECT_EQ(*ParseFcmPnParam("my-project-123"), "my-project-123");
+  EXPECT_TRUE(ParseFcmPnParam("google.com:legacy-project").ok());
+  EXPECT_FALSE(ParseFcmPnParam("").ok());
+  EXPECT_FALSE(ParseFcmPnParam("a/b").ok());
+  EXPECT_FALSE(ParseFcmPnParam("a b").ok());
+  EXPECT_FALSE(ParseFcmPnParam(std::string(101, 'a')).ok());
+}
+
+}  // namespace
+}  // namespace pushgate::pusher
