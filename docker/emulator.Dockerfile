@@ -25,3 +25,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["pushgate-healthz", "8080", "/stats"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["pushgate-emulator"]
+# Without a config file: every interface, a self-signed certificate (localhost only).
+CMD ["--listen", "0.0.0.0:8443", "--control", "0.0.0.0:8080"]
