@@ -98,6 +98,7 @@ class Reader {
     return true;
   }
   bool empty() const { return data_.empty(); }
+  size_t remaining() const { return data_.size(); }
 
  private:
   absl::string_view data_;
@@ -141,7 +142,8 @@ bool ReadUri(Reader& r, Uri& uri) {
     return false;
   }
   if (port != 0) uri.port = static_cast<uint16_t>(port - 1);
-  uri.params.resize(count);  // bounded by the record size check below
+  if (count > r.remaining() / 2) return false;  // each parameter takes at least 2 bytes
+  uri.params.resize(count);
   for (auto& [name, value] : uri.params) {
     if (!r.String(name) || !r.String(value)) return false;
   }
