@@ -616,6 +616,7 @@ H2Response HandleRequest(const H2Request& req, State& state, ReceivedRequest* re
   rec->status = 404;
   rec->reason = "BadPath";
   H2Response r = Json(404, "{\"reason\":\"BadPath\"}");
+  r.headers.emplace_back("apns-id", RandomUuid());
   return r;
 }
 
