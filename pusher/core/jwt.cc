@@ -355,10 +355,12 @@ absl::StatusOr<DecodedJwt> VerifyJwt(absl::string_view token, JwtAlg alg, const 
   if (!split.ok()) return split.status();
   absl::StatusOr<DecodedJwt> decoded = DecodeJwtUnverified(token);
   if (!decoded.ok()) return decoded.status();
-  const nlohmann::json& alg_value = decoded->header["alg"];
-  if (!alg_value.is_string() || alg_value.get<std::string>() != JwtAlgName(alg)) {
+  auto alg_it = decoded->header.find("alg");
+  if (alg_it == decoded->header.end() || !alg_it->is_string() ||
+      alg_it->get<std::string>() != JwtAlgName(alg)) {
+    std::string found = alg_it == decoded->header.end() ? "absent" : DumpJson(*alg_it);
     return absl::UnauthenticatedError(
-        absl::StrCat("JWT alg is ", DumpJson(alg_value), ", expected \"", JwtAlgName(alg), "\""));
+        absl::StrCat("JWT alg is ", found, ", expected \"", JwtAlgName(alg), "\""));
   }
   if (absl::Status s = CheckKeyFitsAlg(alg, public_key); !s.ok()) return s;
   absl::StatusOr<std::string> sig = Base64UrlDecode(split->signature);

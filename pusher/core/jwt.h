@@ -45,7 +45,8 @@ std::string PublicKeyPem(const PKey& key);
 std::string Base64UrlEncode(absl::string_view data);
 absl::StatusOr<std::string> Base64UrlDecode(absl::string_view text);
 
-// Signs header.claims. Sets the header's "alg" ("ES256"/"RS256") and "typ":"JWT" when absent.
+// Signs header.claims. Sets the header's "alg" to the algorithm used ("ES256"/"RS256", replacing
+// any other value) and "typ":"JWT" when absent.
 // ES256 needs an EC P-256 key and yields the raw r||s signature (64 bytes); RS256 needs an RSA
 // key (PKCS#1 v1.5, SHA-256). INVALID_ARGUMENT when the key does not fit the algorithm or the
 // header/claims are not JSON objects (null counts as {}).

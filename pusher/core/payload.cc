@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "pusher/core/validate.h"
@@ -14,8 +15,13 @@ using nlohmann::json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+constexpr char kPayloadTooLargeUrl[] = "type.pushgate.dev/pushgate.PayloadTooLarge";
+
 absl::Status TooLarge(size_t size, size_t limit) {
-  return absl::OutOfRangeError(absl::StrCat("payload is ", size, " bytes, limit ", limit));
+  absl::Status s =
+      absl::InvalidArgumentError(absl::StrCat("payload is ", size, " bytes, limit ", limit));
+  s.SetPayload(kPayloadTooLargeUrl, absl::Cord("PayloadTooLarge"));
+  return s;
 }
 
 absl::Duration TimeToLive(const v1::PushRequest& request) {
@@ -67,7 +73,7 @@ std::string FcmTtl(const v1::PushRequest& request) {
 }  // namespace
 
 bool IsPayloadTooLarge(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kOutOfRange;
+  return status.GetPayload(kPayloadTooLargeUrl).has_value();
 }
 
 absl::StatusOr<HttpRequestSpec> BuildApnsRequest(const v1::PushRequest& request,

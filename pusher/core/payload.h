@@ -41,9 +41,9 @@ inline constexpr char kCallerNameKey[] = "display-name";  // caller_display_name
 //   ALERT:      {"aps":{"alert":{"loc-key","loc-args":[caller]} or {"title","body"},
 //                "sound", "badge" (when >= 0)}, call fields, data...}
 //   BACKGROUND: {"aps":{"content-available":1}, call fields, data...}
-// Errors: OUT_OF_RANGE "payload is N bytes, limit M" when the body exceeds 4096 bytes (VOIP:
-// 5120), see IsPayloadTooLarge; INVALID_ARGUMENT for DATA kind or a data key colliding with a
-// call field.
+// Errors (all INVALID_ARGUMENT): "payload is N bytes, limit M" when the body exceeds 4096 bytes
+// (VOIP: 5120), recognised by IsPayloadTooLarge; DATA kind; a data key colliding with a call
+// field.
 absl::StatusOr<HttpRequestSpec> BuildApnsRequest(const v1::PushRequest& request,
                                                  const ApnsTopic& topic, absl::Time now);
 
@@ -52,13 +52,14 @@ absl::StatusOr<HttpRequestSpec> BuildApnsRequest(const v1::PushRequest& request,
 //   "android":{"priority":"high"|"normal", "ttl":"<seconds>s", "collapse_key"}}}.
 // Priority defaults to high for VOIP/ALERT, normal for BACKGROUND/DATA. ALERT also carries
 // "notification":{"title","body"} and android.notification {body_loc_key, sound,
-// notification_count}. OUT_OF_RANGE "payload is N bytes, limit 4096" when data and notification
-// keys + values exceed 4096 bytes (FCM's own measure).
+// notification_count}. INVALID_ARGUMENT "payload is N bytes, limit 4096" (IsPayloadTooLarge)
+// when data and notification keys + values exceed 4096 bytes (FCM's own measure).
 absl::StatusOr<HttpRequestSpec> BuildFcmRequest(const v1::PushRequest& request,
                                                 absl::string_view project_id);
 
 // Whether a builder error means the payload is too large (the caller answers REJECTED with
-// reason "PayloadTooLarge" without sending).
+// reason "PayloadTooLarge" without sending). Such errors carry a status payload, so the mark
+// survives copies of the status.
 bool IsPayloadTooLarge(const absl::Status& status);
 
 }  // namespace pushgate::pusher

@@ -172,6 +172,22 @@ TEST(Jwt, WrongAlgRejected) {
   EXPECT_EQ(VerifyJwt(none, JwtAlg::kEs256, ec).status().code(),
             absl::StatusCode::kUnauthenticated);
 
+  // No alg at all, with an otherwise valid signature over the same bytes.
+  std::string input = Base64UrlEncode(R"({"typ":"JWT"})") + "." + Base64UrlEncode("{}");
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  size_t len = 0;
+  EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, rsa.get());
+  EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                 input.size());
+  std::string sig(len, '\0');
+  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                 reinterpret_cast<const unsigned char*>(input.data()), input.size());
+  EVP_MD_CTX_free(ctx);
+  std::string no_alg = input + "." + Base64UrlEncode(sig.substr(0, len));
+  absl::StatusOr<DecodedJwt> missing = VerifyJwt(no_alg, JwtAlg::kRs256, rsa);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(absl::StrContains(missing.status().message(), "absent")) << missing.status();
+
   // Signing with a key that does not fit the algorithm.
   EXPECT_EQ(SignJwt(JwtAlg::kEs256, rsa, {}, {}).status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -122,6 +122,7 @@ TEST(BuildApnsRequest, SizeLimits) {
   (*r.mutable_data())["k"] += "x";
   absl::StatusOr<HttpRequestSpec> over = BuildApnsRequest(r, Topic(), kNow);
   EXPECT_TRUE(IsPayloadTooLarge(over.status()));
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(over.status().message(), "payload is 5121 bytes, limit 5120");
 
   // Alert: 4096.
