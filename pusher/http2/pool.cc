@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -366,9 +367,10 @@ void Connection::OnEvent(short what) {
     if (!ssl_errors.empty()) {
       // Before the server's SETTINGS this is still the handshake (a TLS 1.3 server checks the
       // client certificate after the client finished): not transient.
-      Fail(absl::UnavailableError(absl::StrCat("TLS ",
-                                               state_ == State::kReady ? "error" : "handshake",
-                                               " with ", where, " failed: ", ssl_errors)),
+      Fail(absl::UnavailableError(
+               state_ == State::kReady
+                   ? absl::StrCat("connection to ", where, " lost (TLS: ", ssl_errors, ")")
+                   : absl::StrCat("TLS handshake with ", where, " failed: ", ssl_errors)),
            state_ == State::kReady);
       return;
     }
@@ -464,12 +466,18 @@ void Connection::StartStream(std::unique_ptr<Call> call) {
   int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
                                       req.body.empty() ? nullptr : &provider, nullptr);
   if (id < 0) {
-    // Stream ids exhausted or similar: this connection takes no more streams.
-    log_->warn("pool={} conn={} cannot submit request: {}", pool_.log_name(), id_,
-               nghttp2_strerror(id));
-    goaway_received_ = true;  // stop using it for new streams
     pool_.MovedToInFlight();
-    pool_.Requeue(std::move(call), false);
+    if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
+      // Stream ids exhausted: this connection takes no more streams; another one will.
+      log_->info("pool={} conn={} stream ids exhausted", pool_.log_name(), id_);
+      goaway_received_ = true;
+      pool_.Requeue(std::move(call), false);
+    } else {
+      pool_.Finish(std::move(call),
+                   absl::InvalidArgumentError(
+                       absl::StrCat("cannot submit the request: ", nghttp2_strerror(id))),
+                   true);
+    }
     return;
   }
   call->conn = this;
@@ -818,6 +826,13 @@ Pool::Impl::~Impl() {
 void Pool::Impl::Loop() {
   std::string thread_name = ("h2-" + options_.name).substr(0, 15);
   pthread_setname_np(pthread_self(), thread_name.c_str());
+  // OpenSSL writes to the socket with write(): a peer that closed would raise SIGPIPE and kill
+  // the process. Blocked in this thread, the write just fails with EPIPE (the thread-directed
+  // signal stays pending and is discarded when the thread ends). No process-wide change.
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
 }
 
@@ -862,6 +877,11 @@ void Pool::Impl::OnWakeup() {
     call->callback = std::move(item.callback);
     if (shutting_down_ || stop) {
       Finish(std::move(call), absl::UnavailableError("pool shut down"), false);
+    } else if (call->request.path.empty() || call->request.path[0] != '/' ||
+               call->request.method.empty()) {
+      Finish(std::move(call),
+             absl::InvalidArgumentError("request needs a method and a path starting with '/'"),
+             false);
     } else if (call->request.deadline <= now) {
       Finish(std::move(call), absl::DeadlineExceededError("deadline exceeded before sending"),
              false);
@@ -1073,8 +1093,14 @@ void Pool::Impl::Finish(std::unique_ptr<Call> call, absl::StatusOr<Response> res
   }
   CountResult(result.status());
   if (!result.ok()) {
-    log_->debug("pool={} {} {} failed: {}", options_.name, call->request.method,
-                call->request.path.substr(0, 12), result.status().message());
+    // The last path segment may be a device token: redact it.
+    const std::string& path = call->request.path;
+    size_t slash = path.rfind('/');
+    std::string shown = slash == std::string::npos
+                            ? log::RedactToken(path)
+                            : path.substr(0, slash + 1) + log::RedactToken(path.substr(slash + 1));
+    log_->debug("pool={} {} {} failed: {}", options_.name, call->request.method, shown,
+                result.status().message());
   }
   ResponseCallback cb = std::move(call->callback);
   call.reset();

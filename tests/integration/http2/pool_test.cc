@@ -160,6 +160,12 @@ TEST_F(PoolTest, PostRoundTripCarriesHeadersAndBody) {
   EXPECT_EQ(gone->status, 410);
   EXPECT_EQ(gone->body, "");
 
+  Request bad;
+  bad.path = "no-slash";
+  pool->Submit(bad, results.Callback(2));
+  ASSERT_TRUE(results.WaitFor(3));
+  EXPECT_EQ(results.Get(2).status().code(), absl::StatusCode::kInvalidArgument);
+
   std::vector<ReceivedRequest> seen = server->requests();
   ASSERT_EQ(seen.size(), 2u);
   const ReceivedRequest& post = seen[0].path == "/3/device/abcdef" ? seen[0] : seen[1];
@@ -300,6 +306,41 @@ TEST_F(PoolTest, GoawayReplaysUnprocessedStreamsWithoutLossOrDuplicates) {
   for (const auto& [id, count] : seen) EXPECT_EQ(count, 1) << id << " processed twice";
   EXPECT_GT(pool->GetStats().goaway_replays, 0u);
   EXPECT_GE(server->connections_accepted(), kN / 7);
+}
+
+// A graceful GOAWAY (last-stream-id 2^31-1): in-flight streams finish there, nothing is
+// replayed, new streams go to a new connection.
+TEST_F(PoolTest, GracefulGoawayMovesNewStreamsToAnotherConnection) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 4;
+  so.response_delay = absl::Milliseconds(20);
+  so.goaway_after_requests = 4;
+  so.goaway_last_stream_id = INT32_MAX;
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 1;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  constexpr int kN = 20;
+  for (int i = 0; i < kN; ++i) pool->Submit(Post(absl::StrCat("s", i)), results.Callback(i));
+  ASSERT_TRUE(results.WaitFor(kN));
+  std::map<std::string, std::set<int>> conns_per_id;
+  for (const ReceivedRequest& r : server->requests()) {
+    conns_per_id[r.Header("x-id")].insert(r.connection);
+  }
+  EXPECT_EQ(conns_per_id.size(), static_cast<size_t>(kN));
+  std::map<int, int> per_connection;
+  for (int i = 0; i < kN; ++i) {
+    absl::StatusOr<Response> r = results.Get(i);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    ++per_connection[std::stoi(r->Header("x-connection"))];
+  }
+  EXPECT_EQ(pool->GetStats().goaway_replays, 0u);
+  EXPECT_GE(server->connections_accepted(), kN / 4);
+  for (const auto& [conn, count] : per_connection) {
+    EXPECT_LE(count, 4) << "connection " << conn << " kept receiving streams after GOAWAY";
+  }
 }
 
 // Connections dropped without GOAWAY: what the server may have processed is never resent.

@@ -8,13 +8,15 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -155,7 +157,13 @@ class TestServer::Impl {
     getsockname(evconnlistener_get_fd(listener_), reinterpret_cast<sockaddr*>(&bound), &len);
     owner_->port_ = ntohs(bound.sin_port);
     stop_event_ = event_new(base_, -1, 0, StopCb, this);
-    thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
+    thread_ = std::thread([this] {
+      sigset_t pipe_set;  // a client that went away must not kill the test with SIGPIPE
+      sigemptyset(&pipe_set);
+      sigaddset(&pipe_set, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+      event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+    });
     return absl::OkStatus();
   }
 
