@@ -1,0 +1,100 @@
+#include "pusher/service/push_handler.h"
+
+#include <openssl/rand.h>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "pusher/core/validate.h"
+
+namespace pushgate::pusher {
+namespace {
+
+// A random (version 4) UUID in lower case: usable as apns-id.
+std::string NewRequestId() {
+  unsigned char b[16];
+  RAND_bytes(b, sizeof(b));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                         b[12], b[13], b[14], b[15]);
+}
+
+}  // namespace
+
+PushHandler::PushHandler(const Router& router, IdempotencyCache& idempotency, const Clock& clock)
+    : router_(router), idempotency_(idempotency), clock_(clock) {}
+
+v1::PushResult PushHandler::ErrorResult(const std::string& request_id, const absl::Status& status) {
+  v1::PushResult result;
+  result.set_request_id(request_id);
+  switch (status.code()) {
+    case absl::StatusCode::kFailedPrecondition:
+      result.set_outcome(v1::NO_CREDENTIALS);
+      break;
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+      result.set_outcome(v1::RETRY_LATER);
+      break;
+    default:
+      result.set_outcome(v1::REJECTED);
+  }
+  result.set_reason(absl::StrFormat("%s: %s", absl::StatusCodeToString(status.code()),
+                                    std::string(status.message())));
+  return result;
+}
+
+void PushHandler::Handle(v1::PushRequest request, const ApiKeyEntry* client, absl::Time deadline,
+                         ResultCallback done) {
+  if (request.request_id().empty()) request.set_request_id(NewRequestId());
+  if (absl::Status s = ValidateRequest(request); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (absl::Status s = Authorizer::CheckApp(client, request.destination()); !s.ok()) {
+    done(s);
+    return;
+  }
+  absl::StatusOr<ProviderClient*> provider = router_.Route(request.destination());
+  if (!provider.ok()) {
+    done(provider.status());
+    return;
+  }
+  const std::string id = request.request_id();
+  {
+    std::lock_guard lock(mu_);
+    IdempotencyCache::BeginResult begin = idempotency_.Begin(id, clock_.Now());
+    if (begin.state == IdempotencyCache::State::kDone) {
+      done(std::move(begin.result));
+      return;
+    }
+    waiters_[id].push_back(std::move(done));
+    if (begin.state == IdempotencyCache::State::kInFlight) return;  // answered with the first
+  }
+  (*provider)->Send(request, deadline, [this, id](absl::StatusOr<v1::PushResult> result) {
+    Complete(id, std::move(result));
+  });
+}
+
+void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result) {
+  std::vector<ResultCallback> waiters;
+  {
+    std::lock_guard lock(mu_);
+    // Remember only verdicts a retry must not change; a retry after RETRY_LATER or a request
+    // error (queue full, deadline) may push.
+    if (result.ok() && result->outcome() != v1::RETRY_LATER) {
+      idempotency_.Complete(request_id, *result, clock_.Now());
+    } else {
+      idempotency_.Abandon(request_id);
+    }
+    auto it = waiters_.find(request_id);
+    if (it != waiters_.end()) {
+      waiters = std::move(it->second);
+      waiters_.erase(it);
+    }
+  }
+  for (ResultCallback& waiter : waiters) waiter(result);
+}
+
+}  // namespace pushgate::pusher

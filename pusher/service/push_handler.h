@@ -1,0 +1,41 @@
+// One push from the API to its verdict, independent of gRPC: authorisation, validation,
+// idempotency, routing to the provider client. The gRPC reactors only translate.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "common/clock.h"
+#include "pusher/core/idempotency.h"
+#include "pusher/provider/provider_client.h"
+#include "pusher/service/auth.h"
+#include "pusher/service/router.h"
+
+namespace pushgate::pusher {
+
+class PushHandler {
+ public:
+  PushHandler(const Router& router, IdempotencyCache& idempotency, const Clock& clock);
+
+  // `done` receives the verdict, or a request error: INVALID_ARGUMENT, PERMISSION_DENIED,
+  // FAILED_PRECONDITION (no credentials for the app), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED.
+  // A request id seen before within the idempotency window answers the first verdict without
+  // pushing again (waiting for it if the first is still in flight).
+  void Handle(v1::PushRequest request, const ApiKeyEntry* client, absl::Time deadline,
+              ResultCallback done);
+
+  // Turns a request error into the PushResult a stream carries (a stream cannot fail one message).
+  static v1::PushResult ErrorResult(const std::string& request_id, const absl::Status& status);
+
+ private:
+  void Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result);
+
+  const Router& router_;
+  IdempotencyCache& idempotency_;
+  const Clock& clock_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<ResultCallback>> waiters_;  // request_id -> callers
+};
+
+}  // namespace pushgate::pusher

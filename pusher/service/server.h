@@ -1,0 +1,62 @@
+// The pusher process minus flags: credentials and provider clients built from the config, the
+// gRPC server (Pusher, grpc.health.v1, reflection), graceful shutdown.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "pusher/core/config.h"
+#include "pusher/core/idempotency.h"
+#include "pusher/provider/scheduler.h"
+#include "pusher/service/auth.h"
+#include "pusher/service/push_handler.h"
+#include "pusher/service/pusher_service.h"
+#include "pusher/service/router.h"
+
+namespace pushgate::pusher {
+
+class PusherServer {
+ public:
+  // Loads every credential. A credential that cannot be loaded does not stop the start: its
+  // apps answer AUTH_FAILED with the reason and report NOT_SERVING on the health service
+  // (under "apns:TEAMID", "apns_sandbox:TEAMID", "apns:bundle", "fcm:project"). Errors here
+  // are about the service itself (unreadable api keys file, bad TLS files).
+  static absl::StatusOr<std::unique_ptr<PusherServer>> Create(const PusherConfig& config,
+                                                              const Clock& clock);
+  ~PusherServer();
+
+  // Listens on config.grpc.listen; returns the bound port (for ":0").
+  absl::StatusOr<int> Start();
+  // Stops accepting, lets RPCs in flight finish within `drain` (then cancels them), waits for
+  // the provider clients, stops the scheduler.
+  void Shutdown(absl::Duration drain);
+  // Blocks until Shutdown() completed.
+  void Wait();
+
+  // "" when every credential works, else the problems (for /readyz and logs).
+  std::string Problems() const;
+  const Router& router() const { return router_; }
+
+ private:
+  explicit PusherServer(const PusherConfig& config, const Clock& clock);
+  absl::Status LoadCredentials();
+  void UpdateHealth();
+
+  PusherConfig config_;
+  const Clock& clock_;
+  ThreadScheduler scheduler_;
+  Router router_;
+  std::vector<std::string> load_errors_;
+  std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<IdempotencyCache> idempotency_;
+  std::unique_ptr<PushHandler> handler_;
+  std::unique_ptr<PusherService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace pushgate::pusher
