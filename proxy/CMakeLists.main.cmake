@@ -1,0 +1,11 @@
+# Included by proxy/CMakeLists.txt: the configuration library and the pushgate-proxy executable.
+add_library(pushgate_proxy_config STATIC config.cc)
+pushgate_warnings(pushgate_proxy_config)
+target_include_directories(pushgate_proxy_config PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(pushgate_proxy_config PUBLIC pushgate_proxy_sofia pushgate_proxy_core pushgate_common)
+
+add_executable(pushgate-proxy main.cc)
+pushgate_warnings(pushgate-proxy)
+target_link_libraries(pushgate-proxy PRIVATE pushgate_proxy_config pushgate_proxy_sofia
+                                             pushgate_proxy_store pushgate_common)
+install(TARGETS pushgate-proxy RUNTIME DESTINATION bin)

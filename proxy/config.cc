@@ -1,0 +1,231 @@
+#include "proxy/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/status.h"
+#include "proxy/core/domain_policy.h"
+#include "proxy/core/masquerade.h"
+#include "proxy/core/sip_uri.h"
+
+namespace pushgate::proxy {
+
+config::Schema MakeProxySchema(ProxyConfig* c) {
+  config::Schema s("pushgate-proxy");
+  s.Section("sip", "SIP side: listeners, the backend registrar, masquerading.")
+      .StringList("sip", "listen", &c->listen,
+                  "Listeners as transport:address:port; transport is udp, tcp or tls; IPv6 in "
+                  "brackets (\"udp:[::]:5060\"); port 0 picks a free port.")
+      .StringList("sip", "advertise", &c->advertise,
+                  "Public address per transport (behind NAT or in a container), written into "
+                  "masqueraded contacts: \"udp:203.0.113.7:5060\". A transport without an entry "
+                  "advertises its listening address.")
+      .String("sip", "tls_certificate_dir", &c->tls_certificate_dir,
+              "Directory holding agent.pem (private key and certificate chain) and cafile.pem, "
+              "required by tls listeners.")
+      .String("sip", "backend", &c->backend,
+              "Backend registrar URI, e.g. \"sip:registrar.example.org:5060;transport=tcp\". "
+              "Empty: RFC 3263 resolution (NAPTR/SRV/A/AAAA) of each request URI's domain.")
+      .StringList("sip", "trusted_backends", &c->trusted_backends,
+                  "Addresses whose requests count as coming from the backend: \"192.0.2.10\" or "
+                  "\"192.0.2.10:5060\" (IPv6 in brackets with a port). The backend URI's host is "
+                  "added when it is an IP address (with its port for UDP).")
+      .StringList("sip", "domains", &c->domains,
+                  "Registration domains served: \"*\" for all, \"example.org\", or "
+                  "\"*.example.org\" for its subdomains. Other REGISTERs get 403.")
+      .Bool("sip", "insert_domain", &c->insert_domain,
+            "Masquerade contacts with the AOR's domain instead of the phone's address "
+            "(the gateway then finds the phone through its own registrar).")
+      .String("sip", "masquerade_secret", &c->masquerade_secret,
+              "Secret authenticating masqueraded contacts (HMAC). All replicas must share it. "
+              "Empty with no masquerade_secret_file: a random one is generated at start (a "
+              "warning is logged; contacts registered before a restart become invalid).")
+      .String("sip", "masquerade_secret_file", &c->masquerade_secret_file,
+              "File holding the masquerade secret (surrounding whitespace ignored); takes "
+              "precedence over masquerade_secret.")
+      .Duration("sip", "t1", &c->t1, absl::Milliseconds(10), absl::Seconds(10),
+                "SIP timer T1 (round-trip estimate; retransmission base).")
+      .Duration("sip", "transaction_timeout", &c->transaction_timeout, absl::Milliseconds(100),
+                absl::Minutes(5),
+                "How long to wait for the backend's final answer (timer F, 64*T1 in RFC 3261); "
+                "then the phone gets 408.")
+      .Int("sip", "max_pending_registers", &c->max_pending_registers, 1, 10'000'000,
+           "REGISTERs waiting for the backend at most; beyond it the oldest get 503.")
+      .Duration("sip", "drain_timeout", &c->drain_timeout, absl::ZeroDuration(), absl::Minutes(5),
+                "On SIGTERM: how long transactions in progress may take to finish.");
+  s.Section("registrar", "Registration rules of the gateway's own registrar.")
+      .Duration("registrar", "min_expires", &c->min_expires, absl::Seconds(1), absl::Hours(24),
+                "Shorter non-zero expiries are refused with 423 Interval Too Brief.")
+      .Duration("registrar", "max_expires", &c->max_expires, absl::Seconds(1), absl::Hours(24 * 30),
+                "Longer expiries are lowered to this.")
+      .Duration("registrar", "default_expires", &c->default_expires, absl::Seconds(1),
+                absl::Hours(24 * 30), "Expiry of a contact that gives none.")
+      .Int("registrar", "max_contacts_per_aor", &c->max_contacts_per_aor, 1, 1000,
+           "Bindings per AOR; the least recently updated are evicted beyond it.")
+      .Int("registrar", "max_contacts_per_register", &c->max_contacts_per_register, 1, 1000,
+           "Contacts in one REGISTER; more gets 403.");
+  s.Section("store", "Where bindings are kept.")
+      .String("store", "kind", &c->store_kind,
+              "\"memory\" (embedded, lost on restart) or \"redis\" (shared by replicas).",
+              {"memory", "redis"})
+      .String("store", "redis_url", &c->redis_url, "Redis server for kind = \"redis\".")
+      .Int("store", "retry_after", &c->store_retry_after, 1, 3600,
+           "Retry-After (seconds) of the 503 answered when the store fails.");
+  s.Section("admin", "Admin HTTP endpoint: /metrics, /healthz, /readyz.")
+      .String("admin", "listen", &c->admin_listen,
+              "host:port of the admin endpoint; empty disables it.");
+  s.Section("log", "Logging.")
+      .String("log", "format", &c->log.format, "\"text\" or \"json\" (one object per line).",
+              {"text", "json"})
+      .String("log", "level", &c->log.level, "trace, debug, info, warn, error, critical or off.",
+              {"trace", "debug", "info", "warn", "error", "critical", "off"})
+      .String("log", "components", &c->log.components,
+              "Per-component levels: \"proxy.sofia=debug,proxy=info\".");
+  return s;
+}
+
+absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  std::string host;
+  absl::string_view rest;
+  if (absl::ConsumePrefix(&text, "[")) {
+    size_t close = text.find(']');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\": unterminated ["));
+    }
+    host = std::string(text.substr(0, close));
+    rest = text.substr(close + 1);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" has no :port"));
+    }
+    host = std::string(text.substr(0, colon));
+    rest = text.substr(colon);
+    if (host.find(':') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", text, "\": an IPv6 address must be in brackets"));
+    }
+  }
+  int port = 0;
+  if (!absl::ConsumePrefix(&rest, ":") || !absl::SimpleAtoi(rest, &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" has no valid :port"));
+  }
+  if (host.empty()) return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" has no host"));
+  return std::make_pair(host, port);
+}
+
+absl::StatusOr<TransportInfo> ParseTransportAddress(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  size_t colon = text.find(':');
+  if (colon == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not transport:address:port"));
+  }
+  ASSIGN_OR_RETURN(Transport transport, ParseTransport(text.substr(0, colon)));
+  auto hp = ParseHostPort(text.substr(colon + 1));
+  if (!hp.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" is not transport:address:port: ", hp.status().message()));
+  }
+  return TransportInfo{transport, hp->first, static_cast<uint16_t>(hp->second)};
+}
+
+namespace {
+
+absl::Status KeyError(absl::string_view key, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", message));
+}
+
+}  // namespace
+
+absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c,
+                                                            SecretSource* secret_source) {
+  sofia::SipProxyOptions o;
+  o.listen.clear();
+  if (c.listen.empty()) return KeyError("sip.listen", "at least one listener is required");
+  for (const std::string& l : c.listen) {
+    auto t = ParseTransportAddress(l);
+    if (!t.ok()) return KeyError("sip.listen", t.status().message());
+    if (t->transport == Transport::kTls && c.tls_certificate_dir.empty()) {
+      return KeyError("sip.listen", absl::StrCat("\"", l, "\" needs sip.tls_certificate_dir"));
+    }
+    o.listen.push_back(*t);
+  }
+  for (const std::string& a : c.advertise) {
+    auto t = ParseTransportAddress(a);
+    if (!t.ok()) return KeyError("sip.advertise", t.status().message());
+    if (t->port == 0) return KeyError("sip.advertise", absl::StrCat("\"", a, "\" needs a port"));
+    o.advertise.push_back(*t);
+  }
+  o.tls_certificate_dir = c.tls_certificate_dir;
+  if (!c.tls_certificate_dir.empty()) {
+    std::ifstream agent(c.tls_certificate_dir + "/agent.pem");
+    if (!agent) {
+      return KeyError("sip.tls_certificate_dir",
+                      absl::StrCat("cannot read ", c.tls_certificate_dir, "/agent.pem"));
+    }
+  }
+  if (!c.backend.empty()) {
+    auto uri = ParseUri(c.backend);
+    if (!uri.ok()) return KeyError("sip.backend", uri.status().message());
+    auto t = UriTransport(*uri);
+    if (!t.ok()) return KeyError("sip.backend", t.status().message());
+  }
+  o.backend_uri = c.backend;
+  o.trusted_backends = c.trusted_backends;
+  if (c.domains.empty()) return KeyError("sip.domains", "empty: no domain would be served");
+  o.domains = c.domains;
+  o.insert_domain = c.insert_domain;
+  if (!c.masquerade_secret_file.empty()) {
+    std::ifstream in(c.masquerade_secret_file);
+    if (!in) {
+      return KeyError("sip.masquerade_secret_file",
+                      absl::StrCat("cannot read ", c.masquerade_secret_file));
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    o.masquerade_secret = std::string(absl::StripAsciiWhitespace(buf.str()));
+    if (o.masquerade_secret.empty()) {
+      return KeyError("sip.masquerade_secret_file",
+                      absl::StrCat(c.masquerade_secret_file, " is empty"));
+    }
+    if (secret_source) *secret_source = SecretSource::kFile;
+  } else if (!c.masquerade_secret.empty()) {
+    o.masquerade_secret = c.masquerade_secret;
+    if (secret_source) *secret_source = SecretSource::kConfigured;
+  } else {
+    o.masquerade_secret = MasqueradeCodec::GenerateSecret();
+    if (secret_source) *secret_source = SecretSource::kGenerated;
+  }
+  if (c.min_expires > c.max_expires) {
+    return KeyError("registrar.min_expires", "is above registrar.max_expires");
+  }
+  if (c.default_expires < c.min_expires || c.default_expires > c.max_expires) {
+    return KeyError("registrar.default_expires",
+                    "must lie within [registrar.min_expires, registrar.max_expires]");
+  }
+  o.registrar.min_expires = c.min_expires;
+  o.registrar.max_expires = c.max_expires;
+  o.registrar.default_expires = c.default_expires;
+  o.registrar.max_contacts_per_aor = c.max_contacts_per_aor;
+  o.registrar.max_contacts_per_register = c.max_contacts_per_register;
+  o.t1 = c.t1;
+  o.transaction_timeout = c.transaction_timeout;
+  if (c.transaction_timeout < c.t1) {
+    return KeyError("sip.transaction_timeout", "is shorter than sip.t1");
+  }
+  o.max_pending_registers = static_cast<size_t>(c.max_pending_registers);
+  o.store_retry_after_seconds = c.store_retry_after;
+  if (!c.admin_listen.empty()) {
+    auto hp = ParseHostPort(c.admin_listen);
+    if (!hp.ok()) return KeyError("admin.listen", hp.status().message());
+  }
+  return o;
+}
+
+}  // namespace pushgate::proxy

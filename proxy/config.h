@@ -1,0 +1,65 @@
+// pushgate-proxy's configuration: one TOML file (see `pushgate-proxy --dump-default`), overridden
+// by PUSHGATE_<SECTION>_<KEY> environment variables. The struct's initial values are the defaults.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "proxy/core/transport.h"
+#include "proxy/sofia/sip_proxy.h"
+
+namespace pushgate::proxy {
+
+struct ProxyConfig {
+  // [sip]
+  std::vector<std::string> listen = {"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"};
+  std::vector<std::string> advertise;
+  std::string tls_certificate_dir;
+  std::string backend;
+  std::vector<std::string> trusted_backends;
+  std::vector<std::string> domains = {"*"};
+  bool insert_domain = false;
+  std::string masquerade_secret;
+  std::string masquerade_secret_file;
+  absl::Duration t1 = absl::Milliseconds(500);
+  absl::Duration transaction_timeout = absl::Seconds(32);
+  int64_t max_pending_registers = 100000;
+  absl::Duration drain_timeout = absl::Seconds(10);
+  // [registrar]
+  absl::Duration min_expires = absl::Seconds(60);
+  absl::Duration max_expires = absl::Hours(24);
+  absl::Duration default_expires = absl::Hours(1);
+  int max_contacts_per_aor = 10;
+  int max_contacts_per_register = 5;
+  // [store]
+  std::string store_kind = "memory";
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+  int store_retry_after = 5;
+  // [admin]
+  std::string admin_listen = "127.0.0.1:9090";
+  // [log]
+  log::LogConfig log;
+};
+
+// The schema of every key, pointing into `config`.
+config::Schema MakeProxySchema(ProxyConfig* config);
+
+// Parses "udp:0.0.0.0:5060", "tls:[::]:5061" (transport:host:port, IPv6 in brackets).
+absl::StatusOr<TransportInfo> ParseTransportAddress(absl::string_view text);
+// Parses "host:port" / "[v6]:port" (the admin listener).
+absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view text);
+
+// What BuildSipProxyOptions decided about the masquerade secret, for main to log.
+enum class SecretSource { kConfigured, kFile, kGenerated };
+
+// Checks cross-key rules and builds the SIP proxy's options. Errors name the key:
+// "sip.listen: \"udp:1.2.3.4\" is not transport:host:port".
+absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& config,
+                                                            SecretSource* secret_source);
+
+}  // namespace pushgate::proxy

@@ -1,0 +1,147 @@
+// pushgate-proxy: the SIP side of the gateway. The only place that reads flags.
+//
+//   pushgate-proxy --config /etc/pushgate/proxy.toml
+//   pushgate-proxy --dump-default > proxy.toml
+//
+// Exit codes: 0 after a graceful stop, 2 for a configuration error, 1 when starting fails.
+#include <cstdio>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/admin_http.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/shutdown.h"
+#include "proxy/config.h"
+#include "proxy/sofia/loop.h"
+#include "proxy/sofia/sip_proxy.h"
+#include "proxy/store/memory_binding_store.h"
+
+namespace pushgate::proxy {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: pushgate-proxy [--config FILE] [--dump-default]\n"
+    "  --config FILE     TOML configuration (environment PUSHGATE_<SECTION>_<KEY> overrides it)\n"
+    "  --dump-default    print the default configuration, every key documented, and exit\n";
+
+// Sweeps expired bindings every second and publishes the binding count.
+void ScheduleSweep(sofia::SofiaLoop& loop, MemoryBindingStore& store, metrics::Gauge& gauge) {
+  loop.RunAfter(1000, [&loop, &store, &gauge] {
+    store.Sweep(RealClock::Get().Now());
+    gauge.Set(static_cast<double>(store.ApproximateSize()));
+    ScheduleSweep(loop, store, gauge);
+  });
+}
+
+int Run(int argc, char** argv) {
+  ShutdownWatcher shutdown;  // before any thread starts
+  std::string config_path;
+  bool dump = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else if (arg == "--dump-default") {
+      dump = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "pushgate-proxy: unknown argument \"%s\"\n%s", arg.c_str(), kUsage);
+      return config::kConfigErrorExitCode;
+    }
+  }
+
+  ProxyConfig cfg;
+  config::Schema schema = MakeProxySchema(&cfg);
+  if (dump) {
+    std::fputs(config::Dump(schema).c_str(), stdout);
+    return 0;
+  }
+  if (absl::Status st = config::Load(schema, config_path, config::ProcessEnv()); !st.ok()) {
+    std::fprintf(stderr, "pushgate-proxy: %s\n", std::string(st.message()).c_str());
+    return config::kConfigErrorExitCode;
+  }
+  if (absl::Status st = log::Init(cfg.log); !st.ok()) {
+    std::fprintf(stderr, "pushgate-proxy: log: %s\n", std::string(st.message()).c_str());
+    return config::kConfigErrorExitCode;
+  }
+  auto log = log::Get("proxy");
+  SecretSource secret_source = SecretSource::kConfigured;
+  auto options = BuildSipProxyOptions(cfg, &secret_source);
+  if (!options.ok()) {
+    std::fprintf(stderr, "pushgate-proxy: %s\n", std::string(options.status().message()).c_str());
+    return config::kConfigErrorExitCode;
+  }
+  if (cfg.store_kind != "memory") {
+    std::fprintf(stderr, "pushgate-proxy: store.kind: \"%s\" is not available in this build\n",
+                 cfg.store_kind.c_str());
+    return config::kConfigErrorExitCode;
+  }
+  if (secret_source == SecretSource::kGenerated) {
+    log->warn(
+        "no sip.masquerade_secret configured: generated a random one; replicas must share one "
+        "secret and contacts registered before a restart will be refused");
+  }
+
+  auto loop = sofia::SofiaLoop::Start();
+  if (!loop.ok()) {
+    log->critical("sofia loop: {}", loop.status().message());
+    return 1;
+  }
+  sofia::SofiaLoop& sofia_loop = **loop;
+  auto store = sofia_loop.Call([] { return std::make_unique<MemoryBindingStore>(); });
+  auto proxy = sofia::SipProxy::Create(sofia_loop, *options, *store, RealClock::Get());
+  if (!proxy.ok()) {
+    log->critical("cannot start the SIP proxy: {}", proxy.status().message());
+    sofia_loop.Call([&store] { store.reset(); });
+    return 1;
+  }
+  metrics::Gauge& bindings = metrics::Registry::Default().GetGauge(
+      "pushgate_proxy_bindings", "Bindings in the registrar (may include not yet swept ones).");
+  sofia_loop.Call([&] { ScheduleSweep(sofia_loop, *store, bindings); });
+
+  std::atomic<bool> draining{false};
+  std::unique_ptr<AdminServer> admin;
+  if (!cfg.admin_listen.empty()) {
+    auto hp = ParseHostPort(cfg.admin_listen);
+    admin = std::make_unique<AdminServer>(
+        metrics::Registry::Default(), [] { return std::string(); },
+        [&draining] { return draining.load() ? std::string("draining") : std::string(); });
+    auto port = admin->Start(hp->first, hp->second);
+    if (!port.ok()) {
+      log->critical("admin endpoint {}: {}", cfg.admin_listen, port.status().message());
+      proxy->reset();
+      sofia_loop.Call([&store] { store.reset(); });
+      return 1;
+    }
+    log->info("admin endpoint on {}:{}", hp->first, *port);
+  }
+
+  std::promise<int> stop;
+  std::future<int> stopped = stop.get_future();
+  shutdown.Start([&stop](int signo) { stop.set_value(signo); });
+  log->info("pushgate-proxy started");
+  int signo = stopped.get();
+  draining = true;
+  size_t left = (*proxy)->Drain(cfg.drain_timeout);
+  log->info("stopping (signal {}), {} transaction(s) cut short", signo, left);
+  if (admin) admin->Stop();
+  proxy->reset();
+  sofia_loop.Call([&store] { store.reset(); });
+  loop->reset();
+  return 0;
+}
+
+}  // namespace
+}  // namespace pushgate::proxy
+
+int main(int argc, char** argv) { return pushgate::proxy::Run(argc, argv); }

@@ -1,0 +1,92 @@
+// The SIP side of the gateway on sofia-sip nta: a stateful proxy that relays REGISTERs to the
+// backend registrar with masqueraded contacts and binds the phones' own contacts when the backend
+// accepts them (register on response). Every decision is made by proxy/core; this class converts
+// sofia messages to core values and carries the decisions out.
+//
+// Processing order for a request (OnRequest):
+//   1. Max-Forwards 0 -> 483; draining -> 503.
+//   2. REGISTER -> HandleRegister: domain allowed? (403) -> contacts parse (400) -> CheckRegister
+//      (400/403/423) -> masquerade + PendingRegisters -> forward to the backend; the backend's
+//      final response -> bind (2xx) -> answer the phone with its own contacts.
+//   3. Request URI with a masquerade value: forged/altered -> 403; valid -> 480 (fork-late is not
+//      part of this adapter yet).
+//   4. From a trusted backend without a masquerade value -> 404.
+//   5. Anything else (a phone's request): relayed statefully to the configured backend only; with
+//      no backend configured, to the request URI's domain only if it is an explicitly allowed
+//      domain (never with "*"); otherwise 403. Never to an arbitrary host.
+//
+// Threads: everything runs on the SofiaLoop given to Create(); the public methods hop onto it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "proxy/core/registrar.h"
+#include "proxy/core/transport.h"
+#include "proxy/sofia/loop.h"
+#include "proxy/store/binding_store.h"
+
+namespace pushgate::proxy::sofia {
+
+struct SipProxyOptions {
+  // Where to listen: transport, IP literal (IPv4 or IPv6, "0.0.0.0"/"::" for all), port (0 picks
+  // a free port).
+  std::vector<TransportInfo> listen = {{Transport::kUdp, "0.0.0.0", 5060}};
+  // The address to advertise per transport (in masqueraded contacts): the first entry whose
+  // transport matches wins. Without one, the address sofia puts in its Via for that transport.
+  std::vector<TransportInfo> advertise;
+  // Directory with agent.pem (key + certificate) and cafile.pem, for TLS listeners.
+  std::string tls_certificate_dir;
+  // "sip:backend.example.org:5060;transport=tcp"; empty -> RFC 3263 on the request URI.
+  std::string backend_uri;
+  // IP addresses whose requests count as coming from the backend.
+  std::vector<std::string> trusted_backends;
+  // Registration domains served ("*", "example.org", "*.example.org").
+  std::vector<std::string> domains = {"*"};
+  bool insert_domain = false;
+  std::string masquerade_secret;  // required, non-empty
+  RegistrarPolicy registrar;
+  absl::Duration t1 = absl::Milliseconds(500);
+  // Non-INVITE client transaction timeout (timer F = 64*T1 by default).
+  absl::Duration transaction_timeout = absl::Seconds(32);
+  size_t max_pending_registers = 100000;
+  int store_retry_after_seconds = 5;  // Retry-After of the 503 sent when the store fails
+};
+
+class SipProxy {
+ public:
+  // Creates the nta agent and the listeners on `loop`. `store` must outlive the proxy and is only
+  // used on the loop thread.
+  static absl::StatusOr<std::unique_ptr<SipProxy>> Create(SofiaLoop& loop, SipProxyOptions options,
+                                                          BindingStore& store, const Clock& clock);
+  // Destroys every transaction and the agent on the loop thread.
+  ~SipProxy();
+  SipProxy(const SipProxy&) = delete;
+  SipProxy& operator=(const SipProxy&) = delete;
+
+  // The bound listeners (real ports when 0 was asked). Thread-safe.
+  std::vector<TransportInfo> Listening() const;
+  // The address advertised for a transport. Thread-safe.
+  absl::StatusOr<TransportInfo> Advertised(Transport transport) const;
+
+  // Graceful stop: new requests get 503, then waits up to `timeout` for the transactions in
+  // progress to finish. Returns how many were still open at the deadline. Thread-safe; call it
+  // from another thread than the loop's.
+  size_t Drain(absl::Duration timeout);
+
+  // Transactions in progress (for tests and /readyz). Thread-safe.
+  size_t InFlight() const;
+
+  class Impl;
+
+ private:
+  explicit SipProxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pushgate::proxy::sofia

@@ -1,0 +1,534 @@
+// The registration half of the gateway end to end on loopback: a phone (raw UDP/TCP socket)
+// REGISTERs through the real sofia agent to a scripted backend registrar (raw UDP socket).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "proxy/core/contact.h"
+#include "proxy/core/masquerade.h"
+#include "proxy/core/sip_uri.h"
+#include "proxy/sofia/loop.h"
+#include "proxy/sofia/sip_proxy.h"
+#include "proxy/store/memory_binding_store.h"
+#include "tests/integration/proxy/sip_peer.h"
+
+namespace pushgate::proxy::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr absl::Duration kWait = absl::Seconds(3);
+constexpr char kToken[] = "9f3c5e7a1b2d4f6081a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7";
+constexpr char kSecret[] = "integration-test-secret";
+
+std::string ApnsContact(uint16_t port, absl::string_view user = "alice",
+                        absl::string_view extra = "") {
+  return absl::StrCat("<sip:", user, "@127.0.0.1:", port, ";pn-provider=apns;pn-prid=", kToken,
+                      ";pn-param=ABCD123456.org.example.phone.voip>", extra);
+}
+
+class RegisterRelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StartProxy([](sofia::SipProxyOptions&) {});
+  }
+
+  template <typename F>
+  void StartProxy(F customize) {
+    auto loop = sofia::SofiaLoop::Start();
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    loop_ = std::move(*loop);
+    store_ = loop_->Call([] { return std::make_unique<MemoryBindingStore>(); });
+    sofia::SipProxyOptions options;
+    options.listen = {{Transport::kUdp, "127.0.0.1", 0}, {Transport::kTcp, "127.0.0.1", 0}};
+    options.backend_uri = absl::StrCat("sip:127.0.0.1:", backend_.port());
+    options.masquerade_secret = kSecret;
+    options.t1 = absl::Milliseconds(20);
+    options.transaction_timeout = absl::Milliseconds(600);
+    options.registrar.min_expires = absl::Seconds(60);
+    customize(options);
+    auto proxy = sofia::SipProxy::Create(*loop_, options, *store_, RealClock::Get());
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    proxy_ = std::move(*proxy);
+    for (const TransportInfo& l : proxy_->Listening()) {
+      if (l.transport == Transport::kUdp) udp_port_ = l.port;
+      if (l.transport == Transport::kTcp) tcp_port_ = l.port;
+    }
+    ASSERT_NE(udp_port_, 0);
+    ASSERT_NE(tcp_port_, 0);
+  }
+
+  void TearDown() override {
+    proxy_.reset();
+    if (loop_) {
+      loop_->Call([this] { store_.reset(); });
+      loop_->Stop();
+    }
+  }
+
+  std::vector<Binding> Bindings(const std::string& aor) {
+    return loop_->Call([&] {
+      std::vector<Binding> out;
+      store_->Fetch(aor, absl::Now(), [&](absl::StatusOr<std::vector<Binding>> b) {
+        ASSERT_TRUE(b.ok()) << b.status();
+        out = *b;
+      });
+      return out;
+    });
+  }
+
+  // Sends `request` from the phone, expects it at the backend (returned).
+  SipText ForwardedToBackend(const std::string& request) {
+    phone_.SendTo(udp_port_, request);
+    std::optional<SipText> at_backend = backend_.ReceiveFinalOrRequest(kWait);
+    if (!at_backend) {
+      ADD_FAILURE() << "the backend never received the request";
+      return SipText();
+    }
+    return *at_backend;
+  }
+
+  SipText PhoneGets() {
+    std::optional<SipText> r = phone_.ReceiveFinalOrRequest(kWait);
+    if (!r) {
+      ADD_FAILURE() << "the phone never received a final response";
+      return SipText();
+    }
+    return *r;
+  }
+
+  // Answers a forwarded REGISTER with 200, granting `expires` to each contact it carries.
+  void BackendAccepts(const SipText& reg, int expires) {
+    std::string contacts;
+    for (const std::string& value : reg.Headers("Contact")) {
+      auto parsed = ParseContacts(value);
+      ASSERT_TRUE(parsed.ok()) << parsed.status() << " in " << value;
+      if (parsed->wildcard) continue;
+      for (Contact c : parsed->contacts) {
+        uint32_t asked = c.expires().value_or(3600);
+        if (asked == 0) continue;  // removed: a registrar lists only live bindings
+        c.SetParam("expires", absl::StrCat(std::min<uint32_t>(asked, expires)));
+        absl::StrAppend(&contacts, "Contact: ", FormatContact(c), "\r\n");
+      }
+    }
+    backend_.SendTo(udp_port_, MakeResponse(reg, 200, "OK", contacts));
+  }
+
+  UdpPeer backend_;
+  UdpPeer phone_;
+  std::unique_ptr<sofia::SofiaLoop> loop_;
+  std::unique_ptr<MemoryBindingStore> store_;
+  std::unique_ptr<sofia::SipProxy> proxy_;
+  uint16_t udp_port_ = 0;
+  uint16_t tcp_port_ = 0;
+};
+
+TEST_F(RegisterRelayTest, RegisterMasqueradesForBackendAndBindsOriginalOnResponse) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {
+      ApnsContact(phone_.port(), "alice",
+                  ";+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"")};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  ASSERT_EQ(reg.Method(), "REGISTER");
+
+  // The backend sees one contact, pointing at the gateway, carrying no push parameter.
+  std::vector<std::string> contacts = reg.Headers("Contact");
+  ASSERT_EQ(contacts.size(), 1u) << reg.text();
+  EXPECT_THAT(reg.text(), Not(HasSubstr("pn-")));
+  EXPECT_THAT(reg.text(), Not(HasSubstr(kToken)));
+  EXPECT_THAT(contacts[0], HasSubstr(absl::StrCat("@127.0.0.1:", udp_port_)));
+  EXPECT_THAT(contacts[0], HasSubstr(";pgw="));
+  EXPECT_THAT(contacts[0], HasSubstr("expires=600"));
+  // Our Via on top of the phone's.
+  ASSERT_EQ(reg.Headers("Via").size(), 2u) << reg.text();
+  EXPECT_THAT(reg.Headers("Via")[1], HasSubstr(absl::StrCat("127.0.0.1:", phone_.port())));
+  EXPECT_EQ(reg.Header("Max-Forwards"), "69");
+  EXPECT_TRUE(Bindings("sip:alice@example.org").empty()) << "bound before the backend answered";
+
+  BackendAccepts(reg, 300);
+  SipText ok = PhoneGets();
+  ASSERT_EQ(ok.Status(), 200) << ok.text();
+  // The phone gets back its own contact with the expiry the backend granted.
+  std::vector<std::string> answered = ok.Headers("Contact");
+  ASSERT_EQ(answered.size(), 1u) << ok.text();
+  EXPECT_THAT(answered[0], HasSubstr(absl::StrCat("pn-prid=", kToken)));
+  EXPECT_THAT(answered[0], HasSubstr(absl::StrCat("@127.0.0.1:", phone_.port())));
+  EXPECT_THAT(answered[0], HasSubstr("expires=300"));
+  EXPECT_THAT(ok.text(), Not(HasSubstr("pgw=")));
+  EXPECT_THAT(ok.Header("Feature-Caps"), HasSubstr("+sip.pns=\"apns\"")) << ok.text();
+  EXPECT_EQ(ok.Headers("Via").size(), 1u) << ok.text();
+  EXPECT_THAT(ok.Header("To"), HasSubstr("tag=b1"));
+
+  std::vector<Binding> bindings = Bindings("sip:alice@example.org");
+  ASSERT_EQ(bindings.size(), 1u);
+  const Binding& b = bindings[0];
+  ASSERT_TRUE(b.push.has_value());
+  EXPECT_EQ(b.push->prid, kToken);
+  EXPECT_EQ(b.contact.port, phone_.port());
+  EXPECT_EQ(b.instance_id, "<urn:uuid:00000000-0000-0000-0000-000000000001>");
+  EXPECT_EQ(b.received.transport, Transport::kUdp);
+  EXPECT_EQ(b.received.host, "127.0.0.1");
+  EXPECT_EQ(b.received.port, phone_.port());
+  EXPECT_TRUE(b.flow_token.empty());
+  absl::Duration left = b.expires_at - absl::Now();
+  EXPECT_GT(left, absl::Seconds(290));
+  EXPECT_LE(left, absl::Seconds(300));
+
+  // The masqueraded contact the backend stored restores to the phone's address.
+  auto masked = ParseContact(contacts[0]);
+  ASSERT_TRUE(masked.ok());
+  auto target = MasqueradeCodec(kSecret).Restore(masked->uri);
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->original.port, phone_.port());
+  EXPECT_EQ(target->aor, "sip:alice@example.org");
+}
+
+TEST_F(RegisterRelayTest, RefreshKeepsOneBindingWithNewExpiry) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  BackendAccepts(ForwardedToBackend(MakeRegister(spec)), 120);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  ASSERT_EQ(Bindings("sip:alice@example.org").size(), 1u);
+
+  spec.cseq = 2;
+  BackendAccepts(ForwardedToBackend(MakeRegister(spec)), 500);
+  SipText ok = PhoneGets();
+  ASSERT_EQ(ok.Status(), 200);
+  EXPECT_THAT(ok.Header("Contact"), HasSubstr("expires=500"));
+  std::vector<Binding> bindings = Bindings("sip:alice@example.org");
+  ASSERT_EQ(bindings.size(), 1u);
+  EXPECT_EQ(bindings[0].cseq, 2u);
+  EXPECT_GT(bindings[0].expires_at - absl::Now(), absl::Seconds(490));
+}
+
+TEST_F(RegisterRelayTest, DeregisterRemovesBindingAfterBackendAccepts) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  BackendAccepts(ForwardedToBackend(MakeRegister(spec)), 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+
+  spec.cseq = 2;
+  spec.contacts = {ApnsContact(phone_.port(), "alice", ";expires=0")};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  ASSERT_EQ(reg.Headers("Contact").size(), 1u);
+  EXPECT_THAT(reg.Header("Contact"), HasSubstr("expires=0"));
+  EXPECT_THAT(reg.text(), Not(HasSubstr("pn-")));
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 1u) << "removed before the backend agreed";
+  BackendAccepts(reg, 300);
+  SipText ok = PhoneGets();
+  ASSERT_EQ(ok.Status(), 200) << ok.text();
+  EXPECT_TRUE(ok.Headers("Contact").empty()) << ok.text();
+  EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
+}
+
+TEST_F(RegisterRelayTest, WildcardRemovesEveryBinding) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port()),
+                   absl::StrCat("<sip:alice@127.0.0.1:", phone_.port(), ";transport=tcp>")};
+  BackendAccepts(ForwardedToBackend(MakeRegister(spec)), 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  ASSERT_EQ(Bindings("sip:alice@example.org").size(), 2u);
+
+  spec.cseq = 2;
+  spec.contacts = {"*"};
+  spec.expires = 0;
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  EXPECT_EQ(reg.Header("Contact"), "*");
+  EXPECT_EQ(reg.Header("Expires"), "0");
+  backend_.SendTo(udp_port_, MakeResponse(reg, 200, "OK"));
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
+}
+
+TEST_F(RegisterRelayTest, BackendRefusalsAreRelayedAndBindNothing) {
+  for (int status : {403, 500}) {
+    SCOPED_TRACE(status);
+    RegisterSpec spec;
+    spec.via_port = phone_.port();
+    spec.call_id = absl::StrCat("refused-", status);
+    spec.contacts = {ApnsContact(phone_.port())};
+    SipText reg = ForwardedToBackend(MakeRegister(spec));
+    backend_.SendTo(udp_port_,
+                    MakeResponse(reg, status, status == 403 ? "Forbidden" : "Server Error",
+                                 "Contact: <sip:leak@10.9.9.9;pgw=x>\r\n"));
+    SipText answer = PhoneGets();
+    EXPECT_EQ(answer.Status(), status) << answer.text();
+    EXPECT_TRUE(answer.Headers("Contact").empty()) << answer.text();
+    EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
+  }
+}
+
+TEST_F(RegisterRelayTest, DigestChallengeReachesThePhone) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  backend_.SendTo(udp_port_, MakeResponse(reg, 401, "Unauthorized",
+                                          "WWW-Authenticate: Digest realm=\"example.org\", "
+                                          "nonce=\"abc\", algorithm=MD5\r\n"));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 401);
+  EXPECT_THAT(answer.Header("WWW-Authenticate"), HasSubstr("nonce=\"abc\""));
+  EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
+}
+
+TEST_F(RegisterRelayTest, BackendTimeoutGives408AndNoBinding) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));  // never answered
+  absl::Time sent = absl::Now();
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 408) << answer.text();
+  EXPECT_LT(absl::Now() - sent, absl::Seconds(2));
+  EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
+  // A late 200 from the backend changes nothing.
+  BackendAccepts(reg, 300);
+  EXPECT_FALSE(phone_.ReceiveFinalOrRequest(absl::Milliseconds(200)).has_value());
+  EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
+  EXPECT_EQ(proxy_->InFlight(), 0u);
+}
+
+TEST_F(RegisterRelayTest, TwoContactsInOneRegister) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port(), "alice"),
+                   absl::StrCat("<sip:alice-desk@127.0.0.1:", phone_.port() + 1,
+                                ";pn-provider=fcm;pn-prid=fcmtoken123;pn-param=my-project>")};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  std::vector<std::string> contacts = reg.Headers("Contact");
+  ASSERT_EQ(contacts.size(), 2u) << reg.text();
+  EXPECT_NE(contacts[0], contacts[1]);
+  EXPECT_THAT(reg.text(), Not(HasSubstr("pn-")));
+  EXPECT_THAT(reg.text(), Not(HasSubstr("fcmtoken123")));
+  BackendAccepts(reg, 900);
+  SipText ok = PhoneGets();
+  ASSERT_EQ(ok.Status(), 200);
+  std::vector<std::string> answered = ok.Headers("Contact");
+  ASSERT_EQ(answered.size(), 2u) << ok.text();
+  EXPECT_THAT(ok.text(), HasSubstr(kToken));
+  EXPECT_THAT(ok.text(), HasSubstr("pn-prid=fcmtoken123"));
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 2u);
+}
+
+TEST_F(RegisterRelayTest, BackendGrantingOnlyOneContactBindsOnlyThatOne) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port(), "alice"),
+                   absl::StrCat("<sip:alice-desk@127.0.0.1:", phone_.port() + 1, ">")};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  ASSERT_EQ(reg.Headers("Contact").size(), 2u);
+  // The backend keeps only the first contact.
+  auto first = ParseContact(reg.Headers("Contact")[0]);
+  ASSERT_TRUE(first.ok());
+  first->SetParam("expires", "200");
+  backend_.SendTo(
+      udp_port_,
+      MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", FormatContact(*first), "\r\n")));
+  SipText ok = PhoneGets();
+  ASSERT_EQ(ok.Status(), 200);
+  ASSERT_EQ(ok.Headers("Contact").size(), 1u) << ok.text();
+  EXPECT_THAT(ok.Header("Contact"), HasSubstr("expires=200"));
+  std::vector<Binding> bindings = Bindings("sip:alice@example.org");
+  ASSERT_EQ(bindings.size(), 1u);
+  EXPECT_EQ(bindings[0].contact.user, "alice");
+}
+
+TEST_F(RegisterRelayTest, ResponseNeverShowsAnotherPhonesPushParams) {
+  // Bob's phone registers first with its token...
+  RegisterSpec bob;
+  bob.via_port = phone_.port();
+  bob.call_id = "bob-1";
+  bob.contacts = {ApnsContact(phone_.port(), "alice")};
+  BackendAccepts(ForwardedToBackend(MakeRegister(bob)), 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  // ...then a second device of the same AOR registers: its 200 lists its own contact only.
+  UdpPeer other;
+  RegisterSpec second;
+  second.via_port = other.port();
+  second.call_id = "second-1";
+  second.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", other.port(),
+                                  ";pn-provider=fcm;pn-prid=othertoken;pn-param=proj>")};
+  other.SendTo(udp_port_, MakeRegister(second));
+  std::optional<SipText> reg = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(reg.has_value()) << "the backend never received the second REGISTER";
+  BackendAccepts(*reg, 300);
+  std::optional<SipText> ok = other.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(ok.has_value()) << "the second device never got its answer";
+  ASSERT_EQ(ok->Status(), 200);
+  EXPECT_THAT(ok->text(), HasSubstr("othertoken"));
+  EXPECT_THAT(ok->text(), Not(HasSubstr(kToken)));
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 2u);
+}
+
+TEST_F(RegisterRelayTest, ExpiryBelowMinimumGets423WithoutReachingBackend) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  spec.expires = 10;
+  phone_.SendTo(udp_port_, MakeRegister(spec));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 423) << answer.text();
+  EXPECT_EQ(answer.Header("Min-Expires"), "60");
+  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+}
+
+TEST_F(RegisterRelayTest, MalformedContactGets400WithReason) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone_.port(), ">;q=1.5")};
+  phone_.SendTo(udp_port_, MakeRegister(spec));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_THAT(answer.Reason(), HasSubstr("q"));
+  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+
+  spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone_.port(),
+                                ";pn-provider=apns;pn-prid=nothex!;pn-param=ABCD123456.a.b.voip>")};
+  spec.call_id = "bad-push";
+  phone_.SendTo(udp_port_, MakeRegister(spec));
+  answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+}
+
+TEST_F(RegisterRelayTest, TooManyContactsGets403) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  for (int i = 0; i < 6; ++i) {
+    spec.contacts.push_back(absl::StrCat("<sip:alice@127.0.0.1:", 6000 + i, ">"));
+  }
+  phone_.SendTo(udp_port_, MakeRegister(spec));
+  EXPECT_EQ(PhoneGets().Status(), 403);
+  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+}
+
+TEST_F(RegisterRelayTest, ForgedMasqueradeValueIsRefused) {
+  // A genuine value, from a registration the backend saw.
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  BackendAccepts(reg, 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  auto masked = ParseContact(reg.Header("Contact"));
+  ASSERT_TRUE(masked.ok());
+  std::string genuine = FormatUri(masked->uri);
+
+  // Tampered: one character of the value changed.
+  Uri tampered = masked->uri;
+  std::string value = *Param(tampered, "pgw");
+  value[value.size() / 2] = value[value.size() / 2] == 'A' ? 'B' : 'A';
+  SetParam(tampered, "pgw", value);
+  UdpPeer caller;
+  caller.SendTo(udp_port_, MakeRequest("INVITE", FormatUri(tampered), caller.port(), "forged-1"));
+  std::optional<SipText> answer = caller.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(answer.has_value()) << "no answer to the forged INVITE";
+  EXPECT_EQ(answer->Status(), 403) << answer->text();
+
+  // Made up from scratch.
+  caller.SendTo(udp_port_, MakeRequest("INVITE",
+                                       absl::StrCat("sip:alice@127.0.0.1:", udp_port_,
+                                                    ";pgw=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                                       caller.port(), "forged-2"));
+  answer = caller.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(answer.has_value()) << "no answer to the made-up INVITE";
+  EXPECT_EQ(answer->Status(), 403) << answer->text();
+
+  // The genuine value is accepted (calls are not routed yet: 480), never relayed anywhere.
+  caller.SendTo(udp_port_, MakeRequest("INVITE", genuine, caller.port(), "genuine-1"));
+  answer = caller.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(answer.has_value()) << "no answer to the genuine INVITE";
+  EXPECT_EQ(answer->Status(), 480) << answer->text();
+  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_FALSE(phone_.Receive(absl::Milliseconds(100)).has_value());
+}
+
+TEST_F(RegisterRelayTest, OtherRequestsGoOnlyToTheBackend) {
+  // A request for some arbitrary host still goes to the backend, never to that host.
+  UdpPeer elsewhere;
+  phone_.SendTo(udp_port_,
+                MakeRequest("OPTIONS", absl::StrCat("sip:someone@127.0.0.1:", elsewhere.port()),
+                            phone_.port(), "options-1"));
+  std::optional<SipText> at_backend = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(at_backend.has_value())
+      << "the OPTIONS never reached the backend; the phone got: "
+      << phone_.Receive(absl::Milliseconds(10)).value_or(SipText("nothing")).text();
+  EXPECT_EQ(at_backend->Method(), "OPTIONS");
+  backend_.SendTo(udp_port_, MakeResponse(*at_backend, 200, "OK"));
+  SipText ok = PhoneGets();
+  EXPECT_EQ(ok.Status(), 200);
+  EXPECT_EQ(ok.Headers("Via").size(), 1u);
+  EXPECT_FALSE(elsewhere.Receive(absl::Milliseconds(100)).has_value());
+}
+
+TEST_F(RegisterRelayTest, RequestsFromBackendWithoutMasqueradeGet404) {
+  backend_.SendTo(udp_port_, MakeRequest("INVITE", "sip:alice@example.org", backend_.port()));
+  std::optional<SipText> answer = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(answer.has_value()) << "the backend never got an answer";
+  EXPECT_EQ(answer->Status(), 404) << answer->text();
+}
+
+TEST_F(RegisterRelayTest, DomainNotServedGets403) {
+  proxy_.reset();
+  loop_->Call([this] { store_.reset(); });
+  loop_->Stop();
+  StartProxy([](sofia::SipProxyOptions& o) { o.domains = {"example.org"}; });
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.domain = "other.net";
+  spec.contacts = {ApnsContact(phone_.port())};
+  phone_.SendTo(udp_port_, MakeRegister(spec));
+  EXPECT_EQ(PhoneGets().Status(), 403);
+  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+}
+
+TEST_F(RegisterRelayTest, TcpRegistrationKeepsTheFlow) {
+  TcpPeer phone(tcp_port_);
+  ASSERT_TRUE(phone.connected());
+  RegisterSpec spec;
+  spec.transport = "TCP";
+  spec.via_port = phone.local_port();
+  spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.local_port(),
+                                ";transport=tcp;pn-provider=apns;pn-prid=", kToken,
+                                ";pn-param=ABCD123456.org.example.phone.voip>")};
+  phone.Send(MakeRegister(spec));
+  std::optional<SipText> reg = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(reg.has_value()) << "the backend never received the TCP REGISTER";
+  // Toward the UDP backend the contact advertises the UDP address.
+  EXPECT_THAT(reg->Header("Contact"), HasSubstr(absl::StrCat("127.0.0.1:", udp_port_)));
+  BackendAccepts(*reg, 300);
+  std::optional<SipText> ok = phone.Receive(kWait);
+  ASSERT_TRUE(ok.has_value()) << "the phone never got its 200 over TCP";
+  EXPECT_EQ(ok->Status(), 200);
+  std::vector<Binding> bindings = Bindings("sip:alice@example.org");
+  ASSERT_EQ(bindings.size(), 1u);
+  EXPECT_EQ(bindings[0].received.transport, Transport::kTcp);
+  EXPECT_EQ(bindings[0].received.port, phone.local_port());
+  EXPECT_FALSE(bindings[0].flow_token.empty());
+}
+
+TEST_F(RegisterRelayTest, DrainingRefusesNewRequests) {
+  EXPECT_EQ(proxy_->Drain(absl::Milliseconds(100)), 0u);
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  phone_.SendTo(udp_port_, MakeRegister(spec));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 503);
+  EXPECT_FALSE(answer.Header("Retry-After").empty());
+}
+
+}  // namespace
+}  // namespace pushgate::proxy::testing

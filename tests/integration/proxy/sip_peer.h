@@ -1,0 +1,99 @@
+// Scripted SIP peers for integration tests: raw UDP/TCP sockets on 127.0.0.1 that send SIP text
+// and wait (with a deadline) for what the proxy sends them. Parsing is plain text: header lines
+// by name, so a test sees exactly what went over the wire.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace pushgate::proxy::testing {
+
+// One SIP message as text, with accessors for the start line and headers.
+class SipText {
+ public:
+  SipText() = default;
+  explicit SipText(std::string text) : text_(std::move(text)) {}
+
+  const std::string& text() const { return text_; }
+  std::string StartLine() const;
+  bool IsResponse() const { return text_.rfind("SIP/2.0 ", 0) == 0; }
+  int Status() const;          // 0 for a request
+  std::string Reason() const;  // reason phrase of a response
+  std::string Method() const;  // "" for a response
+  std::string RequestUri() const;
+  // Values of every header line with this name (full or compact form, case-insensitive).
+  std::vector<std::string> Headers(absl::string_view name) const;
+  std::string Header(absl::string_view name) const;  // first one, "" if absent
+  // Every header line, for building responses: {"Via", "SIP/2.0/UDP ..."}.
+  std::vector<std::pair<std::string, std::string>> AllHeaders() const;
+
+ private:
+  std::string text_;
+};
+
+// Builds a response to `request`: its Via, From, Call-ID and CSeq, its To with `to_tag`, then
+// `extra_headers` ("Contact: <...>;expires=60\r\n" lines).
+std::string MakeResponse(const SipText& request, int status, absl::string_view reason,
+                         absl::string_view extra_headers = "", absl::string_view to_tag = "b1");
+
+class UdpPeer {
+ public:
+  UdpPeer();  // binds 127.0.0.1:0
+  ~UdpPeer();
+  UdpPeer(const UdpPeer&) = delete;
+  UdpPeer& operator=(const UdpPeer&) = delete;
+
+  uint16_t port() const { return port_; }
+  void SendTo(uint16_t port, absl::string_view text);
+  // The next datagram (and its source port), or nullopt after `timeout`.
+  std::optional<SipText> Receive(absl::Duration timeout, uint16_t* from_port = nullptr);
+  // Skips provisional responses; the next request or final response.
+  std::optional<SipText> ReceiveFinalOrRequest(absl::Duration timeout);
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+class TcpPeer {
+ public:
+  explicit TcpPeer(uint16_t server_port);  // connects to 127.0.0.1:server_port
+  ~TcpPeer();
+  TcpPeer(const TcpPeer&) = delete;
+  TcpPeer& operator=(const TcpPeer&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  uint16_t local_port() const { return local_port_; }
+  void Send(absl::string_view text);
+  std::optional<SipText> Receive(absl::Duration timeout);
+
+ private:
+  int fd_ = -1;
+  uint16_t local_port_ = 0;
+  std::string buffer_;
+};
+
+// A REGISTER from a phone. `contacts` are full Contact header values; `transport` names the Via.
+struct RegisterSpec {
+  std::string aor_user = "alice";
+  std::string domain = "example.org";
+  std::vector<std::string> contacts;
+  std::optional<int> expires = 600;
+  std::string call_id = "reg-call-1";
+  int cseq = 1;
+  std::string transport = "UDP";
+  uint16_t via_port = 0;
+  std::string extra_headers;
+};
+std::string MakeRegister(const RegisterSpec& spec);
+
+// A request of any method to `request_uri`.
+std::string MakeRequest(absl::string_view method, absl::string_view request_uri, uint16_t via_port,
+                        absl::string_view call_id = "req-call-1");
+
+}  // namespace pushgate::proxy::testing
