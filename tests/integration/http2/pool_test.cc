@@ -1,7 +1,10 @@
 // The HTTP/2 pool against a real nghttp2 TLS server on 127.0.0.1 (test_server.h).
 #include "pusher/http2/pool.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <map>
@@ -12,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/http2/test_server.h"
@@ -289,6 +293,7 @@ TEST_F(PoolTest, GoawayReplaysUnprocessedStreamsWithoutLossOrDuplicates) {
   auto server = StartServer(so);
   PoolOptions po = Options(*server);
   po.max_connections = 2;
+  po.name = "goaway";
   auto pool = MakePool(po);
   ASSERT_NE(pool, nullptr);
   Results results;
@@ -304,7 +309,17 @@ TEST_F(PoolTest, GoawayReplaysUnprocessedStreamsWithoutLossOrDuplicates) {
   for (const ReceivedRequest& r : server->requests()) ++seen[r.Header("x-id")];
   EXPECT_EQ(seen.size(), static_cast<size_t>(kN));
   for (const auto& [id, count] : seen) EXPECT_EQ(count, 1) << id << " processed twice";
-  EXPECT_GT(pool->GetStats().goaway_replays, 0u);
+  uint64_t replays = pool->GetStats().goaway_replays;
+  EXPECT_GT(replays, 0u);
+  EXPECT_EQ(metrics::Registry::Default()
+                .GetCounter("pushgate_http2_goaway_replays_total", "", {{"pool", "goaway"}})
+                .Value(),
+            replays);
+  EXPECT_EQ(
+      metrics::Registry::Default()
+          .GetCounter("pushgate_http2_requests_total", "", {{"pool", "goaway"}, {"result", "ok"}})
+          .Value(),
+      static_cast<uint64_t>(kN));
   EXPECT_GE(server->connections_accepted(), kN / 7);
 }
 
@@ -405,6 +420,36 @@ TEST_F(PoolTest, ReconnectsWhenTheServerComesBack) {
   EXPECT_EQ(r->status, 200);
   ASSERT_EQ(server->requests().size(), 1u);
   EXPECT_EQ(server->requests()[0].Header("x-id"), "while-down");
+}
+
+// A peer that accepts TCP but never speaks TLS: the connect timeout fires, the request stays
+// queued for the next attempts and finally fails with its deadline, naming the last error.
+TEST_F(PoolTest, ConnectTimeoutKeepsRequestsQueuedUntilTheirDeadline) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  ASSERT_EQ(listen(fd, 16), 0);  // never accepted: the kernel completes TCP, nobody answers
+  socklen_t len = sizeof(sin);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
+  PoolOptions po;
+  po.base_url = absl::StrCat("https://127.0.0.1:", ntohs(sin.sin_port));
+  po.tls.ca_file = server_cert_.cert_file;
+  po.connect_timeout = absl::Milliseconds(150);
+  po.reconnect_backoff_initial = absl::Milliseconds(20);
+  po.reconnect_backoff_max = absl::Milliseconds(50);
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  pool->Submit(Post("a", absl::Milliseconds(700)), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1, absl::Seconds(5)));
+  absl::StatusOr<Response> r = results.Get(0);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("timed out after 150ms"));
+  pool.reset();
+  close(fd);
 }
 
 TEST_F(PoolTest, WrongCaFailsWithVerificationError) {
