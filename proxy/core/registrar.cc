@@ -103,6 +103,12 @@ std::vector<Binding> ApplyRegistration(std::vector<Binding> existing,
   for (size_t i = 0; i < contacts.size(); ++i) {
     const absl::Duration g = i < granted.size() ? granted[i] : absl::ZeroDuration();
     Binding incoming = MakeBinding(request, contacts[i], g, now);
+    // RFC 3261 10.3 step 7: a REGISTER older than the one that made the binding (same Call-ID,
+    // lower CSeq: answers relayed out of order) must not undo it.
+    const bool stale = std::any_of(existing.begin(), existing.end(), [&](const Binding& b) {
+      return SameDevice(b, incoming) && b.call_id == incoming.call_id && b.cseq > incoming.cseq;
+    });
+    if (stale) continue;
     std::erase_if(existing, [&](const Binding& b) { return SameDevice(b, incoming); });
     if (g > absl::ZeroDuration()) existing.push_back(std::move(incoming));
   }

@@ -72,6 +72,8 @@ RegisterCheck CheckRegister(const RegisterRequest& request, const RegistrarPolic
 //  - each contact (in order) replaces every existing binding of the same device: same
 //    +sip.instance and reg-id when both have an instance; or same push key when both have one;
 //    or, when not both have an instance, an equivalent contact URI;
+//  - a contact is ignored when the binding it would replace has the same Call-ID and a higher
+//    CSeq (an older REGISTER answered late, RFC 3261 10.3 step 7);
 //  - granted[i] (the expiry the backend gave contact i; Zero/negative = removal) sets
 //    expires_at = now + granted[i]; binding fields come from the contact and the request
 //    (received = request.source, flow_token, call_id, cseq, updated_at = now);

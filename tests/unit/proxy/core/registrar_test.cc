@@ -145,6 +145,18 @@ TEST_F(RegistrarTest, RefreshFromSameContactReplaces) {
   EXPECT_EQ(bindings[0].cseq, 2u);
 }
 
+TEST_F(RegistrarTest, OlderCSeqOfSameCallIdDoesNotUndoNewerRegistration) {
+  auto bindings = Register({}, Request("<sip:alice@192.0.2.1:5060>", 600, 5));
+  // The answer to CSeq 4 (a de-registration) arrives after CSeq 5's: ignored.
+  bindings = Register(bindings, Request("<sip:alice@192.0.2.1:5060>", 0, 4));
+  ASSERT_EQ(bindings.size(), 1u);
+  EXPECT_EQ(bindings[0].cseq, 5u);
+  // Another Call-ID (e.g. after a phone restart) is not ordered against it.
+  RegisterRequest other = Request("<sip:alice@192.0.2.1:5060>", 0, 1);
+  other.call_id = "call-2";
+  EXPECT_TRUE(Register(bindings, other).empty());
+}
+
 TEST_F(RegistrarTest, SameInstanceReplacesEvenWithNewAddressAndToken) {
   auto bindings = Register(
       {}, Request(ApnsContact("192.0.2.1:5060", kTokA, ";+sip.instance=\"<urn:uuid:1>\"")));
