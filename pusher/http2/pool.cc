@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "pusher/http2/backoff.h"
 #include "pusher/http2/tls.h"
 
 namespace pushgate::http2 {
@@ -997,12 +998,9 @@ void Pool::Impl::OnConnectionClosed(Connection* conn, const absl::Status& reason
   } else {
     m_connect_failures_->Inc();
     ++consecutive_failures_;
-    absl::Duration backoff = options_.reconnect_backoff_initial;
-    for (int i = 1; i < consecutive_failures_ && backoff < options_.reconnect_backoff_max; ++i) {
-      backoff *= 2;
-    }
-    backoff = std::min(backoff, options_.reconnect_backoff_max);
-    backoff *= std::uniform_real_distribution<double>(0.8, 1.0)(rng_);
+    absl::Duration backoff =
+        ReconnectDelay(options_.reconnect_backoff_initial, options_.reconnect_backoff_max,
+                       consecutive_failures_, std::uniform_real_distribution<double>(0, 1)(rng_));
     next_connect_allowed_ = now + backoff;
     log_->warn("pool={} conn={} connection attempt {} failed: {} (next attempt in {})",
                options_.name, conn->id(), consecutive_failures_, reason.message(),

@@ -1,5 +1,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pusher/http2/backoff.h"
 #include "pusher/http2/pool.h"
 
 namespace pushgate::http2 {
@@ -65,6 +66,30 @@ TEST(ResponseHeader, CaseInsensitiveFirstMatch) {
   r.headers = {{"apns-id", "a"}, {"apns-id", "b"}};
   EXPECT_EQ(r.Header("APNS-ID"), "a");
   EXPECT_EQ(r.Header("missing"), "");
+}
+
+}  // namespace
+}  // namespace pushgate::http2
+
+namespace pushgate::http2 {
+namespace {
+
+TEST(ReconnectDelay, DoublesFromInitialUpToMax) {
+  const absl::Duration initial = absl::Milliseconds(100), max = absl::Seconds(30);
+  EXPECT_EQ(ReconnectDelay(initial, max, 1, 1.0), absl::Milliseconds(100));
+  EXPECT_EQ(ReconnectDelay(initial, max, 2, 1.0), absl::Milliseconds(200));
+  EXPECT_EQ(ReconnectDelay(initial, max, 5, 1.0), absl::Milliseconds(1600));
+  EXPECT_EQ(ReconnectDelay(initial, max, 9, 1.0), absl::Milliseconds(25600));
+  EXPECT_EQ(ReconnectDelay(initial, max, 10, 1.0), absl::Seconds(30));
+  EXPECT_EQ(ReconnectDelay(initial, max, 1000, 1.0), absl::Seconds(30));
+}
+
+TEST(ReconnectDelay, JitterShortensByAtMostTwentyPercent) {
+  const absl::Duration initial = absl::Milliseconds(100), max = absl::Seconds(30);
+  EXPECT_EQ(ReconnectDelay(initial, max, 1, 0.0), absl::Milliseconds(80));
+  EXPECT_EQ(ReconnectDelay(initial, max, 1, 0.5), absl::Milliseconds(90));
+  EXPECT_EQ(ReconnectDelay(initial, max, 10, 0.0), absl::Seconds(24));
+  EXPECT_EQ(ReconnectDelay(initial, max, 1, 7.0), absl::Milliseconds(100));  // clamped
 }
 
 }  // namespace
