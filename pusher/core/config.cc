@@ -78,8 +78,9 @@ void AddToSchema(config::Schema& schema, PusherConfig* c) {
                 Def(d.grpc.allow_insecure))
       .String("grpc", "api_keys_file", &c->grpc.api_keys_file,
               "File of API keys, one client per line: \"client-name api-key app1,app2\" or "
-              "\"client-name api-key *\". Clients send the key as metadata 'x-api-key' "
-              "(or 'authorization: Bearer <key>'). Empty: no API keys required." +
+              "\"client-name api-key *\" (apps: bundle ids / FCM project ids). Clients send the "
+              "key as gRPC metadata 'x-api-key'; with mutual TLS a client certificate named "
+              "client-name gets that client's apps. Empty: no API keys required." +
                   Def(d.grpc.api_keys_file))
       .Duration("grpc", "deadline_default", &c->grpc.deadline_default, absl::Milliseconds(100),
                 absl::Minutes(10),
