@@ -2,12 +2,13 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -125,12 +126,64 @@ absl::Status Malformed(absl::string_view why) {
 
 }  // namespace
 
-MasqueradeCodec::MasqueradeCodec(std::string secret, std::vector<std::string> previous_secrets)
-    : secret_(std::move(secret)), previous_secrets_(std::move(previous_secrets)) {
-  if (secret_.empty()) {
+struct MasqueradeCodec::KeyState {
+  struct CtxDeleter {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+  std::unique_ptr<EVP_MD_CTX, CtxDeleter> inner;  // after absorbing key^ipad and kContext
+  std::unique_ptr<EVP_MD_CTX, CtxDeleter> outer;  // after absorbing key^opad
+};
+
+namespace {
+
+// A broken invariant (OpenSSL cannot do SHA-256): crash loudly.
+void CheckCrypto(bool ok) {
+  if (!ok) std::abort();
+}
+
+}  // namespace
+
+MasqueradeCodec::MasqueradeCodec(std::string secret, std::vector<std::string> previous_secrets) {
+  if (secret.empty()) {
     // A broken invariant: config validation must refuse an empty secret before this point.
     std::abort();
   }
+  keys_.push_back(MakeKeyState(secret));
+  for (const std::string& s : previous_secrets) {
+    if (!s.empty()) keys_.push_back(MakeKeyState(s));
+  }
+}
+
+std::shared_ptr<const MasqueradeCodec::KeyState> MasqueradeCodec::MakeKeyState(
+    absl::string_view secret) {
+  constexpr size_t kBlock = 64;  // SHA-256 block size
+  std::array<unsigned char, kBlock> key{};
+  if (secret.size() > kBlock) {
+    unsigned int len = 0;
+    CheckCrypto(EVP_Digest(secret.data(), secret.size(), key.data(), &len, EVP_sha256(), nullptr) ==
+                1);
+  } else {
+    std::memcpy(key.data(), secret.data(), secret.size());
+  }
+  std::array<unsigned char, kBlock> ipad{};
+  std::array<unsigned char, kBlock> opad{};
+  for (size_t i = 0; i < kBlock; ++i) {
+    ipad[i] = key[i] ^ 0x36;
+    opad[i] = key[i] ^ 0x5c;
+  }
+  auto state = std::make_shared<MasqueradeCodec::KeyState>();
+  state->inner.reset(EVP_MD_CTX_new());
+  state->outer.reset(EVP_MD_CTX_new());
+  CheckCrypto(state->inner && state->outer);
+  CheckCrypto(EVP_DigestInit_ex(state->inner.get(), EVP_sha256(), nullptr) == 1 &&
+              EVP_DigestUpdate(state->inner.get(), ipad.data(), ipad.size()) == 1 &&
+              EVP_DigestUpdate(state->inner.get(), kContext.data(), kContext.size()) == 1 &&
+              EVP_DigestInit_ex(state->outer.get(), EVP_sha256(), nullptr) == 1 &&
+              EVP_DigestUpdate(state->outer.get(), opad.data(), opad.size()) == 1);
+  OPENSSL_cleanse(key.data(), key.size());
+  OPENSSL_cleanse(ipad.data(), ipad.size());
+  OPENSSL_cleanse(opad.data(), opad.size());
+  return state;
 }
 
 std::string MasqueradeCodec::GenerateSecret() {
@@ -140,16 +193,20 @@ std::string MasqueradeCodec::GenerateSecret() {
       absl::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
-std::string MasqueradeCodec::Tag(absl::string_view secret, absl::string_view signed_bytes) const {
-  std::string data = absl::StrCat(kContext, signed_bytes);
+std::string MasqueradeCodec::Tag(const KeyState& key, absl::string_view signed_bytes) const {
+  // One scratch context per thread, reused: no allocation per call.
+  thread_local std::unique_ptr<EVP_MD_CTX, KeyState::CtxDeleter> work(EVP_MD_CTX_new());
+  CheckCrypto(work != nullptr);
+  unsigned char inner[EVP_MAX_MD_SIZE];
   unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int inner_len = 0;
   unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac,
-           &mac_len) == nullptr ||
-      mac_len < kTagSize) {
-    std::abort();
-  }
+  CheckCrypto(EVP_MD_CTX_copy_ex(work.get(), key.inner.get()) == 1 &&
+              EVP_DigestUpdate(work.get(), signed_bytes.data(), signed_bytes.size()) == 1 &&
+              EVP_DigestFinal_ex(work.get(), inner, &inner_len) == 1 &&
+              EVP_MD_CTX_copy_ex(work.get(), key.outer.get()) == 1 &&
+              EVP_DigestUpdate(work.get(), inner, inner_len) == 1 &&
+              EVP_DigestFinal_ex(work.get(), mac, &mac_len) == 1 && mac_len >= kTagSize);
   return std::string(reinterpret_cast<const char*>(mac), kTagSize);
 }
 
@@ -171,7 +228,7 @@ Uri MasqueradeCodec::Masquerade(const Contact& contact, const TransportInfo& adv
     PutString(payload, original.host);
   }
   if (!aor.empty()) PutString(payload, aor);
-  const std::string tag = Tag(secret_, payload);
+  const std::string tag = Tag(*keys_.front(), payload);
 
   Uri out;
   out.scheme = contact.uri.scheme.empty() ? "sip" : contact.uri.scheme;
@@ -196,12 +253,10 @@ absl::StatusOr<MasqueradeTarget> MasqueradeCodec::Restore(const Uri& request_uri
   const absl::string_view payload = absl::string_view(*raw).substr(0, raw->size() - kTagSize);
   const absl::string_view tag = absl::string_view(*raw).substr(raw->size() - kTagSize);
   bool authentic = false;
-  auto verify = [&](const std::string& secret) {
-    const std::string expected = Tag(secret, payload);
+  for (const auto& key : keys_) {
+    const std::string expected = Tag(*key, payload);
     if (CRYPTO_memcmp(expected.data(), tag.data(), kTagSize) == 0) authentic = true;
-  };
-  verify(secret_);
-  for (const std::string& s : previous_secrets_) verify(s);
+  }
   if (!authentic) return absl::PermissionDeniedError("masquerade value failed authentication");
 
   Reader r(payload);

@@ -14,6 +14,7 @@
 // valid value enter the registrar/fork logic.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,10 +75,14 @@ class MasqueradeCodec final {
   static bool HasMarker(const Uri& uri);
 
  private:
-  std::string Tag(absl::string_view secret, absl::string_view signed_bytes) const;
+  // HMAC-SHA256 with the inner/outer pad states precomputed once per secret (OpenSSL's one-shot
+  // HMAC() re-derives them on every call, which doubled the cost). Shared so the codec stays
+  // copyable; immutable after construction, so concurrent use from several threads is safe.
+  struct KeyState;
+  static std::shared_ptr<const KeyState> MakeKeyState(absl::string_view secret);
+  std::string Tag(const KeyState& key, absl::string_view signed_bytes) const;
 
-  std::string secret_;
-  std::vector<std::string> previous_secrets_;
+  std::vector<std::shared_ptr<const KeyState>> keys_;  // [0] signs; all verify
 };
 
 }  // namespace pushgate::proxy

@@ -1,8 +1,12 @@
 #include "proxy/core/masquerade.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <tuple>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -191,6 +195,48 @@ TEST(MasqueradeSecretTest, GeneratedSecretsDiffer) {
   const std::string b = MasqueradeCodec::GenerateSecret();
   EXPECT_EQ(a.size(), 64u);
   EXPECT_NE(a, b);
+}
+
+}  // namespace
+}  // namespace pushgate::proxy
+
+namespace pushgate::proxy {
+namespace {
+
+// The tag is standard HMAC-SHA256 (so another implementation sharing the secret can verify it):
+// HMAC(secret, "pushgate-masquerade-v1" || payload), first 12 bytes, after the payload.
+std::string ReferenceTag(const std::string& secret, const std::string& payload) {
+  const std::string data = "pushgate-masquerade-v1" + payload;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
+  return std::string(reinterpret_cast<const char*>(mac), 12);
+}
+
+std::string DecodeValue(std::string value) {
+  for (char& c : value) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  while (value.size() % 4 != 0) value.push_back('=');
+  std::string out;
+  EXPECT_TRUE(absl::Base64Unescape(value, &out)) << value;
+  return out;
+}
+
+TEST(MasqueradeTagTest, IsStandardHmacSha256ForShortAndLongSecrets) {
+  for (const std::string& secret : {std::string("k"), std::string(64, 'x'), std::string(200, 'y'),
+                                    MasqueradeCodec::GenerateSecret()}) {
+    MasqueradeCodec codec(secret);
+    const Uri masq =
+        codec.Masquerade(*ParseContact("<sip:a@192.0.2.1>"), {Transport::kUdp, "gw", 5060},
+                         std::nullopt, {Transport::kUdp, "192.0.2.1", 5060}, "sip:a@example.org");
+    const std::string raw = DecodeValue(*Param(masq, kMasqueradeParam));
+    ASSERT_GT(raw.size(), 12u);
+    EXPECT_EQ(raw.substr(raw.size() - 12), ReferenceTag(secret, raw.substr(0, raw.size() - 12)))
+        << "secret length " << secret.size();
+  }
 }
 
 }  // namespace
