@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
+#include "pusher/core/payload.h"
 
 namespace pushgate::pusher {
 namespace {
@@ -98,7 +99,11 @@ void RetryingClient::Try(std::shared_ptr<Attempt> attempt) {
       result.set_reason(std::string(req.status().message()));
       switch (req.status().code()) {
         case absl::StatusCode::kInvalidArgument:
+          // Refused before sending, as the provider would (e.g. 413 PayloadTooLarge).
           result.set_outcome(v1::REJECTED);
+          if (IsPayloadTooLarge(req.status())) {
+            result.set_reason(absl::StrCat("PayloadTooLarge: ", req.status().message()));
+          }
           Finish(attempt, std::move(result));
           return;
         case absl::StatusCode::kUnauthenticated:
