@@ -110,11 +110,16 @@ class SipProxy::Impl {
     std::lock_guard<std::mutex> lock(mu_);
     return listening_;
   }
-  absl::StatusOr<TransportInfo> Advertised(Transport t) const {
+  // The advertised address for transport `t`, of the IP family of the peer when one matches.
+  absl::StatusOr<TransportInfo> Advertised(Transport t, bool ipv6 = false) const {
     std::lock_guard<std::mutex> lock(mu_);
+    const TransportInfo* any = nullptr;
     for (const TransportInfo& a : advertised_) {
-      if (a.transport == t) return a;
+      if (a.transport != t) continue;
+      if (IsIpv6Literal(a.host) == ipv6) return a;
+      if (any == nullptr) any = &a;
     }
+    if (any != nullptr) return *any;
     return absl::NotFoundError(absl::StrCat("no listener for transport ", TransportName(t)));
   }
   size_t InFlight() const { return in_flight_.load(); }
@@ -248,7 +253,14 @@ absl::Status SipProxy::Impl::Init() {
                                 NTATAG_PASS_408(1), TAG_END()));
   if (!agent_) return absl::InternalError("nta_agent_create failed");
 
-  for (const TransportInfo& l : options_.listen) {
+  // nta sends a request through the first listener of the transport, whatever its IP family:
+  // with an IPv6 backend, the IPv6 listeners go first.
+  std::vector<TransportInfo> listen = options_.listen;
+  if (backend_ && IsIpv6Literal(backend_->host)) {
+    std::stable_partition(listen.begin(), listen.end(),
+                          [](const TransportInfo& l) { return IsIpv6Literal(l.host); });
+  }
+  for (const TransportInfo& l : listen) {
     std::string url = ListenUrl(l);
     int rc;
     if (l.transport == Transport::kTls) {
@@ -277,33 +289,41 @@ absl::Status SipProxy::Impl::Init() {
     if (!hp) continue;
     listening.push_back(TransportInfo{*transport, hp->first, hp->second});
   }
+  // One advertised address per transport and IP family of the listeners.
   std::vector<TransportInfo> advertised;
   for (const TransportInfo& l : listening) {
-    if (std::any_of(advertised.begin(), advertised.end(),
-                    [&](const TransportInfo& a) { return a.transport == l.transport; })) {
-      continue;
-    }
-    auto configured =
-        std::find_if(options_.advertise.begin(), options_.advertise.end(),
-                     [&](const TransportInfo& a) { return a.transport == l.transport; });
-    if (configured != options_.advertise.end()) {
-      advertised.push_back(*configured);
-      continue;
+    bool v6 = IsIpv6Literal(l.host);
+    auto same_kind = [&](const TransportInfo& a) {
+      return a.transport == l.transport && IsIpv6Literal(a.host) == v6;
+    };
+    auto configured = std::find_if(options_.advertise.begin(), options_.advertise.end(), same_kind);
+    if (configured == options_.advertise.end()) {
+      // A configured host name (not an IP literal) serves both families.
+      configured = std::find_if(options_.advertise.begin(), options_.advertise.end(),
+                                [&](const TransportInfo& a) { return a.transport == l.transport; });
     }
     TransportInfo a = l;
-    if (a.host == "0.0.0.0" || a.host == "::") {
+    if (configured != options_.advertise.end()) {
+      a = *configured;
+    } else if (a.host == "0.0.0.0" || a.host == "::") {
       // A wildcard listener: advertise the address sofia puts in its Via for this transport.
       for (const sip_via_t* v = nta_agent_via(agent_.get()); v != nullptr; v = v->v_next) {
         absl::string_view proto = v->v_protocol ? v->v_protocol : "";
         if (absl::EqualsIgnoreCase(proto.substr(proto.rfind('/') + 1),
                                    TransportName(l.transport)) &&
-            v->v_host != nullptr) {
+            v->v_host != nullptr && IsIpv6Literal(v->v_host) == v6) {
           a.host = v->v_host;
+          if (!a.host.empty() && a.host.front() == '[')
+            a.host = a.host.substr(1, a.host.size() - 2);
           break;
         }
       }
     }
-    advertised.push_back(a);
+    if (std::none_of(advertised.begin(), advertised.end(), [&](const TransportInfo& b) {
+          return b.transport == a.transport && IsIpv6Literal(b.host) == v6;
+        })) {
+      advertised.push_back(a);
+    }
   }
   for (const TransportInfo& a : options_.advertise) {
     if (std::none_of(listening.begin(), listening.end(),
@@ -558,7 +578,8 @@ void SipProxy::Impl::HandleRegister(nta_incoming_t* irq, const sip_t* sip) {
 
   if (!check.wildcard && !check.fetch) {
     Transport toward = BackendTransport(*request_uri);
-    auto advertised = Advertised(toward);
+    auto advertised =
+        Advertised(toward, IsIpv6Literal(backend_ ? backend_->host : request_uri->host));
     if (!advertised.ok()) {
       metrics_.Registrations("no_transport").Inc();
       log_->error("REGISTER aor={}: no listener for transport {} toward the backend", request.aor,

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "proxy/core/contact.h"
 #include "proxy/core/masquerade.h"
 #include "proxy/core/sip_uri.h"
@@ -34,20 +36,43 @@ std::string ApnsContact(uint16_t port, absl::string_view user = "alice",
                       ";pn-param=ABCD123456.org.example.phone.voip>", extra);
 }
 
+// A store whose backend is down (Redis unreachable).
+class UnavailableStore final : public BindingStore {
+ public:
+  void Fetch(const std::string&, absl::Time, FetchDone done) override {
+    done(absl::UnavailableError("store down"));
+  }
+  void Replace(const std::string&, std::vector<Binding>, absl::Time, ReplaceDone done) override {
+    done(absl::UnavailableError("store down"));
+  }
+  void RemoveByPushKey(const std::string&, const std::string&, absl::Time,
+                       RemoveDone done) override {
+    done(absl::UnavailableError("store down"));
+  }
+  size_t ApproximateSize() const override { return 0; }
+  SubscriptionId Subscribe(Listener) override { return 1; }
+  void Unsubscribe(SubscriptionId) override {}
+};
+
 class RegisterRelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     StartProxy([](sofia::SipProxyOptions&) {});
   }
 
-  template <typename F>
-  void StartProxy(F customize) {
+  void StartProxy(const std::function<void(sofia::SipProxyOptions&)>& customize,
+                  bool failing_store = false) {
     auto loop = sofia::SofiaLoop::Start();
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = std::move(*loop);
-    store_ = loop_->Call([] { return std::make_unique<MemoryBindingStore>(); });
+    store_ = loop_->Call([failing_store]() -> std::unique_ptr<BindingStore> {
+      if (failing_store) return std::make_unique<UnavailableStore>();
+      return std::make_unique<MemoryBindingStore>();
+    });
     sofia::SipProxyOptions options;
-    options.listen = {{Transport::kUdp, "127.0.0.1", 0}, {Transport::kTcp, "127.0.0.1", 0}};
+    options.listen = {{Transport::kUdp, "127.0.0.1", 0},
+                      {Transport::kTcp, "127.0.0.1", 0},
+                      {Transport::kUdp, "::1", 0}};
     options.backend_uri = absl::StrCat("sip:127.0.0.1:", backend_.port());
     options.masquerade_secret = kSecret;
     options.t1 = absl::Milliseconds(20);
@@ -58,7 +83,8 @@ class RegisterRelayTest : public ::testing::Test {
     ASSERT_TRUE(proxy.ok()) << proxy.status();
     proxy_ = std::move(*proxy);
     for (const TransportInfo& l : proxy_->Listening()) {
-      if (l.transport == Transport::kUdp) udp_port_ = l.port;
+      if (l.transport == Transport::kUdp && l.host == "127.0.0.1") udp_port_ = l.port;
+      if (l.transport == Transport::kUdp && l.host == "::1") udp6_port_ = l.port;
       if (l.transport == Transport::kTcp) tcp_port_ = l.port;
     }
     ASSERT_NE(udp_port_, 0);
@@ -82,6 +108,13 @@ class RegisterRelayTest : public ::testing::Test {
       });
       return out;
     });
+  }
+
+  static uint64_t Registrations(const std::string& result) {
+    return metrics::Registry::Default()
+        .GetCounter("pushgate_proxy_registrations_total", "REGISTER requests handled, by result.",
+                    {{"result", result}})
+        .Value();
   }
 
   // Sends `request` from the phone, expects it at the backend (returned).
@@ -124,8 +157,17 @@ class RegisterRelayTest : public ::testing::Test {
   UdpPeer backend_;
   UdpPeer phone_;
   std::unique_ptr<sofia::SofiaLoop> loop_;
-  std::unique_ptr<MemoryBindingStore> store_;
+  void RestartProxy(std::function<void(sofia::SipProxyOptions&)> customize,
+                    bool failing_store = false) {
+    proxy_.reset();
+    loop_->Call([this] { store_.reset(); });
+    loop_->Stop();
+    StartProxy(customize, failing_store);
+  }
+
+  std::unique_ptr<BindingStore> store_;
   std::unique_ptr<sofia::SipProxy> proxy_;
+  uint16_t udp6_port_ = 0;
   uint16_t udp_port_ = 0;
   uint16_t tcp_port_ = 0;
 };
@@ -481,10 +523,7 @@ TEST_F(RegisterRelayTest, RequestsFromBackendWithoutMasqueradeGet404) {
 }
 
 TEST_F(RegisterRelayTest, DomainNotServedGets403) {
-  proxy_.reset();
-  loop_->Call([this] { store_.reset(); });
-  loop_->Stop();
-  StartProxy([](sofia::SipProxyOptions& o) { o.domains = {"example.org"}; });
+  RestartProxy([](sofia::SipProxyOptions& o) { o.domains = {"example.org"}; });
   RegisterSpec spec;
   spec.via_port = phone_.port();
   spec.domain = "other.net";
@@ -528,6 +567,105 @@ TEST_F(RegisterRelayTest, DrainingRefusesNewRequests) {
   SipText answer = PhoneGets();
   EXPECT_EQ(answer.Status(), 503);
   EXPECT_FALSE(answer.Header("Retry-After").empty());
+}
+
+TEST_F(RegisterRelayTest, StoreDownGives503WithRetryAfterAndBackendStillAsked) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.store_retry_after_seconds = 7; },
+               /*failing_store=*/true);
+  uint64_t before = Registrations("store_error");
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  BackendAccepts(ForwardedToBackend(MakeRegister(spec)), 300);
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 503) << answer.text();
+  EXPECT_EQ(answer.Header("Retry-After"), "7");
+  EXPECT_EQ(Registrations("store_error"), before + 1);
+}
+
+TEST_F(RegisterRelayTest, CountsRegistrationsByResult) {
+  uint64_t ok_before = Registrations("ok");
+  uint64_t brief_before = Registrations("interval_too_brief");
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  BackendAccepts(ForwardedToBackend(MakeRegister(spec)), 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  spec.cseq = 2;
+  spec.expires = 5;
+  phone_.SendTo(udp_port_, MakeRegister(spec));
+  ASSERT_EQ(PhoneGets().Status(), 423);
+  EXPECT_EQ(Registrations("ok"), ok_before + 1);
+  EXPECT_EQ(Registrations("interval_too_brief"), brief_before + 1);
+  EXPECT_THAT(metrics::Registry::Default().Expose(),
+              HasSubstr("pushgate_proxy_forwarded_requests_total{method=\"REGISTER\"}"));
+}
+
+TEST_F(RegisterRelayTest, WithoutBackendTheRequestUriIsResolved) {
+  // No configured backend: the REGISTER goes where its request URI points (RFC 3263; a numeric
+  // host needs no DNS here).
+  RestartProxy([](sofia::SipProxyOptions& o) { o.backend_uri.clear(); });
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  std::string reg_text = MakeRegister(spec);
+  reg_text.replace(0, reg_text.find(" SIP/2.0"),
+                   absl::StrCat("REGISTER sip:127.0.0.1:", backend_.port()));
+  SipText reg = ForwardedToBackend(reg_text);
+  ASSERT_EQ(reg.Method(), "REGISTER");
+  EXPECT_THAT(reg.text(), Not(HasSubstr("pn-")));
+  BackendAccepts(reg, 300);
+  EXPECT_EQ(PhoneGets().Status(), 200);
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 1u);
+}
+
+TEST_F(RegisterRelayTest, WithoutBackendOtherRequestsAreNotRelayedAnywhere) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.backend_uri.clear(); });
+  UdpPeer elsewhere;
+  phone_.SendTo(udp_port_,
+                MakeRequest("MESSAGE", absl::StrCat("sip:someone@127.0.0.1:", elsewhere.port()),
+                            phone_.port(), "message-1"));
+  EXPECT_EQ(PhoneGets().Status(), 403);
+  EXPECT_FALSE(elsewhere.Receive(absl::Milliseconds(100)).has_value());
+}
+
+TEST_F(RegisterRelayTest, Ipv6BackendGetsIpv6MasqueradeAndIpv6PhoneIsBound) {
+  UdpPeer backend6(/*ipv6=*/true);
+  ASSERT_NE(backend6.port(), 0);
+  ASSERT_NE(udp6_port_, 0);
+  RestartProxy([&](sofia::SipProxyOptions& o) {
+    o.backend_uri = absl::StrCat("sip:[::1]:", backend6.port());
+  });
+  UdpPeer phone6(/*ipv6=*/true);
+  RegisterSpec spec;
+  spec.via_host = "[::1]";
+  spec.via_port = phone6.port();
+  spec.contacts = {absl::StrCat("<sip:alice@[::1]:", phone6.port(), ";pn-provider=apns;pn-prid=",
+                                kToken, ";pn-param=ABCD123456.org.example.phone.voip>")};
+  phone6.SendTo(udp6_port_, MakeRegister(spec));
+  std::optional<SipText> reg = backend6.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(reg.has_value()) << "the IPv6 backend never received the REGISTER";
+  EXPECT_THAT(reg->Header("Contact"), HasSubstr(absl::StrCat("@[::1]:", udp6_port_)));
+  EXPECT_THAT(reg->text(), Not(HasSubstr("pn-")));
+  auto masked = ParseContact(reg->Header("Contact"));
+  ASSERT_TRUE(masked.ok()) << masked.status();
+  auto target = MasqueradeCodec(kSecret).Restore(masked->uri);
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->original.host, "::1");
+  EXPECT_EQ(target->original.port, phone6.port());
+
+  std::string contacts;
+  masked->SetParam("expires", "300");
+  backend6.SendTo(
+      udp6_port_,
+      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", FormatContact(*masked), "\r\n")));
+  std::optional<SipText> ok = phone6.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(ok.has_value()) << "the IPv6 phone never got its answer";
+  EXPECT_EQ(ok->Status(), 200) << ok->text();
+  std::vector<Binding> bindings = Bindings("sip:alice@example.org");
+  ASSERT_EQ(bindings.size(), 1u);
+  EXPECT_EQ(bindings[0].received.host, "::1");
+  EXPECT_EQ(bindings[0].received.port, phone6.port());
 }
 
 }  // namespace

@@ -127,7 +127,18 @@ std::string MakeResponse(const SipText& request, int status, absl::string_view r
   return out;
 }
 
-UdpPeer::UdpPeer() {
+UdpPeer::UdpPeer(bool ipv6) : ipv6_(ipv6) {
+  if (ipv6) {
+    fd_ = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_addr = in6addr_loopback;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return;
+    socklen_t len = sizeof(sa);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin6_port);
+    return;
+  }
   fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa = Loopback(0);
   if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return;
@@ -141,6 +152,14 @@ UdpPeer::~UdpPeer() {
 }
 
 void UdpPeer::SendTo(uint16_t port, absl::string_view text) {
+  if (ipv6_) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_addr = in6addr_loopback;
+    sa.sin6_port = htons(port);
+    sendto(fd_, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+    return;
+  }
   sockaddr_in sa = Loopback(port);
   sendto(fd_, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
 }
@@ -150,11 +169,11 @@ std::optional<SipText> UdpPeer::Receive(absl::Duration timeout, uint16_t* from_p
   pollfd pfd{fd_, POLLIN, 0};
   if (poll(&pfd, 1, MillisLeft(deadline)) <= 0) return std::nullopt;
   char buf[65536];
-  sockaddr_in from{};
+  sockaddr_in6 from{};
   socklen_t len = sizeof(from);
   ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
   if (n <= 0) return std::nullopt;
-  if (from_port) *from_port = ntohs(from.sin_port);
+  if (from_port) *from_port = ntohs(from.sin6_port);  // same offset in sockaddr_in
   return SipText(std::string(buf, static_cast<size_t>(n)));
 }
 
@@ -222,8 +241,8 @@ std::optional<SipText> TcpPeer::Receive(absl::Duration timeout) {
 std::string MakeRegister(const RegisterSpec& spec) {
   std::string aor = absl::StrCat("sip:", spec.aor_user, "@", spec.domain);
   std::string out = absl::StrCat(
-      "REGISTER sip:", spec.domain, " SIP/2.0\r\n", "Via: SIP/2.0/", spec.transport,
-      " 127.0.0.1:", spec.via_port, ";branch=z9hG4bK", Unique(), ";rport\r\n",
+      "REGISTER sip:", spec.domain, " SIP/2.0\r\n", "Via: SIP/2.0/", spec.transport, " ",
+      spec.via_host, ":", spec.via_port, ";branch=z9hG4bK", Unique(), ";rport\r\n",
       "Max-Forwards: 70\r\n", "From: <", aor, ">;tag=ph", Unique(), "\r\n", "To: <", aor, ">\r\n",
       "Call-ID: ", spec.call_id, "\r\n", "CSeq: ", spec.cseq, " REGISTER\r\n");
   for (const std::string& c : spec.contacts) absl::StrAppend(&out, "Contact: ", c, "\r\n");

@@ -43,7 +43,7 @@ std::string MakeResponse(const SipText& request, int status, absl::string_view r
 
 class UdpPeer {
  public:
-  UdpPeer();  // binds 127.0.0.1:0
+  explicit UdpPeer(bool ipv6 = false);  // binds 127.0.0.1:0 or [::1]:0
   ~UdpPeer();
   UdpPeer(const UdpPeer&) = delete;
   UdpPeer& operator=(const UdpPeer&) = delete;
@@ -57,6 +57,7 @@ class UdpPeer {
 
  private:
   int fd_ = -1;
+  bool ipv6_ = false;
   uint16_t port_ = 0;
 };
 
@@ -87,6 +88,7 @@ struct RegisterSpec {
   std::string call_id = "reg-call-1";
   int cseq = 1;
   std::string transport = "UDP";
+  std::string via_host = "127.0.0.1";
   uint16_t via_port = 0;
   std::string extra_headers;
 };
