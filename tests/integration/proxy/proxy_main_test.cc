@@ -1,0 +1,216 @@
+// The pushgate-proxy executable: flags, configuration errors, admin endpoint, a REGISTER through
+// the real process, graceful SIGTERM.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tests/integration/proxy/sip_peer.h"
+
+namespace pushgate::proxy::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Child {
+  pid_t pid = -1;
+  std::string out_path;
+  std::string err_path;
+};
+
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(::testing::TempDir(), "/proxy_main_", getpid(), "_", name);
+}
+
+Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  static int n = 0;
+  Child c;
+  c.out_path = TempPath(absl::StrCat("out", n));
+  c.err_path = TempPath(absl::StrCat("err", n++));
+  c.pid = fork();
+  if (c.pid == 0) {
+    FILE* out = freopen(c.out_path.c_str(), "w", stdout);
+    FILE* err = freopen(c.err_path.c_str(), "w", stderr);
+    (void)out;
+    (void)err;
+    for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv;
+    std::string bin = PUSHGATE_PROXY_BINARY;
+    argv.push_back(bin.data());
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  return c;
+}
+
+// Exit code, or -1 if it did not exit within `timeout`.
+int WaitExit(const Child& c, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A port free right now (bound then released).
+int FreePort(int type) {
+  int fd = socket(AF_INET, type, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+TEST(ProxyMain, DumpDefaultDocumentsEveryKeyAndExitsZero) {
+  Child c = Spawn({"--dump-default"});
+  ASSERT_EQ(WaitExit(c, std::chrono::seconds(10)), 0);
+  std::string out = ReadFile(c.out_path);
+  for (const char* key : {"[sip]",
+                          "listen",
+                          "advertise",
+                          "tls_certificate_dir",
+                          "backend",
+                          "trusted_backends",
+                          "domains",
+                          "insert_domain",
+                          "masquerade_secret",
+                          "masquerade_secret_file",
+                          "[registrar]",
+                          "min_expires",
+                          "max_expires",
+                          "default_expires",
+                          "max_contacts_per_aor",
+                          "[store]",
+                          "kind",
+                          "redis_url",
+                          "[admin]",
+                          "[log]"}) {
+    EXPECT_THAT(out, HasSubstr(key));
+  }
+}
+
+TEST(ProxyMain, ConfigErrorsExitTwoWithTheKey) {
+  std::string path = TempPath("bad.toml");
+  std::ofstream(path) << "[sip]\nlisten = [\"udp:1.2.3.4\"]\n";
+  Child c = Spawn({"--config", path});
+  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+  EXPECT_THAT(ReadFile(c.err_path), HasSubstr("sip.listen"));
+
+  std::ofstream(path) << "[registrar]\nmin_expires = \"2h\"\nmax_expires = \"1h\"\n";
+  c = Spawn({"--config", path});
+  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+  EXPECT_THAT(ReadFile(c.err_path), HasSubstr("registrar.min_expires"));
+
+  c = Spawn({"--no-such-flag"});
+  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+
+  c = Spawn({"--config", TempPath("missing.toml")});
+  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+}
+
+TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
+  UdpPeer backend;
+  UdpPeer phone;
+  int sip_port = FreePort(SOCK_DGRAM);
+  int admin_port = FreePort(SOCK_STREAM);
+  std::string path = TempPath("good.toml");
+  std::ofstream(path) << "[sip]\n"
+                      << "listen = [\"udp:127.0.0.1:" << sip_port << "\"]\n"
+                      << "backend = \"sip:127.0.0.1:" << backend.port() << "\"\n"
+                      << "masquerade_secret = \"main-test\"\n"
+                      << "[admin]\nlisten = \"127.0.0.1:" << admin_port << "\"\n";
+  Child c = Spawn({"--config", path}, {"PUSHGATE_LOG_LEVEL=debug"});
+
+  httplib::Client admin("127.0.0.1", admin_port);
+  admin.set_connection_timeout(0, 200000);
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    auto r = admin.Get("/healthz");
+    up = r && r->status == 200;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(up) << "the admin endpoint never answered; stderr: " << ReadFile(c.err_path);
+  auto ready = admin.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+
+  RegisterSpec spec;
+  spec.via_port = phone.port();
+  spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
+                                ";pn-provider=fcm;pn-prid=tok123;pn-param=proj>")};
+  phone.SendTo(static_cast<uint16_t>(sip_port), MakeRegister(spec));
+  std::optional<SipText> reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
+  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER; stderr: "
+                               << ReadFile(c.err_path);
+  EXPECT_THAT(reg->text(), ::testing::Not(HasSubstr("pn-")));
+  std::string contact = reg->Header("Contact");
+  backend.SendTo(static_cast<uint16_t>(sip_port),
+                 MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", contact, "\r\n")));
+  std::optional<SipText> ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
+  ASSERT_TRUE(ok.has_value()) << "the phone never got its answer";
+  EXPECT_EQ(ok->Status(), 200);
+  EXPECT_THAT(ok->Header("Contact"), HasSubstr("pn-prid=tok123"));
+
+  auto metrics = admin.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body, HasSubstr("pushgate_proxy_registrations_total{result=\"ok\"} 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("pushgate_proxy_bindings"));
+
+  ASSERT_EQ(kill(c.pid, SIGTERM), 0);
+  EXPECT_EQ(WaitExit(c, std::chrono::seconds(15)), 0) << ReadFile(c.err_path);
+  std::string log = ReadFile(c.out_path) + ReadFile(c.err_path);
+  EXPECT_THAT(log, HasSubstr("stopping"));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("tok123")));  // no token in the logs
+}
+
+TEST(ProxyMain, GeneratedSecretIsWarnedAbout) {
+  int sip_port = FreePort(SOCK_DGRAM);
+  std::string path = TempPath("nosecret.toml");
+  std::ofstream(path) << "[sip]\nlisten = [\"udp:127.0.0.1:" << sip_port
+                      << "\"]\n[admin]\nlisten = \"\"\n";
+  Child c = Spawn({"--config", path});
+  std::string log;
+  for (int i = 0; i < 100; ++i) {
+    log = ReadFile(c.out_path) + ReadFile(c.err_path);
+    if (log.find("started") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(c.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(c, std::chrono::seconds(15)), 0);
+  log = ReadFile(c.out_path) + ReadFile(c.err_path);
+  EXPECT_THAT(log, HasSubstr("replicas must share"));
+}
+
+}  // namespace
+}  // namespace pushgate::proxy::testing
