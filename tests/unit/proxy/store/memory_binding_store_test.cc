@@ -67,6 +67,34 @@ TEST(MemoryBindingStoreTest, SweepDropsExpiredBindingsAndEmptyAors) {
   EXPECT_EQ(store.aor_count(), 0u);
 }
 
+TEST(MemoryBindingStoreTest, SweepSomeCoversEveryShardInTurn) {
+  MemoryBindingStore store;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string aor = "sip:u" + std::to_string(i) + "@x";
+    store.Replace(aor,
+                  {Simple(aor, "short", kT0 + absl::Seconds(10)),
+                   Simple(aor, "long", kT0 + absl::Seconds(i % 2 == 0 ? 5 : 1000))},
+                  kT0, [](absl::Status s) { EXPECT_TRUE(s.ok()); });
+  }
+  ASSERT_EQ(store.ApproximateSize(), 2000u);
+  const absl::Time later = kT0 + absl::Seconds(20);
+  const size_t first = store.SweepSome(later);
+  EXPECT_GT(first, 0u);
+  EXPECT_LT(first, 1500u);  // one shard of 64, not everything
+  size_t total = first;
+  for (size_t i = 1; i < MemoryBindingStore::kShards; ++i) total += store.SweepSome(later);
+  // Even AORs lost both bindings (dropped whole), odd ones kept "long".
+  EXPECT_EQ(total, 1500u);
+  EXPECT_EQ(store.ApproximateSize(), 500u);
+  EXPECT_EQ(store.aor_count(), 500u);
+  EXPECT_EQ(store.SweepSome(later, MemoryBindingStore::kShards), 0u);
+  store.Fetch("sip:u1@x", later, [](absl::StatusOr<std::vector<Binding>> r) {
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->size(), 1u);
+    EXPECT_EQ(r->at(0).contact.host, "long");
+  });
+}
+
 TEST(MemoryBindingStoreTest, ListenerMayUnsubscribeItself) {
   MemoryBindingStore store;
   int calls = 0;

@@ -80,6 +80,20 @@ int main(int argc, char** argv) {
   std::printf("bindings=%zu rss_before=%ld rss_after=%ld bytes_per_binding=%.1f\n",
               store.ApproximateSize(), before, after,
               count > 0 ? static_cast<double>(after - before) / count : 0.0);
+  const absl::Time sweep_started = absl::Now();
+  const size_t swept_none = store.Sweep(now + absl::Minutes(30));
+  const absl::Duration sweep_none_time = absl::Now() - sweep_started;
+  const absl::Time shard_started = absl::Now();
+  const size_t swept_shard = store.SweepSome(now + absl::Minutes(30));
+  const absl::Duration shard_time = absl::Now() - shard_started;
+  std::printf("sweep_some_one_shard_ms=%.2f (removed %zu)\n",
+              absl::ToDoubleMilliseconds(shard_time), swept_shard);
+  const absl::Time sweep_all_started = absl::Now();
+  const size_t swept_all = store.Sweep(now + absl::Hours(2));
+  const absl::Duration sweep_all_time = absl::Now() - sweep_all_started;
+  std::printf("sweep_nothing_ms=%.1f (removed %zu) sweep_everything_ms=%.1f (removed %zu)\n",
+              absl::ToDoubleMilliseconds(sweep_none_time), swept_none,
+              absl::ToDoubleMilliseconds(sweep_all_time), swept_all);
   std::printf("register+store_us=%.2f masquerade+restore_us=%.2f (restored %zu/%d)\n",
               absl::ToDoubleMicroseconds(insert_time) / (count > 0 ? count : 1),
               absl::ToDoubleMicroseconds(codec_time) / (codec_rounds > 0 ? codec_rounds : 1), ok,
