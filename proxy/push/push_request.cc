@@ -1,0 +1,52 @@
+#include "proxy/push/push_request.h"
+
+namespace pushgate::proxy {
+
+v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const CallInfo& call,
+                                 absl::Duration ttl) {
+  v1::PushRequest request;
+  const PushParams& push = *binding.push;
+  v1::Destination* dest = request.mutable_destination();
+  switch (push.provider) {
+    case PushParams::kApnsSandbox:
+      dest->set_provider(v1::APNS_SANDBOX);
+      break;
+    case PushParams::kFcm:
+      dest->set_provider(v1::FCM);
+      break;
+    default:
+      dest->set_provider(v1::APNS);
+      break;
+  }
+  dest->set_app(push.param);
+  bool alert = kind == PushKind::kAlert || kind == PushKind::kMissedCallAlert;
+  dest->set_device_token(alert && !push.remote_prid.empty() ? push.remote_prid : push.prid);
+  switch (kind) {
+    case PushKind::kVoip:
+      request.set_kind(v1::VOIP);
+      break;
+    case PushKind::kData:
+      request.set_kind(v1::DATA);
+      request.set_priority(v1::PRIORITY_HIGH);  // only high priority wakes the app for a call
+      break;
+    case PushKind::kAlert:
+      request.set_kind(v1::ALERT);
+      request.set_loc_key(push.call_str.empty() ? "IC_MSG" : push.call_str);
+      request.set_alert_body("Incoming call");
+      request.set_sound("default");
+      break;
+    case PushKind::kMissedCallAlert:
+      request.set_kind(v1::ALERT);
+      request.set_loc_key("MISSED_CALL");
+      request.set_alert_body("Missed call");
+      break;
+  }
+  request.set_call_id(call.call_id);
+  request.set_caller_uri(call.caller_uri);
+  request.set_caller_display_name(call.caller_display_name);
+  request.set_badge(-1);
+  request.mutable_time_to_live()->set_seconds(absl::ToInt64Seconds(ttl));
+  return request;
+}
+
+}  // namespace pushgate::proxy

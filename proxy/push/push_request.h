@@ -1,0 +1,28 @@
+// What the proxy asks the pusher for: one PushRequest per fork push decision (pure mapping).
+#pragma once
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "proxy/core/binding.h"
+#include "proxy/core/fork.h"
+#include "pushgate/v1/pusher.pb.h"
+
+namespace pushgate::proxy {
+
+struct CallInfo {
+  std::string call_id;
+  std::string caller_uri;           // From URI, without tag
+  std::string caller_display_name;  // From display name, unquoted
+};
+
+// The push for `binding` (which must carry push parameters: PushKindFor(binding) is set).
+//  - VoIP: APNs PushKit push to the VoIP token, with the call fields.
+//  - Data: FCM high-priority data message with the call fields.
+//  - Alert / MissedCallAlert: APNs alert to the remote (alert) token when the device gave one,
+//    localisation key IC_MSG / MISSED_CALL (the legacy pn-call-str overrides IC_MSG).
+// `ttl`: how long the provider may keep trying (a call push is useless after the fork ends).
+v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const CallInfo& call,
+                                 absl::Duration ttl);
+
+}  // namespace pushgate::proxy

@@ -1,0 +1,63 @@
+#include "proxy/push/push_request.h"
+
+#include <gtest/gtest.h>
+
+namespace pushgate::proxy {
+namespace {
+
+Binding WithPush(PushParams::Provider provider, bool voip, std::string remote = "") {
+  Binding b;
+  PushParams p;
+  p.provider = provider;
+  p.prid = provider == PushParams::kFcm ? "fcm-token" : "aabbccdd";
+  p.remote_prid = std::move(remote);
+  p.param = provider == PushParams::kFcm ? "my-project" : "ABCD123456.org.example.app.voip";
+  p.voip = voip;
+  b.push = p;
+  return b;
+}
+
+const CallInfo kCall{"c1@host", "sip:bob@example.org", "Bob"};
+
+TEST(BuildPushRequest, VoipGoesToTheVoipTokenWithCallFields) {
+  v1::PushRequest r = BuildPushRequest(WithPush(PushParams::kApns, true), PushKind::kVoip, kCall,
+                                       absl::Seconds(90));
+  EXPECT_EQ(r.destination().provider(), v1::APNS);
+  EXPECT_EQ(r.destination().app(), "ABCD123456.org.example.app.voip");
+  EXPECT_EQ(r.destination().device_token(), "aabbccdd");
+  EXPECT_EQ(r.kind(), v1::VOIP);
+  EXPECT_EQ(r.call_id(), "c1@host");
+  EXPECT_EQ(r.caller_uri(), "sip:bob@example.org");
+  EXPECT_EQ(r.caller_display_name(), "Bob");
+  EXPECT_EQ(r.time_to_live().seconds(), 90);
+  EXPECT_TRUE(r.request_id().empty()) << "the pusher assigns one";
+}
+
+TEST(BuildPushRequest, AndroidGetsHighPriorityData) {
+  v1::PushRequest r = BuildPushRequest(WithPush(PushParams::kFcm, false), PushKind::kData, kCall,
+                                       absl::Seconds(30));
+  EXPECT_EQ(r.destination().provider(), v1::FCM);
+  EXPECT_EQ(r.destination().app(), "my-project");
+  EXPECT_EQ(r.kind(), v1::DATA);
+  EXPECT_EQ(r.priority(), v1::PRIORITY_HIGH);
+}
+
+TEST(BuildPushRequest, MissedCallAlertUsesTheRemoteTokenWhenThereIsOne) {
+  v1::PushRequest r = BuildPushRequest(WithPush(PushParams::kApnsSandbox, true, "eeff0011"),
+                                       PushKind::kMissedCallAlert, kCall, absl::Seconds(90));
+  EXPECT_EQ(r.destination().provider(), v1::APNS_SANDBOX);
+  EXPECT_EQ(r.destination().device_token(), "eeff0011");
+  EXPECT_EQ(r.kind(), v1::ALERT);
+  EXPECT_EQ(r.loc_key(), "MISSED_CALL");
+}
+
+TEST(BuildPushRequest, LegacyCallStringOverridesTheAlertKey) {
+  Binding b = WithPush(PushParams::kApns, false);
+  b.push->call_str = "CALL_FROM_%s";
+  v1::PushRequest r = BuildPushRequest(b, PushKind::kAlert, kCall, absl::Seconds(90));
+  EXPECT_EQ(r.loc_key(), "CALL_FROM_%s");
+  EXPECT_EQ(r.destination().device_token(), "aabbccdd");
+}
+
+}  // namespace
+}  // namespace pushgate::proxy
