@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/status.h"
 
 namespace pushgate::proxy {
 namespace {
@@ -224,8 +225,17 @@ int RemoveParam(Uri& uri, absl::string_view name) {
 }
 
 absl::StatusOr<Transport> UriTransport(const Uri& uri) {
-  if (auto t = Param(uri, "transport")) return ParseTransport(*t);
-  return uri.scheme == "sips" ? Transport::kTls : Transport::kUdp;
+  const bool sips = uri.scheme == "sips";
+  if (auto t = Param(uri, "transport")) {
+    ASSIGN_OR_RETURN(Transport transport, ParseTransport(*t));
+    // RFC 3261 19.1.2: "sips:...;transport=tcp" is TLS over TCP.
+    if (sips && transport == Transport::kTcp) return Transport::kTls;
+    if (sips && transport == Transport::kUdp) {
+      return absl::InvalidArgumentError("URI: sips with transport=udp");
+    }
+    return transport;
+  }
+  return sips ? Transport::kTls : Transport::kUdp;
 }
 
 std::string AorKey(const Uri& uri) {

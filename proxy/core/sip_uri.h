@@ -56,7 +56,8 @@ void SetParam(Uri& uri, absl::string_view name, absl::string_view value);
 int RemoveParam(Uri& uri, absl::string_view name);
 
 // Transport to reach this URI: the `transport` parameter if present and known, else TLS for
-// sips, else UDP. An unknown transport parameter ("ws", "sctp") -> INVALID_ARGUMENT.
+// sips, else UDP; "sips:...;transport=tcp" is TLS. An unknown transport parameter ("ws",
+// "sctp") or sips with transport=udp -> INVALID_ARGUMENT.
 absl::StatusOr<Transport> UriTransport(const Uri& uri);
 
 // Address-of-record key of a URI: "sip:user@host" with the host lower-cased, no port, no

@@ -113,6 +113,8 @@ TEST(UriTransportTest, FromParamOrScheme) {
   EXPECT_EQ(*UriTransport(*ParseUri("sips:a@b")), Transport::kTls);
   EXPECT_EQ(*UriTransport(*ParseUri("sip:a@b;transport=TCP")), Transport::kTcp);
   EXPECT_EQ(*UriTransport(*ParseUri("sip:a@b;transport=tls")), Transport::kTls);
+  EXPECT_EQ(*UriTransport(*ParseUri("sips:a@b;transport=tcp")), Transport::kTls);
+  EXPECT_FALSE(UriTransport(*ParseUri("sips:a@b;transport=udp")).ok());
   auto ws = UriTransport(*ParseUri("sip:a@b;transport=ws"));
   ASSERT_FALSE(ws.ok());
   EXPECT_THAT(std::string(ws.status().message()), HasSubstr("\"ws\""));
