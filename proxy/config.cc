@@ -72,7 +72,18 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
       .String("store", "kind", &c->store_kind,
               "\"memory\" (embedded, lost on restart) or \"redis\" (shared by replicas).",
               {"memory", "redis"})
-      .String("store", "redis_url", &c->redis_url, "Redis server for kind = \"redis\".")
+      .String("store", "redis_address", &c->redis_address,
+              "Redis server for kind = \"redis\": \"tcp://10.0.0.5:6379\" (IPv6 "
+              "\"tcp://[::1]:6379\"; prefer an IP literal, a name is resolved blocking) or "
+              "\"unix:/run/redis.sock\". Redis >= 6.2.")
+      .String("store", "redis_username", &c->redis_username, "ACL user for AUTH (empty: default).")
+      .String("store", "redis_password", &c->redis_password,
+              "AUTH password (empty: no AUTH). Prefer PUSHGATE_STORE_REDIS_PASSWORD.")
+      .Int("store", "redis_db", &c->redis_db, 0, 1000, "SELECT index.")
+      .Duration("store", "redis_op_timeout", &c->redis_op_timeout, absl::Milliseconds(10),
+                absl::Seconds(30), "A Redis command without a reply by then fails (503).")
+      .String("store", "redis_key_prefix", &c->redis_key_prefix,
+              "Prefix of every Redis key; replicas sharing a registrar use the same one.")
       .Int("store", "retry_after", &c->store_retry_after, 1, 3600,
            "Retry-After (seconds) of the 503 answered when the store fails.");
   s.Section("admin", "Admin HTTP endpoint: /metrics, /healthz, /readyz.")

@@ -38,7 +38,12 @@ struct ProxyConfig {
   int max_contacts_per_register = 5;
   // [store]
   std::string store_kind = "memory";
-  std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::string redis_address = "tcp://127.0.0.1:6379";
+  std::string redis_username;
+  std::string redis_password;
+  int redis_db = 0;
+  absl::Duration redis_op_timeout = absl::Seconds(1);
+  std::string redis_key_prefix = "pushgate:";
   int store_retry_after = 5;
   // [admin]
   std::string admin_listen = "127.0.0.1:9090";

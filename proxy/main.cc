@@ -4,6 +4,7 @@
 //   pushgate-proxy --dump-default > proxy.toml
 //
 // Exit codes: 0 after a graceful stop, 2 for a configuration error, 1 when starting fails.
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <future>
@@ -20,22 +21,29 @@
 #include "proxy/config.h"
 #include "proxy/sofia/loop.h"
 #include "proxy/sofia/sip_proxy.h"
+#include "proxy/sofia/su_event_loop.h"
 #include "proxy/store/memory_binding_store.h"
+#include "proxy/store/redis_binding_store.h"
 
 namespace pushgate::proxy {
 namespace {
+
+using sofia::SuEventLoop;
 
 constexpr char kUsage[] =
     "usage: pushgate-proxy [--config FILE] [--dump-default]\n"
     "  --config FILE     TOML configuration (environment PUSHGATE_<SECTION>_<KEY> overrides it)\n"
     "  --dump-default    print the default configuration, every key documented, and exit\n";
 
-// Sweeps expired bindings every second and publishes the binding count.
-void ScheduleSweep(sofia::SofiaLoop& loop, MemoryBindingStore& store, metrics::Gauge& gauge) {
-  loop.RunAfter(1000, [&loop, &store, &gauge] {
-    store.Sweep(RealClock::Get().Now());
+// Every second: sweeps expired in-memory bindings, publishes the binding count and whether the
+// store is reachable (for /readyz).
+void ScheduleSweep(sofia::SofiaLoop& loop, MemoryBindingStore* memory, RedisBindingStore* redis,
+                   std::atomic<bool>& store_up, BindingStore& store, metrics::Gauge& gauge) {
+  loop.RunAfter(1000, [&loop, memory, redis, &store_up, &store, &gauge] {
+    if (memory != nullptr) memory->Sweep(RealClock::Get().Now());
+    if (redis != nullptr) store_up = redis->connected();
     gauge.Set(static_cast<double>(store.ApproximateSize()));
-    ScheduleSweep(loop, store, gauge);
+    ScheduleSweep(loop, memory, redis, store_up, store, gauge);
   });
 }
 
@@ -81,10 +89,19 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "pushgate-proxy: %s\n", std::string(options.status().message()).c_str());
     return config::kConfigErrorExitCode;
   }
-  if (cfg.store_kind != "memory") {
-    std::fprintf(stderr, "pushgate-proxy: store.kind: \"%s\" is not available in this build\n",
-                 cfg.store_kind.c_str());
-    return config::kConfigErrorExitCode;
+  RedisStoreConfig redis;
+  redis.address = cfg.redis_address;
+  redis.username = cfg.redis_username;
+  redis.password = cfg.redis_password;
+  redis.db = cfg.redis_db;
+  redis.op_timeout = cfg.redis_op_timeout;
+  redis.key_prefix = cfg.redis_key_prefix;
+  if (cfg.store_kind == "redis") {
+    if (auto address = ParseRedisAddress(redis.address); !address.ok()) {
+      std::fprintf(stderr, "pushgate-proxy: store.redis_address: %s\n",
+                   std::string(address.status().message()).c_str());
+      return config::kConfigErrorExitCode;
+    }
   }
   if (secret_source == SecretSource::kGenerated) {
     log->warn(
@@ -98,16 +115,48 @@ int Run(int argc, char** argv) {
     return 1;
   }
   sofia::SofiaLoop& sofia_loop = **loop;
-  auto store = sofia_loop.Call([] { return std::make_unique<MemoryBindingStore>(); });
+  // The store lives on the loop thread (created, used and destroyed there).
+  std::unique_ptr<SuEventLoop> events;
+  std::unique_ptr<BindingStore> store;
+  MemoryBindingStore* memory = nullptr;
+  RedisBindingStore* redis_store = nullptr;
+  absl::Status store_status = sofia_loop.Call([&]() -> absl::Status {
+    if (cfg.store_kind == "redis") {
+      events = std::make_unique<SuEventLoop>(sofia_loop.root());
+      auto created = RedisBindingStore::Create(*events, redis);
+      if (!created.ok()) return created.status();
+      redis_store = created->get();
+      store = std::move(*created);
+      log->info("store: redis {}", redis.address);
+    } else {
+      auto created = std::make_unique<MemoryBindingStore>();
+      memory = created.get();
+      store = std::move(created);
+      log->info("store: memory");
+    }
+    return absl::OkStatus();
+  });
+  auto release_store = [&] {
+    sofia_loop.Call([&] {
+      store.reset();
+      events.reset();
+    });
+  };
+  if (!store_status.ok()) {
+    log->critical("store: {}", store_status.message());
+    return 1;
+  }
   auto proxy = sofia::SipProxy::Create(sofia_loop, *options, *store, RealClock::Get());
   if (!proxy.ok()) {
     log->critical("cannot start the SIP proxy: {}", proxy.status().message());
-    sofia_loop.Call([&store] { store.reset(); });
+    release_store();
     return 1;
   }
   metrics::Gauge& bindings = metrics::Registry::Default().GetGauge(
       "pushgate_proxy_bindings", "Bindings in the registrar (may include not yet swept ones).");
-  sofia_loop.Call([&] { ScheduleSweep(sofia_loop, *store, bindings); });
+  std::atomic<bool> store_up{true};
+  sofia_loop.Call(
+      [&] { ScheduleSweep(sofia_loop, memory, redis_store, store_up, *store, bindings); });
 
   std::atomic<bool> draining{false};
   std::unique_ptr<AdminServer> admin;
@@ -115,12 +164,16 @@ int Run(int argc, char** argv) {
     auto hp = ParseHostPort(cfg.admin_listen);
     admin = std::make_unique<AdminServer>(
         metrics::Registry::Default(), [] { return std::string(); },
-        [&draining] { return draining.load() ? std::string("draining") : std::string(); });
+        [&draining, &store_up] {
+          if (draining.load()) return std::string("draining");
+          if (!store_up.load()) return std::string("binding store unavailable");
+          return std::string();
+        });
     auto port = admin->Start(hp->first, hp->second);
     if (!port.ok()) {
       log->critical("admin endpoint {}: {}", cfg.admin_listen, port.status().message());
       proxy->reset();
-      sofia_loop.Call([&store] { store.reset(); });
+      release_store();
       return 1;
     }
     log->info("admin endpoint on {}:{}", hp->first, *port);
@@ -136,7 +189,7 @@ int Run(int argc, char** argv) {
   log->info("stopping (signal {}), {} transaction(s) cut short", signo, left);
   if (admin) admin->Stop();
   proxy->reset();
-  sofia_loop.Call([&store] { store.reset(); });
+  release_store();
   loop->reset();
   return 0;
 }

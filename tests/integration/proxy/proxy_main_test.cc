@@ -36,7 +36,8 @@ std::string TempPath(const std::string& name) {
   return absl::StrCat(::testing::TempDir(), "/proxy_main_", getpid(), "_", name);
 }
 
-Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+Child SpawnBinary(const std::string& binary, const std::vector<std::string>& args,
+                  const std::vector<std::string>& env = {}) {
   static int n = 0;
   Child c;
   c.out_path = TempPath(absl::StrCat("out", n));
@@ -49,7 +50,7 @@ Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>
     (void)err;
     for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
     std::vector<char*> argv;
-    std::string bin = PUSHGATE_PROXY_BINARY;
+    std::string bin = binary;
     argv.push_back(bin.data());
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -57,6 +58,10 @@ Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>
     _exit(127);
   }
   return c;
+}
+
+Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  return SpawnBinary(PUSHGATE_PROXY_BINARY, args, env);
 }
 
 // Exit code, or -1 if it did not exit within `timeout`.
@@ -210,6 +215,133 @@ TEST(ProxyMain, GeneratedSecretIsWarnedAbout) {
   EXPECT_EQ(WaitExit(c, std::chrono::seconds(15)), 0);
   log = ReadFile(c.out_path) + ReadFile(c.err_path);
   EXPECT_THAT(log, HasSubstr("replicas must share"));
+}
+
+bool WaitTcp(int port, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+    close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// A pushgate-proxy process on free ports with the given extra config, and its peers.
+struct RunningProxy {
+  Child child;
+  int sip_port = 0;
+  int admin_port = 0;
+};
+
+RunningProxy StartProxy(uint16_t backend_port, const std::string& extra_config) {
+  RunningProxy p;
+  p.sip_port = FreePort(SOCK_DGRAM);
+  p.admin_port = FreePort(SOCK_STREAM);
+  std::string path = TempPath(absl::StrCat("proxy", p.sip_port, ".toml"));
+  std::ofstream(path) << "[sip]\n"
+                      << "listen = [\"udp:127.0.0.1:" << p.sip_port << "\"]\n"
+                      << "backend = \"sip:127.0.0.1:" << backend_port << "\"\n"
+                      << "masquerade_secret = \"main-test\"\n"
+                      << "[admin]\nlisten = \"127.0.0.1:" << p.admin_port << "\"\n"
+                      << extra_config;
+  p.child = Spawn({"--config", path});
+  return p;
+}
+
+bool WaitHealthy(const RunningProxy& p) {
+  httplib::Client admin("127.0.0.1", p.admin_port);
+  admin.set_connection_timeout(0, 200000);
+  for (int i = 0; i < 100; ++i) {
+    auto r = admin.Get("/healthz");
+    if (r && r->status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+void Stop(const RunningProxy& p) {
+  kill(p.child.pid, SIGTERM);
+  EXPECT_EQ(WaitExit(p.child, std::chrono::seconds(15)), 0) << ReadFile(p.child.err_path);
+}
+
+TEST(ProxyMain, RedisStoreKeepsBindingsAcrossRestartAndRedisDownGives503) {
+  if (access("/usr/bin/redis-server", X_OK) != 0) GTEST_SKIP() << "redis-server not installed";
+  int redis_port = FreePort(SOCK_STREAM);
+  Child redis =
+      SpawnBinary("/usr/bin/redis-server", {"--port", absl::StrCat(redis_port), "--bind",
+                                            "127.0.0.1", "--save", "", "--appendonly", "no"});
+  ASSERT_TRUE(WaitTcp(redis_port, std::chrono::seconds(5))) << "redis-server never listened";
+  std::string store =
+      absl::StrCat("[store]\nkind = \"redis\"\nredis_address = \"tcp://127.0.0.1:", redis_port,
+                   "\"\nredis_key_prefix = \"t", getpid(), ":\"\n");
+  UdpPeer backend;
+  UdpPeer phone;
+
+  RunningProxy first = StartProxy(backend.port(), store);
+  ASSERT_TRUE(WaitHealthy(first)) << ReadFile(first.child.err_path);
+  RegisterSpec spec;
+  spec.via_port = phone.port();
+  spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
+                                ";pn-provider=fcm;pn-prid=tok123;pn-param=proj>")};
+  phone.SendTo(static_cast<uint16_t>(first.sip_port), MakeRegister(spec));
+  std::optional<SipText> reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
+  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER";
+  backend.SendTo(
+      static_cast<uint16_t>(first.sip_port),
+      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", reg->Header("Contact"), "\r\n")));
+  std::optional<SipText> ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
+  ASSERT_TRUE(ok.has_value()) << "the phone never got its answer";
+  ASSERT_EQ(ok->Status(), 200) << ok->text();
+  Stop(first);
+
+  // A new process finds the binding in Redis: a REGISTER without Contact lists it.
+  RunningProxy second = StartProxy(backend.port(), store);
+  ASSERT_TRUE(WaitHealthy(second)) << ReadFile(second.child.err_path);
+  RegisterSpec fetch;
+  fetch.via_port = phone.port();
+  fetch.call_id = "fetch-1";
+  fetch.expires.reset();
+  phone.SendTo(static_cast<uint16_t>(second.sip_port), MakeRegister(fetch));
+  reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
+  ASSERT_TRUE(reg.has_value()) << "the backend never got the fetch REGISTER";
+  EXPECT_TRUE(reg->Headers("Contact").empty());
+  backend.SendTo(static_cast<uint16_t>(second.sip_port), MakeResponse(*reg, 200, "OK"));
+  ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
+  ASSERT_TRUE(ok.has_value()) << "the phone never got the fetch answer";
+  EXPECT_EQ(ok->Status(), 200);
+  EXPECT_THAT(ok->Header("Contact"), HasSubstr(absl::StrCat("sip:alice@127.0.0.1:", phone.port())));
+  EXPECT_THAT(ok->text(), ::testing::Not(HasSubstr("tok123")));  // push params stay inside
+
+  // Redis goes away: registrations fail with 503 instead of being lost.
+  kill(redis.pid, SIGKILL);
+  WaitExit(redis, std::chrono::seconds(5));
+  spec.cseq = 2;
+  phone.SendTo(static_cast<uint16_t>(second.sip_port), MakeRegister(spec));
+  reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
+  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER";
+  backend.SendTo(
+      static_cast<uint16_t>(second.sip_port),
+      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", reg->Header("Contact"), "\r\n")));
+  ok = phone.ReceiveFinalOrRequest(absl::Seconds(5));
+  ASSERT_TRUE(ok.has_value()) << "the phone never got an answer with Redis down";
+  EXPECT_EQ(ok->Status(), 503) << ok->text();
+  EXPECT_FALSE(ok->Header("Retry-After").empty());
+  httplib::Client admin("127.0.0.1", second.admin_port);
+  bool unready = false;
+  for (int i = 0; i < 60 && !unready; ++i) {
+    auto r = admin.Get("/readyz");
+    unready = r && r->status != 200;
+    if (!unready) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(unready) << "/readyz stayed ready with Redis down";
+  Stop(second);
 }
 
 }  // namespace

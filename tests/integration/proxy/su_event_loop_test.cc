@@ -22,7 +22,7 @@ class SuEventLoopTest : public ::testing::Test {
     auto loop = SofiaLoop::Start();
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = std::move(*loop);
-    events_ = loop_->Call([this] { return std::make_unique<SuEventLoop>(*loop_); });
+    events_ = loop_->Call([this] { return std::make_unique<SuEventLoop>(loop_->root()); });
     ASSERT_EQ(pipe(fds_), 0);
   }
   void TearDown() override {
