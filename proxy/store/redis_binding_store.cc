@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/log.h"
 
 namespace pushgate::proxy {
@@ -156,8 +157,9 @@ class Connection {
   }
 
   ~Connection() {
-    op_timer_.reset();
-    reconnect_timer_.reset();
+    state_ = State::kDown;  // handlers run below must not try to reconnect
+    op_timer_->Stop();
+    reconnect_timer_->Stop();
     if (ac_ != nullptr) {
       ac_->data = nullptr;
       redisAsyncFree(ac_);
@@ -222,7 +224,12 @@ class Connection {
       return;
     }
     pending_.push_back(Pending{id, deadline, std::move(handler)});
-    if (!op_timer_->active()) op_timer_->Start(deadline - loop_.Now());
+    if (!op_timer_->active() || deadline < timer_deadline_) ArmOpTimer(deadline);
+  }
+
+  void ArmOpTimer(absl::Time deadline) {
+    timer_deadline_ = deadline;
+    op_timer_->Start(deadline - loop_.Now());
   }
 
   void Connect() {
@@ -338,8 +345,10 @@ class Connection {
   void OnOpTimer() {
     if (pending_.empty() || state_ == State::kDown) return;
     absl::Time now = loop_.Now();
-    const Pending& front = pending_.front();
-    if (front.deadline <= now) {
+    // Deadlines are not monotonic along the FIFO (handshake commands use connect_timeout).
+    absl::Time earliest = absl::InfiniteFuture();
+    for (const Pending& p : pending_) earliest = std::min(earliest, p.deadline);
+    if (earliest <= now) {
       Lost(state_ == State::kConnecting
                ? absl::StrCat("connect timed out after ",
                               absl::FormatDuration(options_.connect_timeout))
@@ -347,7 +356,7 @@ class Connection {
            true);
       return;
     }
-    op_timer_->Start(front.deadline - now);
+    ArmOpTimer(earliest);
   }
 
   void OnReplyFor(redisAsyncContext* ac, redisReply* reply, uint64_t id) {
@@ -416,6 +425,7 @@ class Connection {
   std::deque<Pending> pending_;
   uint64_t next_id_ = 1;
   std::unique_ptr<EventLoop::Timer> op_timer_;
+  absl::Time timer_deadline_;  // when op_timer_ fires, if active
   std::unique_ptr<EventLoop::Timer> reconnect_timer_;
   absl::Duration backoff_;
   absl::Time next_attempt_;

@@ -1,0 +1,224 @@
+// PollEventLoop and SuEventLoop (sofia su_root) against the EventLoop contract: fd readiness,
+// one-shot timers, re-arming and destruction from inside callbacks. The Redis store also runs on
+// SuEventLoop here (a real redis-server), as it will in the proxy.
+#include <fcntl.h>
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "proxy/core/registrar.h"
+#include "proxy/sofia/su_event_loop.h"
+#include "proxy/store/poll_event_loop.h"
+#include "proxy/store/redis_binding_store.h"
+#include "tests/unit/proxy/redis/redis_test_server.h"
+
+namespace pushgate::proxy {
+namespace {
+
+// Drives either loop for the shared tests.
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  virtual EventLoop& loop() = 0;
+  virtual bool RunUntil(const std::function<bool()>& done, absl::Duration timeout) = 0;
+};
+
+class PollDriver final : public Driver {
+ public:
+  EventLoop& loop() override { return loop_; }
+  bool RunUntil(const std::function<bool()>& done, absl::Duration timeout) override {
+    return loop_.RunUntil(done, timeout);
+  }
+
+ private:
+  PollEventLoop loop_;
+};
+
+class SofiaDriver final : public Driver {
+ public:
+  SofiaDriver() {
+    su_init();
+    root_ = su_root_create(nullptr);
+    loop_ = std::make_unique<sofia::SuEventLoop>(root_);
+  }
+  ~SofiaDriver() override {
+    loop_.reset();
+    su_root_destroy(root_);
+    su_deinit();
+  }
+  EventLoop& loop() override { return *loop_; }
+  bool RunUntil(const std::function<bool()>& done, absl::Duration timeout) override {
+    absl::Time deadline = absl::Now() + timeout;
+    while (!done()) {
+      if (absl::Now() >= deadline) return done();
+      su_root_step(root_, 10);
+    }
+    return true;
+  }
+
+ private:
+  su_root_t* root_ = nullptr;
+  std::unique_ptr<sofia::SuEventLoop> loop_;
+};
+
+class EventLoopTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "poll") {
+      driver_ = std::make_unique<PollDriver>();
+    } else {
+      driver_ = std::make_unique<SofiaDriver>();
+    }
+  }
+  void TearDown() override { driver_.reset(); }
+  EventLoop& loop() { return driver_->loop(); }
+  bool RunUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(3)) {
+    return driver_->RunUntil(done, timeout);
+  }
+  std::unique_ptr<Driver> driver_;
+};
+
+TEST_P(EventLoopTest, TimersFireInOrderAndStopCancels) {
+  std::vector<int> fired;
+  auto t1 = loop().CreateTimer([&] { fired.push_back(1); });
+  auto t2 = loop().CreateTimer([&] { fired.push_back(2); });
+  auto t3 = loop().CreateTimer([&] { fired.push_back(3); });
+  t2->Start(absl::Milliseconds(40));
+  t1->Start(absl::Milliseconds(10));
+  t3->Start(absl::Milliseconds(20));
+  EXPECT_TRUE(t3->active());
+  t3->Stop();
+  EXPECT_FALSE(t3->active());
+  ASSERT_TRUE(RunUntil([&] { return fired.size() == 2; })) << "timers never fired";
+  EXPECT_EQ(fired, (std::vector<int>{1, 2}));
+  EXPECT_FALSE(t1->active());
+}
+
+TEST_P(EventLoopTest, TimerCanRearmAndDestroyItselfInItsCallback) {
+  int count = 0;
+  std::unique_ptr<EventLoop::Timer> timer;
+  timer = loop().CreateTimer([&] {
+    if (++count < 3) {
+      timer->Start(absl::Milliseconds(1));
+    } else {
+      timer.reset();
+    }
+  });
+  timer->Start(absl::Milliseconds(1));
+  ASSERT_TRUE(RunUntil([&] { return timer == nullptr; })) << "timer fired " << count << " times";
+  EXPECT_EQ(count, 3);
+}
+
+TEST_P(EventLoopTest, FdWatchReportsReadAndWriteAsEnabled) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  int readable = 0;
+  int writable = 0;
+  auto reader = loop().WatchFd(fds[0], [&](bool r, bool) {
+    if (r) {
+      char buf[16];
+      while (read(fds[0], buf, sizeof(buf)) > 0) {
+      }
+      ++readable;
+    }
+  });
+  auto writer = loop().WatchFd(fds[1], [&](bool, bool w) {
+    if (w) ++writable;
+  });
+  // No events enabled yet: nothing reported although the pipe is writable.
+  auto tick = loop().CreateTimer([] {});
+  tick->Start(absl::Milliseconds(30));
+  RunUntil([&] { return !tick->active(); });
+  EXPECT_EQ(writable, 0);
+  writer->SetEvents(false, true);
+  ASSERT_TRUE(RunUntil([&] { return writable > 0; })) << "write readiness never reported";
+  writer->SetEvents(false, false);
+  reader->SetEvents(true, false);
+  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  ASSERT_TRUE(RunUntil([&] { return readable > 0; })) << "read readiness never reported";
+  int writable_after = writable;
+  tick->Start(absl::Milliseconds(30));
+  RunUntil([&] { return !tick->active(); });
+  EXPECT_EQ(writable, writable_after) << "write events reported after disabling them";
+  reader.reset();
+  writer.reset();
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_P(EventLoopTest, WatchMayBeDestroyedInsideItsCallback) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  int calls = 0;
+  std::unique_ptr<EventLoop::FdWatch> watch;
+  watch = loop().WatchFd(fds[0], [&](bool, bool) {
+    ++calls;
+    watch.reset();
+  });
+  watch->SetEvents(true, false);
+  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  ASSERT_TRUE(RunUntil([&] { return watch == nullptr; })) << "callback never ran";
+  auto tick = loop().CreateTimer([] {});
+  tick->Start(absl::Milliseconds(30));
+  RunUntil([&] { return !tick->active(); });
+  EXPECT_EQ(calls, 1);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+// The Redis store on both loops (the proxy uses SuEventLoop).
+TEST_P(EventLoopTest, RedisStoreRunsOnThisLoop) {
+  testing::RedisTestServer server;
+  ASSERT_TRUE(server.Start().ok());
+  RedisStoreConfig config;
+  config.address = server.address();
+  auto store = RedisBindingStore::Create(loop(), config);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(RunUntil([&] { return (*store)->connected() && (*store)->listening(); }))
+      << (*store)->last_error();
+  absl::Time now = absl::Now();
+  RegisterRequest r;
+  r.aor = "sip:bob@example.org";
+  auto contacts = ParseContacts("<sip:bob@192.0.2.9;pn-provider=fcm;pn-param=p;pn-prid=t1>");
+  ASSERT_TRUE(contacts.ok());
+  Binding b = MakeBinding(r, contacts->contacts.at(0), absl::Minutes(10), now);
+  bool replaced = false;
+  (*store)->Replace(r.aor, {b}, now, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    replaced = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return replaced; })) << "Replace never answered";
+  std::vector<Binding> got;
+  bool fetched = false;
+  (*store)->Fetch(r.aor, now, [&](absl::StatusOr<std::vector<Binding>> v) {
+    ASSERT_TRUE(v.ok()) << v.status();
+    got = *v;
+    fetched = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return fetched; })) << "Fetch never answered";
+  EXPECT_EQ(got, std::vector<Binding>{b});
+  // Outage on this loop too: killed server -> UNAVAILABLE, restart -> reconnects.
+  server.Stop();
+  bool failed = false;
+  (*store)->Fetch(r.aor, now, [&](absl::StatusOr<std::vector<Binding>> v) {
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kUnavailable) << v.status();
+    failed = true;
+  });
+  ASSERT_TRUE(RunUntil([&] { return failed; })) << "Fetch never answered after the kill";
+  ASSERT_TRUE(server.Start().ok());
+  EXPECT_TRUE(RunUntil([&] { return (*store)->connected(); }, absl::Seconds(6)))
+      << "no reconnection: " << (*store)->last_error();
+  store->reset();
+}
+
+INSTANTIATE_TEST_SUITE_P(Loops, EventLoopTest, ::testing::Values("poll", "sofia"),
+                         [](const auto& param_info) { return param_info.param; });
+
+}  // namespace
+}  // namespace pushgate::proxy

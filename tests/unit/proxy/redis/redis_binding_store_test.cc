@@ -1,0 +1,463 @@
+// RedisBindingStore against a real redis-server (unix socket in a temp dir, started and killed
+// by the test): the shared BindingStore suite, replicas, restarts, outages and timeouts.
+#include "proxy/store/redis_binding_store.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proxy/core/registrar.h"
+#include "proxy/store/poll_event_loop.h"
+#include "tests/unit/proxy/redis/redis_test_server.h"
+#include "tests/unit/proxy/store/binding_store_suite.h"
+
+namespace pushgate::proxy {
+namespace {
+
+using ::pushgate::proxy::testing::RedisTestServer;
+using ::testing::HasSubstr;
+
+// One server and one loop for the shared suite (each test process starts its own server).
+RedisTestServer& SharedServer() {
+  static RedisTestServer* server = [] {
+    auto* s = new RedisTestServer();
+    absl::Status started = s->Start();
+    if (!started.ok()) ADD_FAILURE() << "redis-server: " << started;
+    return s;
+  }();
+  return *server;
+}
+
+PollEventLoop& SharedLoop() {
+  static PollEventLoop* loop = new PollEventLoop();
+  return *loop;
+}
+
+class StopSharedServer : public ::testing::Environment {
+ public:
+  void TearDown() override { SharedServer().Stop(); }
+};
+const auto* const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new StopSharedServer());  // gtest owns it
+
+std::unique_ptr<BindingStore> MakeSharedStore() {
+  RedisTestServer& server = SharedServer();
+  auto flushed = server.Command({"FLUSHALL"});
+  EXPECT_TRUE(flushed.ok()) << flushed.status();
+  RedisStoreConfig config;
+  config.address = server.address();
+  auto store = RedisBindingStore::Create(SharedLoop(), config);
+  EXPECT_TRUE(store.ok()) << store.status();
+  if (!store.ok()) return nullptr;
+  RedisBindingStore* raw = store->get();
+  EXPECT_TRUE(
+      SharedLoop().RunUntil([&] { return raw->connected() && raw->listening(); }, absl::Seconds(5)))
+      << "store never connected: " << raw->last_error();
+  return *std::move(store);
+}
+
+INSTANTIATE_TEST_SUITE_P(Redis, BindingStoreSuite,
+                         ::testing::Values(BindingStoreSuiteParam{
+                             .name = "redis",
+                             .make = &MakeSharedStore,
+                             .run_until =
+                                 [](const std::function<bool()>& done, absl::Duration timeout) {
+                                   return SharedLoop().RunUntil(done, timeout);
+                                 },
+                             .base_time = absl::Now()}),
+                         BindingStoreSuiteParamName);
+
+constexpr const char* kApns =
+    "<sip:alice@192.0.2.1:5060;transport=tcp;pn-provider=apns;pn-prid="
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef;"
+    "pn-param=ABCD123456.org.example.phone.voip>;+sip.instance=\"<urn:uuid:1>\"";
+constexpr const char* kFcm =
+    "<sip:alice@198.51.100.2:5070;pn-provider=fcm;pn-param=proj;pn-prid=fcm:tok-1>;q=0.5";
+constexpr const char* kAor = "sip:alice@example.org";
+
+Binding Make(const std::string& contact, absl::Duration expires, absl::Time now) {
+  RegisterRequest r;
+  r.aor = kAor;
+  auto list = ParseContacts(contact);
+  EXPECT_TRUE(list.ok()) << list.status();
+  r.call_id = "call-1";
+  r.cseq = 3;
+  r.source = {Transport::kTcp, "192.0.2.50", 41000};
+  return MakeBinding(r, list->contacts.at(0), expires, now);
+}
+
+// Each test: its own redis-server (so it may kill it), a poll loop, helpers that wait with a
+// timeout and say what never arrived.
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::Status started = server_.Start();
+    ASSERT_TRUE(started.ok()) << started;
+    now_ = absl::Now();
+  }
+
+  RedisStoreConfig Config() {
+    RedisStoreConfig config;
+    config.address = server_.address();
+    config.op_timeout = absl::Seconds(5);  // outage tests must not pass through the timeout
+    config.reconnect_min_backoff = absl::Milliseconds(20);
+    config.reconnect_max_backoff = absl::Milliseconds(200);
+    return config;
+  }
+
+  std::unique_ptr<RedisBindingStore> NewStore(RedisStoreConfig config, bool wait = true) {
+    auto store = RedisBindingStore::Create(loop_, std::move(config));
+    EXPECT_TRUE(store.ok()) << store.status();
+    if (!store.ok()) return nullptr;
+    RedisBindingStore* raw = store->get();
+    if (wait) {
+      EXPECT_TRUE(
+          loop_.RunUntil([&] { return raw->connected() && raw->listening(); }, absl::Seconds(5)))
+          << "store never connected: " << raw->last_error();
+    }
+    return *std::move(store);
+  }
+  std::unique_ptr<RedisBindingStore> NewStore() { return NewStore(Config()); }
+
+  absl::StatusOr<std::vector<Binding>> Fetch(BindingStore& store, const std::string& aor,
+                                             absl::Duration timeout = absl::Seconds(5)) {
+    bool called = false;
+    absl::StatusOr<std::vector<Binding>> result = absl::UnknownError("Fetch never answered");
+    store.Fetch(aor, now_, [&](absl::StatusOr<std::vector<Binding>> r) {
+      EXPECT_FALSE(called) << "Fetch answered twice";
+      called = true;
+      result = std::move(r);
+    });
+    EXPECT_TRUE(loop_.RunUntil([&] { return called; }, timeout)) << "Fetch never answered";
+    return result;
+  }
+
+  absl::Status Replace(BindingStore& store, const std::string& aor, std::vector<Binding> b,
+                       absl::Duration timeout = absl::Seconds(5)) {
+    bool called = false;
+    absl::Status result = absl::UnknownError("Replace never answered");
+    store.Replace(aor, std::move(b), now_, [&](absl::Status s) {
+      EXPECT_FALSE(called) << "Replace answered twice";
+      called = true;
+      result = s;
+    });
+    EXPECT_TRUE(loop_.RunUntil([&] { return called; }, timeout)) << "Replace never answered";
+    return result;
+  }
+
+  absl::StatusOr<size_t> Remove(BindingStore& store, const std::string& aor,
+                                const std::string& key) {
+    bool called = false;
+    absl::StatusOr<size_t> result = absl::UnknownError("RemoveByPushKey never answered");
+    store.RemoveByPushKey(aor, key, now_, [&](absl::StatusOr<size_t> r) {
+      called = true;
+      result = std::move(r);
+    });
+    EXPECT_TRUE(loop_.RunUntil([&] { return called; }, absl::Seconds(5)))
+        << "RemoveByPushKey never answered";
+    return result;
+  }
+
+  RedisTestServer server_;
+  PollEventLoop loop_;
+  absl::Time now_;
+};
+
+TEST_F(RedisStoreTest, OneKeyPerAorWithTtlAtTheLatestExpiry) {
+  auto store = NewStore();
+  ASSERT_TRUE(Replace(*store, kAor,
+                      {Make(kApns, absl::Seconds(600), now_), Make(kFcm, absl::Seconds(60), now_)})
+                  .ok());
+  auto keys = server_.Command({"KEYS", "*"});
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(*keys, "pushgate:aor:sip:alice@example.org");
+  auto ttl = server_.Command({"PTTL", "pushgate:aor:sip:alice@example.org"});
+  ASSERT_TRUE(ttl.ok());
+  int64_t ms = std::stoll(*ttl);
+  EXPECT_GT(ms, 590'000);
+  EXPECT_LE(ms, 600'000);
+  ASSERT_TRUE(Replace(*store, kAor, {}).ok());
+  keys = server_.Command({"KEYS", "*"});
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(*keys, "");
+}
+
+TEST_F(RedisStoreTest, KeyPrefixAndDatabaseAreConfigurable) {
+  RedisStoreConfig config = Config();
+  config.key_prefix = "tenant7:";
+  config.db = 3;
+  auto store = NewStore(config);
+  ASSERT_TRUE(Replace(*store, kAor, {Make(kFcm, absl::Seconds(60), now_)}).ok());
+  auto in_db0 = server_.Command({"EXISTS", "tenant7:aor:sip:alice@example.org"});
+  ASSERT_TRUE(in_db0.ok());
+  EXPECT_EQ(*in_db0, "0");
+  auto size = server_.Command({"EVAL", "redis.call('SELECT', 3) return redis.call('DBSIZE')", "0"});
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(*size, "1");
+  auto got = Fetch(*store, kAor);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), 1u);
+}
+
+TEST_F(RedisStoreTest, TwoReplicasShareBindingsAndHearEachOthersRegistrations) {
+  auto a = NewStore();
+  auto b = NewStore();
+  std::vector<std::string> heard_by_a;
+  std::vector<std::string> heard_by_b;
+  a->Subscribe([&](const std::string& aor, const Binding& binding) {
+    heard_by_a.push_back(aor + " " + binding.contact.host);
+  });
+  b->Subscribe([&](const std::string& aor, const Binding& binding) {
+    heard_by_b.push_back(aor + " " + binding.contact.host + " " + binding.push_key());
+  });
+  Binding apns = Make(kApns, absl::Hours(1), now_);
+  ASSERT_TRUE(Replace(*a, kAor, {apns}).ok());
+  // A's listener ran for its own Replace (once: its own published message is skipped).
+  EXPECT_THAT(heard_by_a, ::testing::ElementsAre("sip:alice@example.org 192.0.2.1"));
+  auto seen_by_b = Fetch(*b, kAor);
+  ASSERT_TRUE(seen_by_b.ok()) << seen_by_b.status();
+  ASSERT_EQ(seen_by_b->size(), 1u);
+  EXPECT_EQ(seen_by_b->at(0), apns);
+  ASSERT_TRUE(loop_.RunUntil([&] { return !heard_by_b.empty(); }, absl::Seconds(5)))
+      << "replica B never heard A's registration via pub/sub";
+  EXPECT_THAT(heard_by_b,
+              ::testing::ElementsAre("sip:alice@example.org 192.0.2.1 " + apns.push_key()));
+  loop_.RunFor(absl::Milliseconds(50));
+  EXPECT_EQ(heard_by_a.size(), 1u) << "A heard its own registration twice";
+
+  // B removes the device (dead token); A sees it gone.
+  auto removed = Remove(*b, kAor, apns.push_key());
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, 1u);
+  auto seen_by_a = Fetch(*a, kAor);
+  ASSERT_TRUE(seen_by_a.ok());
+  EXPECT_TRUE(seen_by_a->empty());
+}
+
+TEST_F(RedisStoreTest, ProxyRestartKeepsBindings) {
+  std::vector<Binding> bindings = {Make(kApns, absl::Hours(1), now_),
+                                   Make(kFcm, absl::Minutes(5), now_)};
+  {
+    auto before = NewStore();
+    ASSERT_TRUE(Replace(*before, kAor, bindings).ok());
+  }  // the proxy goes away
+  auto after = NewStore();
+  auto got = Fetch(*after, kAor);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, bindings);
+}
+
+TEST_F(RedisStoreTest, RedisKilledAnswersUnavailableAtOnce) {
+  auto store = NewStore();
+  ASSERT_TRUE(Replace(*store, kAor, {Make(kFcm, absl::Hours(1), now_)}).ok());
+  server_.Stop();
+  absl::Time start = absl::Now();
+  auto fetched = Fetch(*store, kAor);
+  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kUnavailable) << fetched.status();
+  EXPECT_THAT(std::string(fetched.status().message()), HasSubstr("redis unavailable: "));
+  absl::Status replaced = Replace(*store, kAor, {Make(kApns, absl::Hours(1), now_)});
+  EXPECT_EQ(replaced.code(), absl::StatusCode::kUnavailable) << replaced;
+  auto removed = Remove(*store, kAor, "fcm|proj|fcm:tok-1");
+  EXPECT_EQ(removed.status().code(), absl::StatusCode::kUnavailable) << removed.status();
+  // Far below op_timeout (5 s): the failure is seen, not waited out.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_FALSE(store->connected());
+  EXPECT_GE(store->RetryAfterHint(), absl::Seconds(1));
+}
+
+TEST_F(RedisStoreTest, PendingOperationsFailWhenTheConnectionBreaks) {
+  auto store = NewStore();
+  server_.Pause();
+  int answered = 0;
+  std::vector<absl::Status> statuses;
+  for (int i = 0; i < 3; ++i) {
+    store->Fetch(kAor, now_, [&](absl::StatusOr<std::vector<Binding>> r) {
+      ++answered;
+      statuses.push_back(r.status());
+    });
+  }
+  store->Replace(kAor, {Make(kFcm, absl::Hours(1), now_)}, now_, [&](absl::Status s) {
+    ++answered;
+    statuses.push_back(s);
+  });
+  loop_.RunFor(absl::Milliseconds(100));
+  EXPECT_EQ(answered, 0) << "answered while Redis was paused and before the timeout";
+  absl::Time start = absl::Now();
+  server_.Stop();  // SIGKILL while stopped: the socket closes
+  ASSERT_TRUE(loop_.RunUntil([&] { return answered == 4; }, absl::Seconds(3)))
+      << "pending operations not answered after the connection broke (" << answered << "/4)";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  for (const absl::Status& s : statuses) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  }
+}
+
+TEST_F(RedisStoreTest, RecoversWhenRedisComesBack) {
+  auto store = NewStore();
+  Binding fcm = Make(kFcm, absl::Hours(1), now_);
+  server_.Stop();
+  EXPECT_EQ(Fetch(*store, kAor).status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(loop_.RunUntil([&] { return !store->connected(); }, absl::Seconds(2)));
+  loop_.RunFor(absl::Milliseconds(300));  // a few failed reconnection attempts
+  ASSERT_TRUE(server_.Start().ok());
+  ASSERT_TRUE(
+      loop_.RunUntil([&] { return store->connected() && store->listening(); }, absl::Seconds(5)))
+      << "store did not reconnect: " << store->last_error();
+  EXPECT_TRUE(Replace(*store, kAor, {fcm}).ok());
+  auto got = Fetch(*store, kAor);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, std::vector<Binding>{fcm});
+}
+
+TEST_F(RedisStoreTest, ReplicaListenerWorksAgainAfterReconnection) {
+  auto a = NewStore();
+  auto b = NewStore();
+  int heard = 0;
+  b->Subscribe([&](const std::string&, const Binding&) { ++heard; });
+  server_.Stop();
+  ASSERT_TRUE(loop_.RunUntil([&] { return !a->connected() && !b->listening(); }, absl::Seconds(3)))
+      << "the replicas never noticed that Redis died";
+  ASSERT_TRUE(server_.Start().ok());
+  ASSERT_TRUE(loop_.RunUntil([&] { return a->connected() && b->connected() && b->listening(); },
+                             absl::Seconds(5)))
+      << "replicas did not reconnect/resubscribe";
+  ASSERT_TRUE(Replace(*a, kAor, {Make(kFcm, absl::Hours(1), now_)}).ok());
+  EXPECT_TRUE(loop_.RunUntil([&] { return heard == 1; }, absl::Seconds(5)))
+      << "B never heard A's registration after the reconnection";
+}
+
+TEST_F(RedisStoreTest, OperationTimesOutWhenRedisHangs) {
+  RedisStoreConfig config = Config();
+  config.op_timeout = absl::Milliseconds(300);
+  auto store = NewStore(config);
+  server_.Pause();
+  absl::Time start = absl::Now();
+  auto fetched = Fetch(*store, kAor, absl::Seconds(3));
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kUnavailable) << fetched.status();
+  EXPECT_THAT(std::string(fetched.status().message()), HasSubstr("no reply within 300ms"));
+  EXPECT_GE(took, absl::Milliseconds(250));
+  EXPECT_LT(took, absl::Milliseconds(1000));
+  server_.Resume();
+  ASSERT_TRUE(loop_.RunUntil([&] { return store->connected(); }, absl::Seconds(5)))
+      << "store did not reconnect after the pause: " << store->last_error();
+  EXPECT_TRUE(Fetch(*store, kAor).ok());
+}
+
+TEST_F(RedisStoreTest, DebugSleepFromAnotherClientTimesOut) {
+  RedisTestServer debuggable({"--enable-debug-command", "yes"});
+  ASSERT_TRUE(debuggable.Start().ok());
+  RedisStoreConfig config = Config();
+  config.address = debuggable.address();
+  config.op_timeout = absl::Milliseconds(200);
+  auto store = NewStore(config);
+  // DEBUG SLEEP blocks the server for 1 s; run it from a thread (synchronous client).
+  absl::StatusOr<std::string> slept = absl::UnknownError("not run");
+  std::thread sleeper([&] { slept = debuggable.Command({"DEBUG", "SLEEP", "1"}); });
+  absl::SleepFor(absl::Milliseconds(100));
+  absl::Time start = absl::Now();
+  absl::Status s = Replace(*store, kAor, {Make(kFcm, absl::Hours(1), now_)}, absl::Seconds(3));
+  absl::Duration took = absl::Now() - start;
+  sleeper.join();
+  ASSERT_TRUE(slept.ok()) << "DEBUG SLEEP: " << slept.status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("no reply within 200ms"));
+  EXPECT_GE(took, absl::Milliseconds(150));
+  EXPECT_LT(took, absl::Milliseconds(700));
+  // Once the server wakes up, the store reconnects by itself.
+  ASSERT_TRUE(loop_.RunUntil([&] { return store->connected(); }, absl::Seconds(5)))
+      << store->last_error();
+  EXPECT_TRUE(Replace(*store, kAor, {Make(kFcm, absl::Hours(1), now_)}).ok());
+}
+
+TEST_F(RedisStoreTest, NoServerMeansUnavailableNotAHang) {
+  RedisStoreConfig config = Config();
+  config.address = "unix:/nonexistent/pushgate-redis.sock";
+  auto store = NewStore(config, /*wait=*/false);
+  absl::Time start = absl::Now();
+  auto fetched = Fetch(*store, kAor);
+  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(fetched.status().message()), HasSubstr("redis unavailable: "));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+}
+
+TEST_F(RedisStoreTest, UnreachableTcpAddressTimesOutConnecting) {
+  RedisStoreConfig config = Config();
+  config.address = "tcp://192.0.2.1:6379";  // TEST-NET-1: never answers
+  config.connect_timeout = absl::Milliseconds(300);
+  auto store = NewStore(config, /*wait=*/false);
+  absl::Time start = absl::Now();
+  auto fetched = Fetch(*store, kAor, absl::Seconds(8));
+  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kUnavailable) << fetched.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(6));
+}
+
+TEST_F(RedisStoreTest, CorruptRecordIsDataLoss) {
+  auto store = NewStore();
+  ASSERT_TRUE(server_.Command({"SET", "pushgate:aor:sip:alice@example.org", "garbage"}).ok());
+  auto fetched = Fetch(*store, kAor);
+  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kDataLoss) << fetched.status();
+  // Replace overwrites it.
+  EXPECT_TRUE(Replace(*store, kAor, {Make(kFcm, absl::Hours(1), now_)}).ok());
+  EXPECT_TRUE(Fetch(*store, kAor).ok());
+}
+
+TEST(RedisAddressTest, Parses) {
+  auto unix_socket = ParseRedisAddress("unix:/run/redis/redis.sock");
+  ASSERT_TRUE(unix_socket.ok());
+  EXPECT_TRUE(unix_socket->unix_socket);
+  EXPECT_EQ(unix_socket->host, "/run/redis/redis.sock");
+  auto tcp = ParseRedisAddress("tcp://10.0.0.5:6380");
+  ASSERT_TRUE(tcp.ok());
+  EXPECT_EQ(tcp->host, "10.0.0.5");
+  EXPECT_EQ(tcp->port, 6380);
+  auto v6 = ParseRedisAddress("tcp://[::1]:6379");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  for (const char* bad : {"localhost:6379", "tcp://host", "tcp://:1", "tcp://h:0", "tcp://h:99999",
+                          "unix:relative", "tcp://[::1:6379"}) {
+    EXPECT_EQ(ParseRedisAddress(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  PollEventLoop loop;
+  RedisStoreConfig config;
+  config.address = "redis://x";
+  EXPECT_EQ(RedisBindingStore::Create(loop, config).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+class RedisAuthTest : public ::testing::Test {
+ protected:
+  RedisTestServer server_{{"--requirepass", "s3cret"}};
+  PollEventLoop loop_;
+};
+
+TEST_F(RedisAuthTest, PasswordIsSentAndAWrongOneIsUnavailable) {
+  ASSERT_TRUE(server_.Start().ok());
+  RedisStoreConfig config;
+  config.address = server_.address();
+  config.password = "s3cret";
+  auto good = RedisBindingStore::Create(loop_, config);
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(loop_.RunUntil([&] { return (*good)->connected(); }, absl::Seconds(5)))
+      << (*good)->last_error();
+
+  config.password = "wrong";
+  auto bad = RedisBindingStore::Create(loop_, config);
+  ASSERT_TRUE(bad.ok());
+  bool called = false;
+  absl::Status status;
+  (*bad)->Fetch(kAor, absl::Now(), [&](absl::StatusOr<std::vector<Binding>> r) {
+    called = true;
+    status = r.status();
+  });
+  ASSERT_TRUE(loop_.RunUntil([&] { return called; }, absl::Seconds(5)));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_FALSE((*bad)->connected());
+  EXPECT_THAT(std::string((*bad)->last_error().message()), HasSubstr("AUTH failed"));
+}
+
+}  // namespace
+}  // namespace pushgate::proxy
