@@ -118,7 +118,7 @@ TEST(ProxyMain, DumpDefaultDocumentsEveryKeyAndExitsZero) {
                           "max_contacts_per_aor",
                           "[store]",
                           "kind",
-                          "redis_url",
+                          "redis_address",
                           "[admin]",
                           "[log]"}) {
     EXPECT_THAT(out, HasSubstr(key));
