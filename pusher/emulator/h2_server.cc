@@ -60,6 +60,8 @@ struct Connection {
   int streams_answered = 0;
   int32_t goaway_last_stream = -1;  // >= 0 once a fault GOAWAY was submitted
   bool dropping = false;
+  bool lingering = false;  // all sent, write side shut: reading until the peer closes
+  event* linger_timer = nullptr;
   bool closed = false;
 };
 
@@ -72,6 +74,7 @@ struct H2Server::Worker {
   SSL_CTX* ssl_ctx = nullptr;
   event_base* base = nullptr;
   evconnlistener* listener = nullptr;
+  event* stop_event = nullptr;  // activated from Stop(): breaks the loop even before it ran
   std::thread thread;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
 };
@@ -145,11 +148,23 @@ bool SessionSend(Connection* c) {
   return true;
 }
 
+void OnLingerTimeout(evutil_socket_t, short, void* arg) noexcept {
+  DeleteConnection(static_cast<Connection*>(arg));
+}
+
+// Once everything is sent: shut the write side and read until the peer closes (or 2 s), so
+// that unread bytes from the peer do not turn the close into a TCP reset that could destroy
+// the last answers / the GOAWAY before the peer read them.
 void MaybeClose(Connection* c) {
-  if (c->closed) return;
+  if (c->closed || c->lingering) return;
   const bool done = c->dropping || (nghttp2_session_want_read(c->session) == 0 &&
                                     nghttp2_session_want_write(c->session) == 0);
-  if (done && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) DeleteConnection(c);
+  if (!done || evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) return;
+  c->lingering = true;
+  shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+  c->linger_timer = evtimer_new(c->worker->base, OnLingerTimeout, c);
+  timeval tv{2, 0};
+  evtimer_add(c->linger_timer, &tv);
 }
 
 void OnDelayTimer(evutil_socket_t, short, void* arg) noexcept {
@@ -280,6 +295,10 @@ int OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t, void* u
 void OnRead(bufferevent* bev, void* arg) noexcept {
   auto* c = static_cast<Connection*>(arg);
   evbuffer* in = bufferevent_get_input(bev);
+  if (c->lingering) {
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
   if (c->dropping) {
     evbuffer_drain(in, evbuffer_get_length(in));
     MaybeClose(c);
@@ -300,6 +319,7 @@ void OnRead(bufferevent* bev, void* arg) noexcept {
 
 void OnWrite(bufferevent* bev, void* arg) noexcept {
   auto* c = static_cast<Connection*>(arg);
+  if (c->lingering) return;
   if (c->dropping) {
     MaybeClose(c);
     return;
@@ -362,6 +382,8 @@ void OnEvent(bufferevent* bev, short events, void* arg) noexcept {
 void DeleteConnection(Connection* c) {
   if (c->closed) return;
   c->closed = true;
+  if (c->linger_timer != nullptr) event_free(c->linger_timer);
+  c->linger_timer = nullptr;
   if (c->session != nullptr) nghttp2_session_del(c->session);
   c->session = nullptr;
   c->streams.clear();
@@ -435,6 +457,10 @@ absl::StatusOr<int> BindListenSocket(const std::string& host, int port) {
   return fd;
 }
 
+void OnStopEvent(evutil_socket_t, short, void* arg) noexcept {
+  event_base_loopbreak(static_cast<event_base*>(arg));
+}
+
 int BoundPort(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
@@ -466,7 +492,8 @@ absl::StatusOr<int> H2Server::Start(const std::string& host, int port, int threa
     w->ssl_ctx = ssl_ctx_;
     w->base = event_base_new();
     w->listener = evconnlistener_new(w->base, OnAccept, w.get(), LEV_OPT_CLOSE_ON_FREE, -1, *fd);
-    if (w->base == nullptr || w->listener == nullptr) {
+    w->stop_event = event_new(w->base, -1, 0, OnStopEvent, w->base);
+    if (w->base == nullptr || w->listener == nullptr || w->stop_event == nullptr) {
       close(*fd);
       Stop();
       return absl::InternalError("libevent: cannot create the listener");
@@ -482,12 +509,16 @@ absl::StatusOr<int> H2Server::Start(const std::string& host, int port, int threa
 
 void H2Server::Stop() {
   for (auto& w : workers_) {
-    if (w->base != nullptr) event_base_loopbreak(w->base);
+    if (w->stop_event != nullptr) event_active(w->stop_event, EV_READ, 0);
   }
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
     // Loops stopped: tear connections down on this thread.
     while (!w->connections.empty()) DeleteConnection(w->connections.begin()->first);
+    // bufferevent_free defers the release to the loop: let it run once.
+    if (w->base != nullptr) event_base_loop(w->base, EVLOOP_NONBLOCK);
+    if (w->stop_event != nullptr) event_free(w->stop_event);
+    w->stop_event = nullptr;
     if (w->listener != nullptr) evconnlistener_free(w->listener);
     if (w->base != nullptr) event_base_free(w->base);
     w->listener = nullptr;

@@ -668,6 +668,31 @@ TEST_F(EmulatorTest, MaxConcurrentStreamsAnnounced) {
   EXPECT_EQ(c->remote_max_concurrent_streams(), 7u);
 }
 
+TEST_F(EmulatorTest, SeveralLoopThreadsShareOnePort) {
+  emu_.Stop();
+  Emulator emu2;
+  EmulatorOptions o = BaseOptions();
+  o.threads = 3;
+  o.control_port = -1;
+  auto ports = emu2.Start(o);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  std::vector<std::unique_ptr<H2TestClient>> clients;
+  for (int i = 0; i < 8; ++i) {
+    auto c = std::make_unique<H2TestClient>();
+    H2ClientOptions co;
+    co.port = ports->h2;
+    co.ca_pem = emu2.ca_pem();
+    ASSERT_TRUE(c->Connect(co).ok());
+    for (int k = 0; k < 10; ++k) c->Submit("POST", "/3/device/" + kToken, VoipHeaders(), "{}");
+    clients.push_back(std::move(c));
+  }
+  for (auto& c : clients) ASSERT_TRUE(c->Run(absl::Seconds(5)).ok());
+  ASSERT_TRUE(emu2.WaitForReceived(80, absl::Seconds(2))) << "80 requests never recorded";
+  auto stats = emu2.Stats();
+  EXPECT_EQ(stats["by_status"]["200"], 80);
+  EXPECT_EQ(stats["by_connection"].size(), 8u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Recording and control API
 
