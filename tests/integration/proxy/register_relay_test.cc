@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -666,6 +667,41 @@ TEST_F(RegisterRelayTest, Ipv6BackendGetsIpv6MasqueradeAndIpv6PhoneIsBound) {
   ASSERT_EQ(bindings.size(), 1u);
   EXPECT_EQ(bindings[0].received.host, "::1");
   EXPECT_EQ(bindings[0].received.port, phone6.port());
+}
+
+TEST_F(RegisterRelayTest, InsertDomainModeCarriesTheAorDomain) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.insert_domain = true; });
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  auto masked = ParseContact(reg.Header("Contact"));
+  ASSERT_TRUE(masked.ok()) << masked.status();
+  EXPECT_EQ(masked->uri.host, "127.0.0.1");
+  EXPECT_EQ(masked->uri.port, udp_port_);
+  auto target = MasqueradeCodec(kSecret).Restore(masked->uri);
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_TRUE(target->insert_domain);
+  EXPECT_EQ(target->aor_domain, "example.org");
+  BackendAccepts(reg, 300);
+  EXPECT_EQ(PhoneGets().Status(), 200);
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 1u);
+}
+
+TEST_F(RegisterRelayTest, DrainLetsPendingRegistrationFinish) {
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  EXPECT_EQ(proxy_->InFlight(), 1u);
+  std::thread answer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    BackendAccepts(reg, 300);
+  });
+  EXPECT_EQ(proxy_->Drain(absl::Seconds(3)), 0u) << "the pending REGISTER did not finish";
+  answer.join();
+  EXPECT_EQ(PhoneGets().Status(), 200);
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 1u);
 }
 
 }  // namespace
