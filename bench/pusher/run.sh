@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# bench/pusher: pushes per second through SendStream -> pushgate-pusher -> pushgate-emulator,
+# against h2load straight at the same emulator (the ceiling), then the latency at half the
+# measured rate. Ends with one line:
+#   BENCH pusher pushes_per_s=.. h2load_ceiling_rps=.. ratio=.. p50_ms=.. p99_ms=.. half_rate=..
+#         half_p99_ms=.. errors=..
+# Environment (all optional):
+#   BUILD_DIR            build directory (default build/default)
+#   BENCH_PUSHES         pushes of the full-speed run (default 200000)
+#   BENCH_STREAMS        SendStream calls (default 4), BENCH_CHANNELS gRPC connections (default 2)
+#   BENCH_WINDOW         unanswered pushes per stream (default 500)
+#   BENCH_POOL_SIZES     max_connections_per_pool values to try, best kept (default "1 2 4")
+#   BENCH_HALF_SECONDS   duration of the half-rate run (default 10)
+#   EMULATOR_THREADS     emulator event loop threads (default 1)
+#   BENCH_KEEP=1         keep the temporary directory (logs, config)
+#   BENCH_PERF=1         perf-record the pusher during the full-speed runs (report kept in the
+#                        temporary directory, implies BENCH_KEEP=1)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build/default}
+PUSHES=${BENCH_PUSHES:-200000}
+STREAMS=${BENCH_STREAMS:-4}
+CHANNELS=${BENCH_CHANNELS:-2}
+WINDOW=${BENCH_WINDOW:-500}
+POOL_SIZES=${BENCH_POOL_SIZES:-"1 2 4"}
+HALF_SECONDS=${BENCH_HALF_SECONDS:-10}
+EMULATOR_THREADS=${EMULATOR_THREADS:-1}
+H2LOAD_CLIENTS=${H2LOAD_CLIENTS:-4}
+H2LOAD_STREAMS=${H2LOAD_STREAMS:-100}
+
+log() { printf '[bench pusher] %s\n' "$*" >&2; }
+die() {
+  log "FAILED: $*"
+  exit 1
+}
+
+EMULATOR=$BUILD_DIR/pusher/emulator/pushgate-emulator
+PUSHER=$BUILD_DIR/pusher/pushgate-pusher
+PUSH_CLI=$BUILD_DIR/pusher/cli/pushgate-push
+BENCH=$BUILD_DIR/bench/pusher/pusher_bench
+JWT=$BUILD_DIR/bench/pusher/bench_jwt
+command -v h2load >/dev/null || die "h2load not found (Debian package nghttp2-client)"
+if [[ -f $BUILD_DIR/build.ninja || -f $BUILD_DIR/Makefile ]]; then
+  # Cheap when up to date; makes `BUILD_DIR=... bench/pusher/run.sh` work on its own.
+  cmake --build "$BUILD_DIR" --target pushgate-emulator pushgate-pusher pushgate-push \
+    pusher_bench bench_jwt >"${TMPDIR:-/tmp}/pushgate-bench-pusher-build.log" 2>&1 ||
+    log "warning: rebuilding the benchmark's targets failed (using the binaries as they are):" \
+      "$(tail -3 "${TMPDIR:-/tmp}/pushgate-bench-pusher-build.log")"
+fi
+for b in "$EMULATOR" "$PUSHER" "$PUSH_CLI" "$BENCH" "$JWT"; do
+  [[ -x $b ]] || die "$b is missing (build the project first)"
+done
+
+[[ ${BENCH_PERF:-0} == 1 ]] && BENCH_KEEP=1
+TMP=$(mktemp -d /tmp/pushgate-bench-pusher-XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+# Waits (up to $2 seconds) until the file $1 contains a line matching $3; prints that line.
+wait_for_line() {
+  local file=$1 timeout=$2 pattern=$3 i
+  for ((i = 0; i < timeout * 10; i++)); do
+    if grep -m1 -E "$pattern" "$file" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# CPU time (ms) a process used so far: utime + stime from /proc/PID/stat.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ms() { awk -v hz="$CLK_TCK" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+# CPU microseconds per item: $1 ms of CPU over $2 items.
+per_item_us() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%.1f", (n > 0 ? ms * 1000 / n : 0) }'; }
+log "load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
+
+# Credentials: APNs token key (team TEAM123456, key KEY1234567), server certificate and its CA.
+"$ROOT/tests/fakes/make-test-credentials.sh" "$TMP/creds" >/dev/null || die "making credentials"
+# shellcheck disable=SC1091
+source "$TMP/creds/credentials.env"
+APP="$APNS_TEAM_ID.$APNS_BUNDLE.voip"
+TOPIC="$APNS_BUNDLE.voip"
+
+# --- emulator -------------------------------------------------------------------------------
+"$EMULATOR" --listen 127.0.0.1:0 --control off --threads "$EMULATOR_THREADS" --max-records 1000 \
+  --tls-cert "$SERVER_CERT" --tls-key "$SERVER_KEY" \
+  --apns-key "$APNS_TEAM_ID:$APNS_KEY_ID:$APNS_KEY_PUB" --apns-topic "$APNS_TEAM_ID:$APNS_BUNDLE" \
+  --log-level warn >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
+EMULATOR_PID=$!
+PIDS+=("$EMULATOR_PID")
+line=$(wait_for_line "$TMP/emulator.out" 10 '^EMULATOR ') ||
+  die "the emulator never printed its ports: $(tail -5 "$TMP/emulator.err")"
+EMU_ADDR=$(sed -E 's/.*h2=([^ ]+).*/\1/' <<<"$line")
+EMU_URL="https://$EMU_ADDR"
+log "emulator on $EMU_URL (threads=$EMULATOR_THREADS)"
+
+# --- h2load ceiling ---------------------------------------------------------------------------
+# The request the pusher sends for a VoIP push: same path, headers and a payload of that shape.
+JWT_TOKEN=$("$JWT" "$APNS_TEAM_ID" "$APNS_KEY_ID" "$APNS_KEY_P8") || die "signing the h2load JWT"
+DEVICE_TOKEN=$(openssl rand -hex 32)
+printf '{"aps":{},"call-id":"bench-1@example.org","display-name":"Alice","from-uri":"sip:alice@example.org"}' \
+  >"$TMP/payload.json"
+H2LOAD_ARGS=(
+  -H "apns-push-type: voip" -H "apns-topic: $TOPIC" -H "apns-priority: 10"
+  -H "apns-expiration: 0" -H "authorization: bearer $JWT_TOKEN"
+  -d "$TMP/payload.json" "$EMU_URL/3/device/$DEVICE_TOKEN"
+)
+# Prints "<req/s> <succeeded 2xx> <total>" of an h2load run ($@: extra h2load arguments).
+run_h2load() {
+  local out
+  out=$(h2load "$@" "${H2LOAD_ARGS[@]}" 2>&1) || die "h2load failed: $out"
+  echo "$out" >>"$TMP/h2load.txt"
+  local rps ok total
+  rps=$(sed -nE 's/^finished in [^,]+, ([0-9.]+) req\/s.*/\1/p' <<<"$out")
+  ok=$(sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' <<<"$out")
+  total=$(sed -nE 's/^requests: ([0-9]+) total.*/\1/p' <<<"$out")
+  [[ -n $rps && -n $ok && -n $total ]] || die "cannot parse h2load output: $out"
+  echo "$rps $ok $total"
+}
+run_h2load -n 2000 -c 1 -m 10 >/dev/null # warm-up, checks the request is accepted
+emu_cpu0=$(cpu_ms "$EMULATOR_PID")
+read -r CEILING ok total < <(run_h2load -n "$PUSHES" -c "$H2LOAD_CLIENTS" -m "$H2LOAD_STREAMS")
+((ok == total)) || die "h2load: only $ok of $total requests got 2xx (see $TMP/h2load.txt)"
+CEILING=${CEILING%.*}
+log "h2load ceiling: $CEILING req/s (-c $H2LOAD_CLIENTS -m $H2LOAD_STREAMS, $total requests, all 200);" \
+  "emulator CPU $(per_item_us $(($(cpu_ms "$EMULATOR_PID") - emu_cpu0)) "$total") us/request"
+
+# --- pusher -----------------------------------------------------------------------------------
+PUSHER_PID=
+start_pusher() { # $1 = max_connections_per_pool
+  cat >"$TMP/pusher.toml" <<EOF
+[grpc]
+listen = "127.0.0.1:0"
+[apns]
+token_keys = ["$APNS_TEAM_ID:$APNS_KEY_ID:$APNS_KEY_P8"]
+production_url = "$EMU_URL"
+sandbox_url = "$EMU_URL"
+[http2]
+ca_file = "$CA_CERT"
+max_connections_per_pool = $1
+max_queue_per_pool = 100000
+[idempotency]
+max_entries = 100000
+[admin]
+listen = ""
+[log]
+level = "warn"
+components = "pusher=info"
+EOF
+  "$PUSHER" --config "$TMP/pusher.toml" >"$TMP/pusher.out" 2>"$TMP/pusher.err" &
+  PUSHER_PID=$!
+  PIDS+=("$PUSHER_PID")
+  local line
+  line=$(wait_for_line "$TMP/pusher.err" 10 'listening on .*\(port [0-9]+' ||
+    wait_for_line "$TMP/pusher.out" 1 'listening on .*\(port [0-9]+') ||
+    die "the pusher never said where it listens: $(tail -5 "$TMP/pusher.err")"
+  PUSHER_ADDR=127.0.0.1:$(sed -E 's/.*\(port ([0-9]+).*/\1/' <<<"$line")
+  local i
+  for ((i = 0; i < 50; i++)); do
+    "$PUSH_CLI" --target "$PUSHER_ADDR" --timeout 1s --health >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  ((i < 50)) || die "the pusher at $PUSHER_ADDR never reported SERVING"
+}
+stop_pusher() {
+  kill "$PUSHER_PID" 2>/dev/null || true
+  wait "$PUSHER_PID" 2>/dev/null || true
+}
+
+# Runs pusher_bench; prints its RESULT line ($@: extra pusher_bench arguments).
+run_bench() {
+  local out
+  out=$("$BENCH" --target "$PUSHER_ADDR" --app "$APP" --streams "$STREAMS" --channels "$CHANNELS" \
+    "$@" 2>"$TMP/bench.err") || die "pusher_bench $*: $out $(tail -5 "$TMP/bench.err")"
+  grep -m1 '^RESULT ' <<<"$out" || die "pusher_bench printed no RESULT: $out"
+}
+field() { sed -nE "s/.* $2=([^ ]+).*/\\1/p" <<<"$1"; }
+
+BEST_RATE=0 BEST_POOL= BEST_LINE=
+for pool in $POOL_SIZES; do
+  start_pusher "$pool"
+  # Warm-up: opens the HTTP/2 connections and signs the provider token.
+  run_bench --count 5000 --window 100 >/dev/null
+  emu_cpu0=$(cpu_ms "$EMULATOR_PID") pusher_cpu0=$(cpu_ms "$PUSHER_PID")
+  perf_pid=
+  if [[ ${BENCH_PERF:-0} == 1 ]]; then
+    perf record -F 999 --call-graph dwarf,16384 -p "$PUSHER_PID" -o "$TMP/perf-pool$pool.data" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+  fi
+  line=$(run_bench --count "$PUSHES" --window "$WINDOW")
+  if [[ -n $perf_pid ]]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    perf report -i "$TMP/perf-pool$pool.data" --no-children --percent-limit 0.7 --stdio \
+      >"$TMP/perf-pool$pool.txt" 2>/dev/null || true
+    log "perf report: $TMP/perf-pool$pool.txt"
+  fi
+  rate=$(field "$line" pushes_per_s)
+  log "pusher max_connections_per_pool=$pool: $line"
+  log "  CPU per push: pusher $(per_item_us $(($(cpu_ms "$PUSHER_PID") - pusher_cpu0)) "$PUSHES") us," \
+    "emulator $(per_item_us $(($(cpu_ms "$EMULATOR_PID") - emu_cpu0)) "$PUSHES") us," \
+    "pusher_bench $(field "$line" cpu_us_per_push) us; load average $(cut -d' ' -f1 /proc/loadavg)"
+  if ((${rate%.*} > BEST_RATE)); then BEST_RATE=${rate%.*} BEST_POOL=$pool BEST_LINE=$line; fi
+  stop_pusher
+done
+[[ -n $BEST_POOL ]] || die "no pusher run accepted a push"
+
+# --- half rate: latency -----------------------------------------------------------------------
+HALF_RATE=$((BEST_RATE / 2))
+start_pusher "$BEST_POOL"
+run_bench --count 5000 --window 100 >/dev/null
+HALF_LINE=$(run_bench --rate "$HALF_RATE" --duration "$HALF_SECONDS")
+log "pusher at $HALF_RATE/s (max_connections_per_pool=$BEST_POOL): $HALF_LINE"
+stop_pusher
+
+# Emulator-direct latency at the same rate, for comparison: h2load --rps is per client, and its
+# log file has one line per request (start time, status, microseconds to the end of response).
+H2_CLIENTS=$BEST_POOL
+h2load -n $((HALF_RATE * HALF_SECONDS)) -c "$H2_CLIENTS" -m "$H2LOAD_STREAMS" \
+  --rps $((HALF_RATE / H2_CLIENTS)) --log-file "$TMP/h2load-half.log" "${H2LOAD_ARGS[@]}" \
+  >>"$TMP/h2load.txt" 2>&1 || die "h2load at half rate failed"
+EMU_HALF_P99=$(cut -f3 "$TMP/h2load-half.log" | sort -n |
+  awk '{v[NR]=$1} END {i=int(0.99*(NR-1)+0.5)+1; printf "%.3f", v[i]/1000}')
+log "emulator direct (h2load) at $HALF_RATE/s: p99 ${EMU_HALF_P99} ms"
+
+P50=$(field "$BEST_LINE" p50_ms)
+P99=$(field "$BEST_LINE" p99_ms)
+HALF_P99=$(field "$HALF_LINE" p99_ms)
+ERRORS=$(($(field "$BEST_LINE" errors) + $(field "$HALF_LINE" errors)))
+RATIO=$(awk -v a="$BEST_RATE" -v b="$CEILING" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+echo "BENCH pusher pushes_per_s=$BEST_RATE h2load_ceiling_rps=$CEILING ratio=$RATIO p50_ms=$P50" \
+  "p99_ms=$P99 half_rate=$HALF_RATE half_p99_ms=$HALF_P99 errors=$ERRORS"
