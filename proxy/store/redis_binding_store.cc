@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 namespace pushgate::proxy {
 
@@ -49,6 +50,13 @@ constexpr int kMaxRemoveAttempts = 8;
 std::shared_ptr<spdlog::logger> Logger() {
   static const std::shared_ptr<spdlog::logger> logger = log::Get("proxy.redis");
   return logger;
+}
+
+metrics::Counter& CasConflicts() {
+  static metrics::Counter& counter = metrics::Registry::Default().GetCounter(
+      "pushgate_redis_cas_conflicts_total",
+      "RemoveByPushKey writes retried because another writer changed the AOR meanwhile");
+  return counter;
 }
 
 absl::Status MapErrorReply(absl::string_view message) {
@@ -150,7 +158,19 @@ class Connection {
   };
 
   Connection(EventLoop& loop, Options options)
-      : loop_(loop), options_(std::move(options)), backoff_(options_.min_backoff) {
+      : loop_(loop),
+        options_(std::move(options)),
+        backoff_(options_.min_backoff),
+        losses_(metrics::Registry::Default().GetCounter(
+            "pushgate_redis_connection_failures_total",
+            "Redis connections lost or failed to establish", {{"connection", options_.name}})),
+        unavailable_(metrics::Registry::Default().GetCounter(
+            "pushgate_redis_unavailable_total",
+            "Redis commands answered UNAVAILABLE (down, timed out, transient error)",
+            {{"connection", options_.name}})),
+        up_gauge_(metrics::Registry::Default().GetGauge("pushgate_redis_connected",
+                                                        "1 while the Redis connection is up",
+                                                        {{"connection", options_.name}})) {
     op_timer_ = loop_.CreateTimer([this] { OnOpTimer(); });
     reconnect_timer_ = loop_.CreateTimer([this] { Connect(); });
     last_error_ = absl::UnavailableError("redis unavailable: not connected yet");
@@ -158,6 +178,7 @@ class Connection {
 
   ~Connection() {
     state_ = State::kDown;  // handlers run below must not try to reconnect
+    up_gauge_.Set(0);
     op_timer_->Stop();
     reconnect_timer_->Stop();
     if (ac_ != nullptr) {
@@ -205,6 +226,7 @@ class Connection {
   void Send(std::initializer_list<absl::string_view> args, ReplyHandler handler,
             absl::Time deadline) {
     if (state_ == State::kDown || ac_ == nullptr) {
+      unavailable_.Inc();
       handler(last_error_);
       return;
     }
@@ -298,6 +320,7 @@ class Connection {
 
   void OnUp() {
     state_ = State::kUp;
+    up_gauge_.Set(1);
     backoff_ = options_.min_backoff;
     Logger()->info("redis connected connection={} address={}", options_.name,
                    options_.address.unix_socket
@@ -314,6 +337,8 @@ class Connection {
   void Lost(absl::string_view why, bool free_context) {
     bool was_up = state_ == State::kUp;
     state_ = State::kDown;
+    up_gauge_.Set(0);
+    losses_.Inc();
     subscribed_ = false;
     last_error_ = absl::UnavailableError(absl::StrCat("redis unavailable: ", why));
     redisAsyncContext* ac = ac_;
@@ -339,6 +364,7 @@ class Connection {
   void FailAll(const absl::Status& status) {
     std::deque<Pending> pending = std::move(pending_);
     pending_.clear();
+    unavailable_.Inc(pending.size());
     for (Pending& p : pending) p.handler(status);
   }
 
@@ -433,6 +459,9 @@ class Connection {
   std::string channel_;
   std::function<void(absl::string_view)> on_message_;
   bool subscribed_ = false;
+  metrics::Counter& losses_;
+  metrics::Counter& unavailable_;
+  metrics::Gauge& up_gauge_;
 };
 
 }  // namespace redis_internal
@@ -726,6 +755,7 @@ void RedisBindingStore::RemoveAttempt(std::string aor, std::string push_key, abs
                 done(removed);
                 return;
               }
+              CasConflicts().Inc();
               if (attempt + 1 >= kMaxRemoveAttempts) {
                 done(absl::AbortedError(
                     absl::StrCat("redis: ", aor, " kept changing during RemoveByPushKey")));
