@@ -230,8 +230,13 @@ class Connection {
       handler(last_error_);
       return;
     }
-    const char* argv[8];
-    size_t argvlen[8];
+    constexpr size_t kMaxArgs = 8;
+    if (args.size() > kMaxArgs) {
+      handler(absl::InternalError("redis: too many command arguments"));
+      return;
+    }
+    const char* argv[kMaxArgs];
+    size_t argvlen[kMaxArgs];
     int argc = 0;
     for (absl::string_view arg : args) {
       argv[argc] = arg.data();
