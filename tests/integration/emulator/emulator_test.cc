@@ -59,15 +59,24 @@ class EmulatorTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (creds != nullptr) return;
     creds = new Credentials;
-    char tmpl[] = "/tmp/emulator-test-XXXXXX";
-    creds->dir = mkdtemp(tmpl);
-    const std::string cmd =
-        absl::StrCat("tests/fakes/make-test-credentials.sh ", creds->dir, " >/dev/null");
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << "make-test-credentials.sh failed";
-    const std::string other =
-        absl::StrCat("APNS_KEY_ID=OTHER ", "tests/fakes/make-test-credentials.sh ", creds->dir,
-                     "/other >/dev/null");
-    ASSERT_EQ(std::system(other.c_str()), 0);
+    // Key generation (RSA) is the slow part: every test process of the same script version
+    // shares one directory, created under a temporary name and renamed into place.
+    const std::string script = ReadFile("tests/fakes/make-test-credentials.sh");
+    ASSERT_FALSE(script.empty()) << "tests/fakes/make-test-credentials.sh not found";
+    creds->dir = absl::StrCat("/tmp/pushgate-emulator-test-creds-", getuid(), "-",
+                              std::hash<std::string>{}(script));
+    if (!std::filesystem::exists(creds->dir + "/credentials.env")) {
+      char tmpl[] = "/tmp/pushgate-emulator-test-new-XXXXXX";
+      const std::string tmp = mkdtemp(tmpl);
+      const std::string cmd = absl::StrCat("tests/fakes/make-test-credentials.sh ", tmp,
+                                           " >/dev/null && openssl genpkey -algorithm EC "
+                                           "-pkeyopt ec_paramgen_curve:P-256 -out ",
+                                           tmp, "/other.p8 2>/dev/null");
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << "make-test-credentials.sh failed";
+      if (std::rename(tmp.c_str(), creds->dir.c_str()) != 0) {
+        std::filesystem::remove_all(tmp);  // another process won the race: use its files
+      }
+    }
     creds->apns_p8 = ReadFile(creds->dir + "/apns-key.p8");
     creds->apns_pub = ReadFile(creds->dir + "/apns-key.pub.pem");
     creds->fcm_key = ReadFile(creds->dir + "/fcm-sa.key");
@@ -75,7 +84,7 @@ class EmulatorTest : public ::testing::Test {
     creds->client_ca = ReadFile(creds->dir + "/client-ca.pem");
     creds->client_cert = creds->dir + "/apns-client.pem";
     creds->client_key = creds->dir + "/apns-client.key";
-    creds->other_p8 = ReadFile(creds->dir + "/other/apns-key.p8");
+    creds->other_p8 = ReadFile(creds->dir + "/other.p8");
   }
 
   EmulatorOptions BaseOptions() {
