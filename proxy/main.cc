@@ -37,13 +37,16 @@ constexpr char kUsage[] =
 
 // Every second: sweeps expired in-memory bindings, publishes the binding count and whether the
 // store is reachable (for /readyz).
+// `alive` turns false (on the loop thread) before the store is destroyed.
 void ScheduleSweep(sofia::SofiaLoop& loop, MemoryBindingStore* memory, RedisBindingStore* redis,
-                   std::atomic<bool>& store_up, BindingStore& store, metrics::Gauge& gauge) {
-  loop.RunAfter(1000, [&loop, memory, redis, &store_up, &store, &gauge] {
+                   std::atomic<bool>& store_up, BindingStore& store, metrics::Gauge& gauge,
+                   const bool& alive) {
+  loop.RunAfter(1000, [&loop, memory, redis, &store_up, &store, &gauge, &alive] {
+    if (!alive) return;
     if (memory != nullptr) memory->Sweep(RealClock::Get().Now());
     if (redis != nullptr) store_up = redis->connected();
     gauge.Set(static_cast<double>(store.ApproximateSize()));
-    ScheduleSweep(loop, memory, redis, store_up, store, gauge);
+    ScheduleSweep(loop, memory, redis, store_up, store, gauge, alive);
   });
 }
 
@@ -136,8 +139,10 @@ int Run(int argc, char** argv) {
     }
     return absl::OkStatus();
   });
+  bool store_alive = true;  // loop thread only
   auto release_store = [&] {
     sofia_loop.Call([&] {
+      store_alive = false;
       store.reset();
       events.reset();
     });
@@ -155,8 +160,9 @@ int Run(int argc, char** argv) {
   metrics::Gauge& bindings = metrics::Registry::Default().GetGauge(
       "pushgate_proxy_bindings", "Bindings in the registrar (may include not yet swept ones).");
   std::atomic<bool> store_up{true};
-  sofia_loop.Call(
-      [&] { ScheduleSweep(sofia_loop, memory, redis_store, store_up, *store, bindings); });
+  sofia_loop.Call([&] {
+    ScheduleSweep(sofia_loop, memory, redis_store, store_up, *store, bindings, store_alive);
+  });
 
   std::atomic<bool> draining{false};
   std::unique_ptr<AdminServer> admin;

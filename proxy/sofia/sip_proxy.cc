@@ -8,6 +8,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/su_tag.h>
+#include <sofia-sip/su_wait.h>
 #include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
@@ -46,6 +47,7 @@ const url_string_t* UrlStr(const std::string& s) {
 std::string ListenUrl(const TransportInfo& l) {
   std::string host = IsIpv6Literal(l.host) ? absl::StrCat("[", l.host, "]") : l.host;
   std::string port = l.port == 0 ? "*" : absl::StrCat(l.port);
+  if (l.transport == Transport::kTls) return absl::StrCat("sips:", host, ":", port);
   return absl::StrCat("sip:", host, ":", port, ";transport=", TransportName(l.transport));
 }
 
@@ -198,6 +200,9 @@ class SipProxy::Impl {
   // Transport toward the backend for `request_uri` (configured backend, else the request URI).
   Transport BackendTransport(const Uri& request_uri) const;
   void SweepTimer();
+  static void OnSweepTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
+    reinterpret_cast<Impl*>(arg)->SweepTimer();
+  }
   void UpdateInFlight() {
     in_flight_.store(txns_.size());
     metrics_.InFlight().Set(static_cast<double>(txns_.size()));
@@ -223,6 +228,7 @@ class SipProxy::Impl {
   std::atomic<size_t> in_flight_{0};
   std::atomic<bool> draining_{false};
   bool shut_down_ = false;
+  su_timer_t* sweep_timer_ = nullptr;  // every second: pending REGISTERs and flows
 
   mutable std::mutex mu_;
   std::vector<TransportInfo> listening_;   // guarded by mu_
@@ -364,7 +370,9 @@ absl::Status SipProxy::Impl::Init() {
                              reinterpret_cast<nta_leg_magic_t*>(this), NTATAG_NO_DIALOG(1),
                              TAG_END()));
   if (!leg_) return absl::InternalError("nta_leg_tcreate (default leg) failed");
-  loop_.RunAfter(1000, [this] { SweepTimer(); });
+  sweep_timer_ = su_timer_create(su_root_task(loop_.root()), 1000);
+  if (sweep_timer_ == nullptr) return absl::InternalError("su_timer_create failed");
+  su_timer_run(sweep_timer_, &Impl::OnSweepTimer, reinterpret_cast<su_timer_arg_t*>(this));
   return absl::OkStatus();
 }
 
@@ -376,11 +384,12 @@ void SipProxy::Impl::SweepTimer() {
     log_->warn("pending REGISTER {} expired without a backend answer", id);
   }
   flows_.Sweep(now);
-  loop_.RunAfter(1000, [this] { SweepTimer(); });
 }
 
 void SipProxy::Impl::Shutdown() {
   shut_down_ = true;
+  if (sweep_timer_ != nullptr) su_timer_destroy(sweep_timer_);
+  sweep_timer_ = nullptr;
   for (auto& [id, txn] : txns_) {
     if (txn->orq) nta_outgoing_destroy(txn->orq);
     if (txn->irq) {

@@ -5,8 +5,8 @@
 
 #include <functional>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -702,6 +702,42 @@ TEST_F(RegisterRelayTest, DrainLetsPendingRegistrationFinish) {
   answer.join();
   EXPECT_EQ(PhoneGets().Status(), 200);
   EXPECT_EQ(Bindings("sip:alice@example.org").size(), 1u);
+}
+
+TEST_F(RegisterRelayTest, TlsRegistrationKeepsTheFlow) {
+  std::string dir = absl::StrCat(::testing::TempDir(), "/proxy_tls_", getpid());
+  if (!MakeTlsCertificateDir(dir)) GTEST_SKIP() << "openssl could not make a certificate";
+  RestartProxy([&](sofia::SipProxyOptions& o) {
+    o.listen.push_back({Transport::kTls, "127.0.0.1", 0});
+    o.tls_certificate_dir = dir;
+  });
+  uint16_t tls_port = 0;
+  for (const TransportInfo& l : proxy_->Listening()) {
+    if (l.transport == Transport::kTls) tls_port = l.port;
+  }
+  ASSERT_NE(tls_port, 0);
+  TlsPeer phone(tls_port);
+  ASSERT_TRUE(phone.connected()) << "TLS handshake with the proxy failed";
+  RegisterSpec spec;
+  spec.transport = "TLS";
+  spec.via_port = phone.local_port();
+  spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.local_port(),
+                                ";transport=tls;pn-provider=apns;pn-prid=", kToken,
+                                ";pn-param=ABCD123456.org.example.phone.voip>")};
+  phone.Send(MakeRegister(spec));
+  std::optional<SipText> reg = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(reg.has_value()) << "the backend never received the TLS REGISTER";
+  EXPECT_THAT(reg->text(), Not(HasSubstr("pn-")));
+  BackendAccepts(*reg, 300);
+  std::optional<SipText> ok = phone.Receive(kWait);
+  ASSERT_TRUE(ok.has_value()) << "the phone never got its 200 over TLS";
+  EXPECT_EQ(ok->Status(), 200);
+  EXPECT_THAT(ok->Header("Contact"), HasSubstr(kToken));
+  std::vector<Binding> bindings = Bindings("sip:alice@example.org");
+  ASSERT_EQ(bindings.size(), 1u);
+  EXPECT_EQ(bindings[0].received.transport, Transport::kTls);
+  EXPECT_EQ(bindings[0].received.port, phone.local_port());
+  EXPECT_FALSE(bindings[0].flow_token.empty());
 }
 
 }  // namespace

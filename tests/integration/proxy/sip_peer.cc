@@ -2,12 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -236,6 +239,73 @@ std::optional<SipText> TcpPeer::Receive(absl::Duration timeout) {
     if (n <= 0) return std::nullopt;
     buffer_.append(buf, static_cast<size_t>(n));
   }
+}
+
+TlsPeer::TlsPeer(uint16_t server_port) {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa = Loopback(server_port);
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return;
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len);
+  local_port_ = ntohs(local.sin_port);
+  ctx_ = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
+  SSL* ssl = SSL_new(ctx_);
+  SSL_set_fd(ssl, fd_);
+  if (SSL_connect(ssl) != 1) {
+    SSL_free(ssl);
+    return;
+  }
+  ssl_ = ssl;
+}
+
+TlsPeer::~TlsPeer() {
+  if (ssl_ != nullptr) {
+    SSL_shutdown(ssl_);
+    SSL_free(ssl_);
+  }
+  if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+  if (fd_ >= 0) close(fd_);
+}
+
+void TlsPeer::Send(absl::string_view text) {
+  if (ssl_ != nullptr) SSL_write(ssl_, text.data(), static_cast<int>(text.size()));
+}
+
+std::optional<SipText> TlsPeer::Receive(absl::Duration timeout) {
+  if (ssl_ == nullptr) return std::nullopt;
+  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  for (;;) {
+    size_t end = buffer_.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      SipText head(buffer_.substr(0, end + 4));
+      size_t body = 0;
+      (void)absl::SimpleAtoi(head.Header("Content-Length"), &body);
+      if (buffer_.size() >= end + 4 + body) {
+        SipText msg(buffer_.substr(0, end + 4 + body));
+        buffer_.erase(0, end + 4 + body);
+        return msg;
+      }
+    }
+    if (SSL_pending(ssl_) == 0) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (poll(&pfd, 1, MillisLeft(deadline)) <= 0) return std::nullopt;
+    }
+    char buf[16384];
+    int n = SSL_read(ssl_, buf, sizeof(buf));
+    if (n <= 0) return std::nullopt;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+bool MakeTlsCertificateDir(const std::string& dir) {
+  std::string cmd = absl::StrCat(
+      "mkdir -p '", dir, "' && cd '", dir,
+      "' && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 "
+      "-subj /CN=127.0.0.1 >/dev/null 2>&1 && cat key.pem cert.pem > agent.pem && "
+      "cp cert.pem cafile.pem");
+  return std::system(cmd.c_str()) == 0;
 }
 
 std::string MakeRegister(const RegisterSpec& spec) {

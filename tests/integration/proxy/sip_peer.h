@@ -11,6 +11,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 namespace pushgate::proxy::testing {
 
 // One SIP message as text, with accessors for the start line and headers.
@@ -78,6 +81,31 @@ class TcpPeer {
   uint16_t local_port_ = 0;
   std::string buffer_;
 };
+
+// A TLS client connection (no certificate verification: the test made the server's certificate).
+class TlsPeer {
+ public:
+  explicit TlsPeer(uint16_t server_port);
+  ~TlsPeer();
+  TlsPeer(const TlsPeer&) = delete;
+  TlsPeer& operator=(const TlsPeer&) = delete;
+
+  bool connected() const { return ssl_ != nullptr; }
+  uint16_t local_port() const { return local_port_; }
+  void Send(absl::string_view text);
+  std::optional<SipText> Receive(absl::Duration timeout);
+
+ private:
+  int fd_ = -1;
+  uint16_t local_port_ = 0;
+  ssl_ctx_st* ctx_ = nullptr;
+  ssl_st* ssl_ = nullptr;
+  std::string buffer_;
+};
+
+// Writes agent.pem (key + self-signed certificate for 127.0.0.1) and cafile.pem into `dir` with
+// the openssl command. False if that failed.
+bool MakeTlsCertificateDir(const std::string& dir);
 
 // A REGISTER from a phone. `contacts` are full Contact header values; `transport` names the Via.
 struct RegisterSpec {

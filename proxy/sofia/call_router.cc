@@ -1,0 +1,644 @@
+#include "proxy/sofia/call_router.h"
+
+#include <sofia-sip/msg_header.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/nta_tport.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/sip_tag.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "proxy/core/sip_uri.h"
+#include "proxy/push/push_request.h"
+
+namespace pushgate::proxy::sofia {
+namespace {
+
+using Type = ForkAction::Type;
+
+const url_string_t* UrlStr(const std::string& s) {
+  return s.empty() ? nullptr : reinterpret_cast<const url_string_t*>(s.c_str());
+}
+
+struct Metrics {
+  metrics::Registry& r = metrics::Registry::Default();
+  metrics::Counter& Calls(const std::string& result) {
+    return r.GetCounter("pushgate_proxy_calls_total",
+                        "Incoming calls (INVITE/MESSAGE from the backend) by final outcome.",
+                        {{"result", result}});
+  }
+  metrics::Counter& Pushes(const std::string& result) {
+    return r.GetCounter("pushgate_proxy_call_pushes_total",
+                        "Pushes requested for incoming calls, by result.", {{"result", result}});
+  }
+  metrics::Counter& Branches() {
+    return r.GetCounter("pushgate_proxy_call_branches_total",
+                        "Requests sent to phones (fork branches, including late ones).");
+  }
+  metrics::Counter& LateDeliveries() {
+    return r.GetCounter("pushgate_proxy_call_late_deliveries_total",
+                        "Registrations that reached an open fork (fork late).");
+  }
+  metrics::Gauge& Open() {
+    return r.GetGauge("pushgate_proxy_calls_open", "Incoming calls in progress.");
+  }
+};
+
+Metrics& M() {
+  static Metrics* m = new Metrics();
+  return *m;
+}
+
+// A copy of `original` ready to forward: Max-Forwards decremented; when `strip_route` says so,
+// the top Route (ours) removed.
+MsgPtr CopyForForward(msg_t* original, bool strip_route) {
+  MsgPtr msg(msg_copy(original));
+  if (!msg) return nullptr;
+  sip_t* sip = sip_object(msg.get());
+  unsigned long hops = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count : 70;
+  if (hops > 70) hops = 70;
+  std::string mf = absl::StrCat(hops == 0 ? 0 : hops - 1);
+  sip_add_tl(msg.get(), sip, SIPTAG_MAX_FORWARDS_STR(mf.c_str()), TAG_END());
+  if (strip_route && sip->sip_route != nullptr) {
+    sip_header_remove(msg.get(), sip, reinterpret_cast<sip_header_t*>(sip->sip_route));
+  }
+  return msg;
+}
+
+// Copy of a response to relay upstream: our Via removed.
+MsgPtr ResponseToRelay(msg_t* response) {
+  MsgPtr copy(msg_copy(response));
+  if (!copy) return nullptr;
+  sip_t* rsip = sip_object(copy.get());
+  if (rsip->sip_via) {
+    sip_header_remove(copy.get(), rsip, reinterpret_cast<sip_header_t*>(rsip->sip_via));
+  }
+  return copy;
+}
+
+}  // namespace
+
+struct CallRouter::Call {
+  struct BranchTxn {
+    CallRouter* router = nullptr;
+    uint64_t call_id = 0;
+    BranchId id = 0;
+    nta_outgoing_t* orq = nullptr;
+    MsgPtr final_response;  // the phone's final response (not nta's own 408/503)
+    int final_status = 0;
+  };
+  uint64_t id = 0;
+  CallRouter* router = nullptr;
+  std::string aor;
+  std::string method;
+  nta_incoming_t* irq = nullptr;
+  MsgPtr request;  // the caller's request
+  CallInfo info;
+  Fork fork;
+  std::map<BranchId, std::unique_ptr<BranchTxn>> branches;
+  bool final_sent = false;
+  bool finished = false;
+  bool free_scheduled = false;
+  std::optional<absl::Time> timer_at;
+  absl::Time started;
+
+  Call(const ForkPolicy& policy, absl::Time now) : fork(policy, now), started(now) {}
+};
+
+struct CallRouter::Relay {
+  CallRouter* router = nullptr;
+  uint64_t id = 0;
+  nta_incoming_t* irq = nullptr;
+  nta_outgoing_t* orq = nullptr;
+};
+
+CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store, PushClient* push,
+                       const Clock& clock, CallRouterOptions options, FlowLookup flows)
+    : loop_(loop),
+      agent_(agent),
+      store_(store),
+      push_(push),
+      clock_(clock),
+      options_(std::move(options)),
+      flows_(std::move(flows)),
+      log_(log::Get("proxy.calls")),
+      alive_(std::make_shared<CallRouter*>(this)) {
+  subscription_ = store_.Subscribe(
+      [this](const std::string& aor, const Binding& binding) { OnRegistration(aor, binding); });
+}
+
+CallRouter::~CallRouter() {
+  store_.Unsubscribe(subscription_);
+  alive_.reset();
+  for (auto& [id, call] : calls_) {
+    for (auto& [bid, b] : call->branches) {
+      if (b->orq != nullptr) nta_outgoing_destroy(b->orq);
+    }
+    if (call->irq != nullptr) {
+      if (!call->final_sent) nta_incoming_treply(call->irq, SIP_503_SERVICE_UNAVAILABLE, TAG_END());
+      nta_incoming_destroy(call->irq);
+    }
+  }
+  calls_.clear();
+  for (auto& [id, relay] : relays_) {
+    if (relay->orq != nullptr) nta_outgoing_destroy(relay->orq);
+    if (relay->irq != nullptr) {
+      nta_incoming_treply(relay->irq, SIP_503_SERVICE_UNAVAILABLE, TAG_END());
+      nta_incoming_destroy(relay->irq);
+    }
+  }
+  relays_.clear();
+  M().Open().Set(0);
+}
+
+CallRouter::Call* CallRouter::FindCall(uint64_t id) {
+  auto it = calls_.find(id);
+  return it == calls_.end() ? nullptr : it->second.get();
+}
+
+bool CallRouter::IsOurRoute(const sip_t* sip) const {
+  if (sip == nullptr || sip->sip_route == nullptr || options_.record_route.empty()) return false;
+  auto ours = ParseUri(options_.record_route);
+  auto route = ParseUri(UrlString(sip->sip_route->r_url));
+  if (!ours.ok() || !route.ok()) return false;
+  return absl::AsciiStrToLower(ours->host) == absl::AsciiStrToLower(route->host) &&
+         ours->port.value_or(5060) == route->port.value_or(5060);
+}
+
+bool CallRouter::Reachable(const Binding& binding) {
+  if (!binding.flow_token.empty()) return flows_ && flows_(binding.flow_token) != nullptr;
+  return true;  // UDP, or a connection nta can open
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incoming call
+
+void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) {
+  absl::Time now = clock_.Now();
+  auto call = std::make_unique<Call>(options_.fork, now);
+  call->id = next_id_++;
+  call->router = this;
+  call->aor = aor;
+  call->irq = irq;
+  call->method = sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "";
+  call->request.reset(nta_incoming_getrequest(irq));
+  if (sip->sip_call_id && sip->sip_call_id->i_id) call->info.call_id = sip->sip_call_id->i_id;
+  if (sip->sip_from) {
+    call->info.caller_uri = UrlString(sip->sip_from->a_url);
+    if (sip->sip_from->a_display) {
+      std::string d = sip->sip_from->a_display;
+      if (d.size() >= 2 && d.front() == '"' && d.back() == '"') d = d.substr(1, d.size() - 2);
+      call->info.caller_display_name = d;
+    }
+  }
+  uint64_t id = call->id;
+  Call* raw = call.get();
+  calls_.emplace(id, std::move(call));
+  M().Open().Set(static_cast<double>(calls_.size()));
+  if (sip->sip_request->rq_method == sip_method_invite) {
+    nta_incoming_bind(irq, &CallRouter::OnCallerCancelCb,
+                      reinterpret_cast<nta_incoming_magic_t*>(raw));
+  }
+  log_->info("{} call-id={} aor={}: looking up bindings", raw->method, raw->info.call_id, aor);
+  std::weak_ptr<CallRouter*> alive = alive_;
+  store_.Fetch(aor, now, [alive, id](absl::StatusOr<std::vector<Binding>> bindings) {
+    auto self = alive.lock();
+    if (!self) return;
+    CallRouter* router = *self;
+    Call* c = router->FindCall(id);
+    if (c == nullptr) return;
+    if (!bindings.ok()) {
+      router->log_->error("call-id={}: store fetch failed: {}", c->info.call_id,
+                          bindings.status().message());
+      M().Calls("store_error").Inc();
+      router->Respond(*c, 503, "Registrar store unavailable");
+      c->finished = true;
+      router->MaybeFree(id);
+      return;
+    }
+    router->StartFork(id, std::move(*bindings));
+  });
+}
+
+void CallRouter::StartFork(uint64_t call_id, std::vector<Binding> bindings) {
+  Call* call = FindCall(call_id);
+  if (call == nullptr) return;
+  std::vector<bool> reachable;
+  for (const Binding& b : bindings) reachable.push_back(Reachable(b));
+  log_->info("call-id={} aor={}: {} binding(s)", call->info.call_id, call->aor, bindings.size());
+  Fork::Actions actions = call->fork.Start(bindings, reachable, clock_.Now());
+  Apply(*call, actions);
+}
+
+void CallRouter::Apply(Call& call, const Fork::Actions& actions) {
+  uint64_t id = call.id;
+  for (const ForkAction& a : actions) {
+    switch (a.type) {
+      case Type::kSendRequest:
+        SendBranch(call, a.branch);
+        break;
+      case Type::kCancelBranch:
+        CancelBranch(call, a.branch, a.reason);
+        break;
+      case Type::kSendPush:
+        SendPush(call, a.branch, a.push_kind);
+        break;
+      case Type::kForwardProvisional:
+      case Type::kForwardFinal:
+        ForwardResponse(call, a.branch, a.status);
+        break;
+      case Type::kRespond:
+        Respond(call, a.status, a.reason);
+        break;
+      case Type::kRemoveBinding: {
+        const Branch* b = call.fork.branch(a.branch);
+        if (b == nullptr) break;
+        std::string key = b->binding.push_key();
+        log_->info("call-id={}: push token of {} is dead: removing the binding",
+                   call.info.call_id, DebugString(b->binding));
+        store_.RemoveByPushKey(call.aor, key, clock_.Now(), [log = log_](absl::StatusOr<size_t> n) {
+          if (!n.ok()) log->warn("removing a dead push token failed: {}", n.status().message());
+        });
+        break;
+      }
+      case Type::kFinished:
+        call.finished = true;
+        break;
+    }
+    if (FindCall(id) == nullptr) return;
+  }
+  if (call.finished) {
+    MaybeFree(id);
+  } else {
+    ArmTimer(call);
+  }
+}
+
+void CallRouter::SendBranch(Call& call, BranchId branch_id) {
+  const Branch* branch = call.fork.branch(branch_id);
+  if (branch == nullptr || !call.request) return;
+  const Binding& binding = branch->binding;
+  MsgPtr msg = CopyForForward(call.request.get(), IsOurRoute(sip_object(call.request.get())));
+  if (!msg) return;
+  sip_t* sip = sip_object(msg.get());
+  std::string ruri = FormatUri(binding.contact);
+  sip_request_t* rq =
+      sip_request_create(msg_home(msg.get()), sip->sip_request->rq_method,
+                         sip->sip_request->rq_method_name, UrlStr(ruri), nullptr);
+  if (rq == nullptr) {
+    log_->warn("call-id={}: bad contact {}", call.info.call_id, DebugString(binding));
+    return;
+  }
+  msg_header_replace(msg.get(), reinterpret_cast<msg_pub_t*>(sip),
+                     reinterpret_cast<msg_header_t*>(sip->sip_request),
+                     reinterpret_cast<msg_header_t*>(rq));
+  if (!options_.record_route.empty() && sip->sip_request->rq_method == sip_method_invite) {
+    std::string rr = absl::StrCat("<", options_.record_route, ";lr>");
+    sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str());
+    if (h != nullptr) {
+      msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(sip),
+                        reinterpret_cast<msg_header_t*>(h));
+    }
+  }
+  // Where to send: over the phone's own connection, else to where its REGISTER came from (NAT),
+  // else to the contact.
+  tport_t* tp = nullptr;
+  std::string route;
+  if (!binding.flow_token.empty() && flows_) tp = flows_(binding.flow_token);
+  if (tp == nullptr && !binding.received.host.empty() && binding.received.port != 0) {
+    std::string host = IsIpv6Literal(binding.received.host)
+                           ? absl::StrCat("[", binding.received.host, "]")
+                           : binding.received.host;
+    route = absl::StrCat("sip:", host, ":", binding.received.port,
+                         ";transport=", TransportName(binding.received.transport));
+  }
+  auto txn = std::make_unique<Call::BranchTxn>();
+  txn->router = this;
+  txn->call_id = call.id;
+  txn->id = branch_id;
+  Call::BranchTxn* raw = txn.get();
+  call.branches[branch_id] = std::move(txn);
+  nta_outgoing_t* orq = nta_outgoing_mcreate(
+      agent_, &CallRouter::OnBranchResponseCb, reinterpret_cast<nta_outgoing_magic_t*>(raw),
+      UrlStr(route), msg.get(), TAG_IF(tp != nullptr, NTATAG_TPORT(tp)), TAG_END());
+  if (orq == nullptr) {
+    log_->warn("call-id={}: cannot send to {}", call.info.call_id, DebugString(binding));
+    // Reported as unreachable (503) on the loop, after this action list.
+    uint64_t cid = call.id;
+    std::weak_ptr<CallRouter*> alive = alive_;
+    loop_.Post([alive, cid, branch_id] {
+      auto self = alive.lock();
+      if (!self) return;
+      CallRouter* router = *self;
+      Call* c = router->FindCall(cid);
+      if (c == nullptr) return;
+      router->Apply(*c, c->fork.OnResponse(branch_id, 503, router->clock_.Now()));
+    });
+    return;
+  }
+  msg.release();
+  M().Branches().Inc();
+  if (raw->orq == nullptr && raw->final_status == 0) raw->orq = orq;
+  log_->info("call-id={}: branch {} -> {}", call.info.call_id, branch_id, ruri);
+}
+
+void CallRouter::CancelBranch(Call& call, BranchId branch_id, const std::string& reason) {
+  auto it = call.branches.find(branch_id);
+  if (it == call.branches.end() || it->second->orq == nullptr) return;
+  if (it->second->final_status >= 200) return;
+  nta_outgoing_tcancel(it->second->orq, nullptr, nullptr,
+                       TAG_IF(!reason.empty(), SIPTAG_REASON_STR(reason.c_str())), TAG_END());
+  log_->info("call-id={}: branch {} cancelled{}", call.info.call_id, branch_id,
+             reason.empty() ? "" : " (completed elsewhere)");
+}
+
+void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
+  const Branch* branch = call.fork.branch(branch_id);
+  if (branch == nullptr) return;
+  uint64_t cid = call.id;
+  std::weak_ptr<CallRouter*> alive = alive_;
+  if (push_ == nullptr) {
+    M().Pushes("no_pusher").Inc();
+    log_->warn("call-id={}: no pusher configured, cannot wake {}", call.info.call_id,
+               DebugString(branch->binding));
+    return;
+  }
+  absl::Duration ttl = std::max(absl::Seconds(1), call.started + options_.fork.call_timeout -
+                                                      clock_.Now());
+  v1::PushRequest request = BuildPushRequest(branch->binding, kind, call.info, ttl);
+  log_->info("call-id={}: push {} to {}", call.info.call_id, static_cast<int>(kind),
+             DebugString(branch->binding));
+  push_->Send(std::move(request), options_.push_timeout,
+              [alive, cid, branch_id](absl::StatusOr<v1::PushResult> result) {
+                auto self = alive.lock();
+                if (!self) return;
+                (*self)->OnPushDone(cid, branch_id, std::move(result));
+              });
+}
+
+void CallRouter::OnPushDone(uint64_t call_id, BranchId branch, absl::StatusOr<v1::PushResult> r) {
+  Fork::PushOutcome outcome = Fork::PushOutcome::kFailed;
+  std::string label;
+  if (!r.ok()) {
+    label = "error";
+    log_->warn("push for call {} branch {} failed: {}", call_id, branch, r.status().message());
+  } else if (r->outcome() == v1::ACCEPTED) {
+    outcome = Fork::PushOutcome::kAccepted;
+    label = "accepted";
+  } else if (r->outcome() == v1::TOKEN_INVALID) {
+    outcome = Fork::PushOutcome::kTokenInvalid;
+    label = "token_invalid";
+  } else {
+    label = "failed";
+    log_->warn("push for call {} branch {} not delivered: {} {}", call_id, branch,
+               v1::Outcome_Name(r->outcome()), r->reason());
+  }
+  M().Pushes(label).Inc();
+  Call* call = FindCall(call_id);
+  if (call == nullptr) {
+    // The call is over, but a dead token is still dead.
+    return;
+  }
+  Apply(*call, call->fork.OnPushResult(branch, outcome, clock_.Now()));
+}
+
+void CallRouter::ForwardResponse(Call& call, BranchId branch_id, int status) {
+  if (call.irq == nullptr) return;
+  auto it = call.branches.find(branch_id);
+  MsgPtr response;
+  if (it != call.branches.end()) {
+    if (status >= 200 && it->second->final_response) {
+      response = ResponseToRelay(it->second->final_response.get());
+    } else if (status < 200 && it->second->orq != nullptr) {
+      MsgPtr latest(nta_outgoing_getresponse(it->second->orq));
+      if (latest) response = ResponseToRelay(latest.get());
+    }
+  }
+  if (status >= 200 && call.final_sent && status >= 300) return;  // one non-2xx final only
+  if (!response) {
+    // nta's own answer (timeout / unreachable): answer with the status ourselves.
+    Respond(call, status == 503 ? 500 : status, status == 408 ? "Request Timeout" : "No answer");
+    return;
+  }
+  if (status >= 200) call.final_sent = true;
+  if (nta_incoming_mreply(call.irq, response.release()) < 0) {
+    log_->warn("call-id={}: relaying {} failed", call.info.call_id, status);
+  }
+  if (status >= 200) M().Calls(absl::StrCat(status / 100, "xx")).Inc();
+}
+
+void CallRouter::Respond(Call& call, int status, const std::string& reason) {
+  if (call.irq == nullptr) return;
+  if (status >= 200) {
+    if (call.final_sent) return;
+    call.final_sent = true;
+    M().Calls(absl::StrCat(status)).Inc();
+  }
+  nta_incoming_treply(call.irq, status, reason.c_str(), TAG_END());
+  log_->info("call-id={}: answered {} {}", call.info.call_id, status, reason);
+}
+
+int CallRouter::OnBranchResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                                   const sip_t* sip) noexcept {
+  auto* txn = reinterpret_cast<Call::BranchTxn*>(magic);
+  txn->router->OnBranchResponse(txn->call_id, txn->id, orq, sip);
+  return 0;
+}
+
+void CallRouter::OnBranchResponse(uint64_t call_id, BranchId branch, nta_outgoing_t* orq,
+                                  const sip_t* sip) {
+  Call* call = FindCall(call_id);
+  if (call == nullptr) return;
+  auto it = call->branches.find(branch);
+  if (it == call->branches.end()) return;
+  Call::BranchTxn& txn = *it->second;
+  if (txn.orq == nullptr) txn.orq = orq;
+  int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
+  bool internal = sip == nullptr || nta_sip_is_internal(sip);
+  if (status >= 200) {
+    if (txn.final_status >= 200 && status >= 300) return;  // retransmission
+    txn.final_status = status;
+    if (!internal) txn.final_response.reset(nta_outgoing_getresponse(orq));
+  }
+  log_->debug("call-id={}: branch {} answered {}", call->info.call_id, branch, status);
+  Apply(*call, call->fork.OnResponse(branch, status, clock_.Now()));
+}
+
+int CallRouter::OnCallerCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq,
+                                 const sip_t* sip) noexcept {
+  auto* call = reinterpret_cast<Call*>(magic);
+  if (sip != nullptr && sip->sip_request != nullptr &&
+      sip->sip_request->rq_method == sip_method_cancel) {
+    call->router->OnCallerCancel(call->id);
+  }
+  return 0;
+}
+
+void CallRouter::OnCallerCancel(uint64_t call_id) {
+  Call* call = FindCall(call_id);
+  if (call == nullptr) return;
+  log_->info("call-id={}: caller cancelled", call->info.call_id);
+  Apply(*call, call->fork.OnCallerCancel(clock_.Now()));
+}
+
+void CallRouter::OnRegistration(const std::string& aor, const Binding& binding) {
+  std::vector<uint64_t> ids;
+  for (auto& [id, call] : calls_) {
+    if (call->aor == aor && !call->fork.finished()) ids.push_back(id);
+  }
+  for (uint64_t id : ids) {
+    Call* call = FindCall(id);
+    if (call == nullptr) continue;
+    Fork::Actions actions = call->fork.OnRegistration(binding, Reachable(binding), clock_.Now());
+    if (!actions.empty()) {
+      M().LateDeliveries().Inc();
+      log_->info("call-id={}: {} registered again", call->info.call_id, DebugString(binding));
+    }
+    Apply(*call, actions);
+  }
+}
+
+void CallRouter::ArmTimer(Call& call) {
+  std::optional<absl::Time> next = call.fork.NextWakeup();
+  if (!next) return;
+  if (call.timer_at && *call.timer_at <= *next) return;  // an earlier timer is armed
+  call.timer_at = *next;
+  absl::Duration delay = std::max(absl::ZeroDuration(), *next - clock_.Now());
+  unsigned ms = static_cast<unsigned>(absl::ToInt64Milliseconds(absl::Ceil(delay, absl::Milliseconds(1)))) + 1;
+  uint64_t id = call.id;
+  std::weak_ptr<CallRouter*> alive = alive_;
+  loop_.RunAfter(ms, [alive, id] {
+    auto self = alive.lock();
+    if (self) (*self)->OnTimer(id);
+  });
+}
+
+void CallRouter::OnTimer(uint64_t call_id) {
+  Call* call = FindCall(call_id);
+  if (call == nullptr) return;
+  absl::Time now = clock_.Now();
+  if (call->timer_at && *call->timer_at <= now) call->timer_at.reset();
+  if (call->finished) return;
+  Apply(*call, call->fork.OnTimer(now));
+}
+
+void CallRouter::MaybeFree(uint64_t call_id) {
+  Call* call = FindCall(call_id);
+  if (call == nullptr || call->free_scheduled) return;
+  call->free_scheduled = true;
+  bool all_final = std::all_of(call->branches.begin(), call->branches.end(),
+                               [](const auto& b) { return b.second->final_status >= 200; });
+  if (!call->final_sent && call->irq != nullptr) {
+    // The fork ended without an answer to the caller (should not happen): never leave it hanging.
+    Respond(*call, 500, "Fork ended");
+  }
+  unsigned ms = all_final ? 0 : static_cast<unsigned>(absl::ToInt64Milliseconds(options_.linger));
+  std::weak_ptr<CallRouter*> alive = alive_;
+  loop_.RunAfter(ms, [alive, call_id] {
+    auto self = alive.lock();
+    if (!self) return;
+    CallRouter* router = *self;
+    auto it = router->calls_.find(call_id);
+    if (it == router->calls_.end()) return;
+    Call& c = *it->second;
+    for (auto& [bid, b] : c.branches) {
+      if (b->orq != nullptr) nta_outgoing_destroy(b->orq);
+      b->orq = nullptr;
+    }
+    if (c.irq != nullptr) nta_incoming_destroy(c.irq);
+    c.irq = nullptr;
+    router->calls_.erase(it);
+    M().Open().Set(static_cast<double>(router->calls_.size()));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-dialog requests
+
+void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
+  MsgPtr original(nta_incoming_getrequest(irq));
+  MsgPtr msg = original ? CopyForForward(original.get(), IsOurRoute(sip)) : nullptr;
+  if (!msg) {
+    nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+    nta_incoming_destroy(irq);
+    return;
+  }
+  sip_t* fwd = sip_object(msg.get());
+  // Loose routing: the next Route, else the request URI.
+  std::string target =
+      fwd->sip_route != nullptr ? UrlString(fwd->sip_route->r_url) : UrlString(fwd->sip_request->rq_url);
+  if (sip->sip_request->rq_method == sip_method_ack) {
+    nta_msg_tsend(agent_, msg.release(), UrlStr(target), TAG_END());
+    nta_incoming_destroy(irq);
+    return;
+  }
+  auto relay = std::make_unique<Relay>();
+  relay->router = this;
+  relay->id = next_id_++;
+  relay->irq = irq;
+  Relay* raw = relay.get();
+  uint64_t id = relay->id;
+  relays_.emplace(id, std::move(relay));
+  nta_outgoing_t* orq =
+      nta_outgoing_mcreate(agent_, &CallRouter::OnRelayResponseCb,
+                           reinterpret_cast<nta_outgoing_magic_t*>(raw), UrlStr(target), msg.get(),
+                           TAG_END());
+  if (orq == nullptr) {
+    auto it = relays_.find(id);
+    if (it != relays_.end()) {
+      nta_incoming_treply(irq, 503, "Next hop unreachable", TAG_END());
+      nta_incoming_destroy(irq);
+      relays_.erase(it);
+    }
+    return;
+  }
+  msg.release();
+  auto it = relays_.find(id);
+  if (it != relays_.end() && it->second->orq == nullptr) it->second->orq = orq;
+}
+
+int CallRouter::OnRelayResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                                  const sip_t* sip) noexcept {
+  auto* relay = reinterpret_cast<Relay*>(magic);
+  CallRouter* router = relay->router;
+  uint64_t id = relay->id;
+  int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
+  bool internal = sip == nullptr || nta_sip_is_internal(sip);
+  if (status <= 100) return 0;
+  MsgPtr response;
+  if (!internal) {
+    MsgPtr r(nta_outgoing_getresponse(orq));
+    if (r) response = ResponseToRelay(r.get());
+  }
+  if (relay->irq != nullptr) {
+    if (response) {
+      nta_incoming_mreply(relay->irq, response.release());
+    } else {
+      nta_incoming_treply(relay->irq, status, status == 408 ? "Request Timeout" : "Unreachable",
+                          TAG_END());
+    }
+  }
+  if (status >= 200) {
+    router->loop_.Post([alive = std::weak_ptr<CallRouter*>(router->alive_), id] {
+      auto self = alive.lock();
+      if (!self) return;
+      auto it = (*self)->relays_.find(id);
+      if (it == (*self)->relays_.end()) return;
+      if (it->second->orq != nullptr) nta_outgoing_destroy(it->second->orq);
+      if (it->second->irq != nullptr) nta_incoming_destroy(it->second->irq);
+      (*self)->relays_.erase(it);
+    });
+  }
+  return 0;
+}
+
+}  // namespace pushgate::proxy::sofia

@@ -1,0 +1,115 @@
+// Incoming calls through the gateway (the call half of the SIP side): an INVITE or MESSAGE from
+// the backend whose request URI was restored to an AOR is forked to the AOR's bindings by the
+// pure proxy/core Fork; this class carries its actions out on the sofia loop:
+//  - branches: nta client transactions to each binding's contact (over its own connection when
+//    the binding has a flow token), with Record-Route so the dialog stays on the gateway and
+//    Max-Forwards decremented (RFC 3261 16.6);
+//  - pushes: PushClient (BuildPushRequest); results come back on the loop -> Fork::OnPushResult;
+//    TOKEN_INVALID removes the binding from the store;
+//  - timers at Fork::NextWakeup, the store's registration listener -> Fork::OnRegistration
+//    (fork late: the pending INVITE goes to the new contact at once);
+//  - responses relayed to the caller (provisional, the winning final, every 2xx), caller CANCEL.
+// In-dialog requests (ACK, BYE, re-INVITE, UPDATE, INFO, PRACK) that carry our Record-Route come
+// back as Route: HandleInDialog relays them by loose routing.
+//
+// Hooks for the SIP proxy's request dispatch: HandleIncoming() and HandleInDialog() take over
+// the server transaction. Loop thread only (construct and destroy on it too).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "proxy/core/fork.h"
+#include "proxy/push/push_client.h"
+#include "proxy/sofia/loop.h"
+#include "proxy/sofia/sofia_util.h"
+#include "proxy/store/binding_store.h"
+
+namespace pushgate::proxy::sofia {
+
+struct CallRouterOptions {
+  ForkPolicy fork;
+  absl::Duration push_timeout = absl::Seconds(5);  // gRPC deadline of one push
+  // Our own URI for Record-Route ("sip:192.0.2.1:5060;transport=udp"; ";lr" is added).
+  std::string record_route;
+  // Grace time a finished call stays around for late 2xx and branch CANCELs.
+  absl::Duration linger = absl::Seconds(32);
+};
+
+class CallRouter {
+ public:
+  // The live connection behind a binding's flow token (null: closed or unknown).
+  using FlowLookup = std::function<tport_t*(const std::string& flow_token)>;
+
+  // `agent`, `store` and `push` (may be null: no pushes) must outlive the router.
+  CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store, PushClient* push,
+             const Clock& clock, CallRouterOptions options, FlowLookup flows);
+  ~CallRouter();
+  CallRouter(const CallRouter&) = delete;
+  CallRouter& operator=(const CallRouter&) = delete;
+
+  // An INVITE or MESSAGE whose request URI restored to `aor` (AorKey). Takes over `irq` (answers
+  // and destroys it). Max-Forwards 0 must have been answered (483) by the caller.
+  void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor);
+
+  // True when the request's top Route is our Record-Route (an in-dialog request of a call).
+  bool IsOurRoute(const sip_t* sip) const;
+  // Relays an in-dialog request by loose routing (our Route removed); ACK statelessly. Takes over
+  // `irq`.
+  void HandleInDialog(nta_incoming_t* irq, const sip_t* sip);
+
+  // Calls in progress (forks not yet freed), for tests and metrics.
+  size_t OpenCalls() const { return calls_.size(); }
+
+  struct Call;
+  struct Relay;
+
+ private:
+  // C trampolines.
+  static int OnBranchResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                                const sip_t* sip) noexcept;
+  static int OnCallerCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq,
+                              const sip_t* sip) noexcept;
+  static int OnRelayResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                               const sip_t* sip) noexcept;
+
+  void StartFork(uint64_t call_id, std::vector<Binding> bindings);
+  void Apply(Call& call, const Fork::Actions& actions);
+  void SendBranch(Call& call, BranchId branch);
+  void CancelBranch(Call& call, BranchId branch, const std::string& reason);
+  void SendPush(Call& call, BranchId branch, PushKind kind);
+  void ForwardResponse(Call& call, BranchId branch, int status);
+  void Respond(Call& call, int status, const std::string& reason);
+  void OnBranchResponse(uint64_t call_id, BranchId branch, nta_outgoing_t* orq, const sip_t* sip);
+  void OnCallerCancel(uint64_t call_id);
+  void OnPushDone(uint64_t call_id, BranchId branch, absl::StatusOr<v1::PushResult> result);
+  void OnRegistration(const std::string& aor, const Binding& binding);
+  void ArmTimer(Call& call);
+  void OnTimer(uint64_t call_id);
+  void MaybeFree(uint64_t call_id);
+  bool Reachable(const Binding& binding);
+  Call* FindCall(uint64_t id);
+
+  SofiaLoop& loop_;
+  nta_agent_t* agent_;
+  BindingStore& store_;
+  PushClient* push_;
+  const Clock& clock_;
+  CallRouterOptions options_;
+  FlowLookup flows_;
+  std::shared_ptr<spdlog::logger> log_;
+  BindingStore::SubscriptionId subscription_ = 0;
+  std::map<uint64_t, std::unique_ptr<Call>> calls_;
+  std::map<uint64_t, std::unique_ptr<Relay>> relays_;
+  uint64_t next_id_ = 1;
+  // Timers and push completions may run after the router is gone: they hold a weak reference.
+  std::shared_ptr<CallRouter*> alive_;
+};
+
+}  // namespace pushgate::proxy::sofia
