@@ -99,10 +99,13 @@ struct EmulatorOptions {
   // Accepted OAuth assertion audiences besides https://<:authority>/token.
   std::vector<std::string> oauth_audiences = {"https://oauth2.googleapis.com/token"};
   int64_t token_expires_in_s = 3600;  // lifetime of issued FCM access tokens
-  int threads = 1;                    // HTTP/2 event loop threads (SO_REUSEPORT listeners)
-  size_t max_records = 200000;        // oldest received requests are forgotten beyond this
-  Faults faults;                      // initial faults
-  const Clock* clock = nullptr;       // nullptr: the real clock
+  // Answer 429 TooManyProviderTokenUpdates to a new APNs provider token issued less than 20
+  // minutes after the previous new one of the same team and key (Apple's rule).
+  bool strict_token_updates = false;
+  int threads = 1;               // HTTP/2 event loop threads (SO_REUSEPORT listeners)
+  size_t max_records = 200000;   // oldest received requests are forgotten beyond this
+  Faults faults;                 // initial faults
+  const Clock* clock = nullptr;  // nullptr: the real clock
 };
 
 struct BoundPorts {

@@ -42,7 +42,9 @@ config::Schema EmulatorSchema(EmulatorConfig* c) {
                   "Bundle ids a team may push to: \"TEAMID:bundle.id\" (a team not listed: any).")
       .StringList("apns", "cert_topics", &c->cert_topics,
                   "Topics of a client certificate subject: \"SUBJECT=topic1,topic2\".")
-      .StringList("apns", "dead_tokens", &c->dead_tokens, "Device tokens answered 410.");
+      .StringList("apns", "dead_tokens", &c->dead_tokens, "Device tokens answered 410.")
+      .Bool("apns", "strict_token_updates", &c->strict_token_updates,
+            "429 TooManyProviderTokenUpdates for a new provider token < 20 min after the last.");
   s.Section("fcm", "FCM v1 and its OAuth2 token endpoint.")
       .StringList("fcm", "accounts", &c->accounts,
                   "Service accounts: \"client_email:/path/public.pem:project_id\".")
@@ -177,6 +179,7 @@ absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
   }
   o.oauth_audiences = c.audiences;
   o.token_expires_in_s = c.token_expires_in_s;
+  o.strict_token_updates = c.strict_token_updates;
   o.faults = c.faults;
   if (o.faults.fail_status != 429 && o.faults.fail_status != 500 && o.faults.fail_status != 503) {
     return absl::InvalidArgumentError("faults.fail_status must be 429, 500 or 503");

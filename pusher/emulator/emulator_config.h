@@ -29,6 +29,7 @@ struct EmulatorConfig {
   std::vector<std::string> topics;       // "TEAMID:bundle.id"
   std::vector<std::string> cert_topics;  // "SUBJECT=topic1,topic2"
   std::vector<std::string> dead_tokens;
+  bool strict_token_updates = false;
   // [fcm]
   std::vector<std::string> accounts;  // "client_email:/path/public.pem:project_id"
   std::vector<std::string> audiences = {"https://oauth2.googleapis.com/token"};

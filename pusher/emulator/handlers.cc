@@ -107,6 +107,7 @@ bool IsKnownPushType(absl::string_view t) {
 struct ApnsAuthResult {
   std::string team;
   absl::string_view reason;  // empty when fine
+  int status = 403;
 };
 
 ApnsAuthResult VerifyProviderToken(const std::string& jwt, State& state) {
@@ -135,8 +136,13 @@ ApnsAuthResult VerifyProviderToken(const std::string& jwt, State& state) {
   if (key == nullptr) return {{}, "InvalidProviderToken"};
   if (!VerifyJwt(jwt, JwtAlg::kEs256, key->pkey).ok()) return {{}, "InvalidProviderToken"};
   const int64_t issued = iat->get<int64_t>();
+  ApnsAuthResult age = check_age(team, issued);
+  if (!age.reason.empty()) return age;
+  if (!state.NoteNewApnsToken(absl::StrCat(team, ":", kid->get<std::string>()), issued)) {
+    return {team, "TooManyProviderTokenUpdates", 429};
+  }
   state.CacheApnsJwt(jwt, {team, issued});
-  return check_age(team, issued);
+  return age;
 }
 
 H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) {
@@ -179,7 +185,7 @@ H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) 
     std::optional<std::string> jwt = BearerToken(auth);
     if (!jwt) return ApnsAnswer(403, "InvalidProviderToken", apns_id, rec);
     ApnsAuthResult result = VerifyProviderToken(*jwt, state);
-    if (!result.reason.empty()) return ApnsAnswer(403, result.reason, apns_id, rec);
+    if (!result.reason.empty()) return ApnsAnswer(result.status, result.reason, apns_id, rec);
     team = result.team;
   } else if (req.peer != nullptr && req.peer->has_cert) {
     cert_topics = &req.peer->topics;

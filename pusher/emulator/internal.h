@@ -100,6 +100,9 @@ class State {
   };
   std::optional<VerifiedApnsJwt> CachedApnsJwt(const std::string& jwt) const;
   void CacheApnsJwt(const std::string& jwt, VerifiedApnsJwt v);
+  // A newly verified provider token of team:kid issued at `iat`. False when
+  // options.strict_token_updates and the previous new token is less than 20 minutes older.
+  bool NoteNewApnsToken(const std::string& team_kid, int64_t iat);
   std::string IssueAccessToken(const FcmAccountEntry* account, absl::Time expiry);
   // The account an unexpired access token was issued to, or nullptr.
   const FcmAccountEntry* LookupAccessToken(const std::string& token, absl::Time now) const;
@@ -143,6 +146,9 @@ class State {
 
   mutable std::mutex cred_mu_;
   std::unordered_map<std::string, VerifiedApnsJwt> apns_jwt_cache_;
+  std::unordered_map<std::string, int64_t> last_new_token_iat_;  // team:kid -> iat
+  int64_t provider_tokens_seen_ = 0;
+  int64_t access_tokens_issued_ = 0;
   struct IssuedToken {
     const FcmAccountEntry* account;
     absl::Time expiry;

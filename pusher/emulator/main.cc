@@ -40,6 +40,7 @@ constexpr FlagSpec kFlags[] = {
     {"apns-topic", "apns", "topics", true},
     {"cert-topics", "apns", "cert_topics", true},
     {"apns-dead-token", "apns", "dead_tokens", true},
+    {"strict-token-updates", "apns", "strict_token_updates", false},
     {"fcm-account", "fcm", "accounts", true},
     {"oauth-audience", "fcm", "audiences", true},
     {"token-expires-in", "fcm", "token_expires_in_s", false},
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
     if (eq != std::string::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
-    } else if (name == "reject-alpn") {
+    } else if (name == "reject-alpn" || name == "strict-token-updates") {
       value = "true";
     } else if (i + 1 < argc) {
       value = argv[++i];

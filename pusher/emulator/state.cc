@@ -133,6 +133,18 @@ void State::CacheApnsJwt(const std::string& jwt, VerifiedApnsJwt v) {
   apns_jwt_cache_[jwt] = std::move(v);
 }
 
+bool State::NoteNewApnsToken(const std::string& team_kid, int64_t iat) {
+  std::lock_guard<std::mutex> lock(cred_mu_);
+  auto it = last_new_token_iat_.find(team_kid);
+  if (options_.strict_token_updates && it != last_new_token_iat_.end() &&
+      iat < it->second + 20 * 60) {
+    return false;
+  }
+  last_new_token_iat_[team_kid] = iat;
+  ++provider_tokens_seen_;
+  return true;
+}
+
 std::string State::IssueAccessToken(const FcmAccountEntry* account, absl::Time expiry) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   char buf[40];
@@ -147,6 +159,7 @@ std::string State::IssueAccessToken(const FcmAccountEntry* account, absl::Time e
     }
   }
   access_tokens_[token] = {account, expiry};
+  ++access_tokens_issued_;
   return token;
 }
 
@@ -218,6 +231,11 @@ nlohmann::json State::Stats() const {
       {"tls_failures", tls_failures.load()},     {"alpn_rejected", alpn_rejected.load()},
       {"goaway_sent", goaways_sent.load()},      {"dropped", connections_dropped.load()}};
   j["streams_refused"] = streams_refused.load();
+  {
+    std::lock_guard<std::mutex> lock(cred_mu_);
+    j["apns_provider_tokens"] = provider_tokens_seen_;
+    j["oauth_tokens_issued"] = access_tokens_issued_;
+  }
   return j;
 }
 

@@ -402,6 +402,35 @@ TEST_F(EmulatorTest, ApnsExpiredTokenFollowsTheEmulatorClock) {
   EXPECT_EQ(Reason(r), "ExpiredProviderToken");
 }
 
+TEST_F(EmulatorTest, StrictTokenUpdatesRefusesRefreshWithin20Minutes) {
+  emu_.Stop();
+  Emulator emu2;
+  EmulatorOptions o = BaseOptions();
+  o.strict_token_updates = true;
+  auto ports = emu2.Start(o);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  H2TestClient c;
+  H2ClientOptions co;
+  co.port = ports->h2;
+  co.ca_pem = emu2.ca_pem();
+  ASSERT_TRUE(c.Connect(co).ok());
+  auto send = [&](const std::string& jwt) {
+    Headers h = VoipHeaders();
+    SetHeader(h, "authorization", "bearer " + jwt);
+    return c.Request("POST", "/3/device/" + kToken, h, "{}");
+  };
+  const std::string first = ApnsJwt();
+  EXPECT_EQ(send(first).status, 200);
+  clock_.Advance(absl::Minutes(5));
+  H2Response r = send(ApnsJwt());  // a new token 5 minutes later
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(Reason(r), "TooManyProviderTokenUpdates");
+  EXPECT_EQ(send(first).status, 200) << "the current token must keep working";
+  clock_.Advance(absl::Minutes(16));
+  EXPECT_EQ(send(ApnsJwt()).status, 200) << "a refresh after 21 minutes is allowed";
+  EXPECT_EQ(emu2.Stats()["apns_provider_tokens"], 2);
+}
+
 TEST_F(EmulatorTest, ApnsCertificateAuthAllowsTheCertificatesTopicsOnly) {
   auto c = Connect(/*with_cert=*/true);
   Headers h = {{"apns-topic", std::string(kBundle) + ".voip"}, {"apns-push-type", "voip"}};
