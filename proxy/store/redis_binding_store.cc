@@ -325,6 +325,7 @@ class Connection {
 
   void OnUp() {
     state_ = State::kUp;
+    failed_attempts_ = 0;
     up_gauge_.Set(1);
     backoff_ = options_.min_backoff;
     Logger()->info("redis connected connection={} address={}", options_.name,
@@ -358,10 +359,11 @@ class Connection {
     if (was_up) {
       Logger()->warn("redis connection lost connection={} reason=\"{}\" retry_in={}", options_.name,
                      why, absl::FormatDuration(backoff_));
-    } else {
-      Logger()->debug("redis connect failed connection={} reason=\"{}\" retry_in={}", options_.name,
-                      why, absl::FormatDuration(backoff_));
+    } else if (failed_attempts_ % 20 == 0) {  // the first failure, then one line in 20
+      Logger()->warn("redis connect failed connection={} reason=\"{}\" attempts={} retry_in={}",
+                     options_.name, why, failed_attempts_ + 1, absl::FormatDuration(backoff_));
     }
+    failed_attempts_ = was_up ? 0 : failed_attempts_ + 1;
     backoff_ = std::min(backoff_ * 2, options_.max_backoff);
     FailAll(last_error_);
   }
@@ -464,6 +466,7 @@ class Connection {
   std::string channel_;
   std::function<void(absl::string_view)> on_message_;
   bool subscribed_ = false;
+  uint64_t failed_attempts_ = 0;  // connection attempts failed since the last success
   metrics::Counter& losses_;
   metrics::Counter& unavailable_;
   metrics::Gauge& up_gauge_;
