@@ -62,8 +62,9 @@ struct Faults {
   // them). `goaway_limit` connections get it (0 = every connection).
   int goaway_after_streams = 0;
   int goaway_limit = 0;
-  // After a connection has answered this many streams, close it without GOAWAY; streams still
-  // in flight get no answer. `drop_limit` connections get it (0 = every connection).
+  // After a connection has processed this many streams, answer those and close it without
+  // GOAWAY; streams still in flight are neither processed nor answered (lost, as on a broken
+  // connection). `drop_limit` connections get it (0 = every connection).
   int drop_after_streams = 0;
   int drop_limit = 0;
   // SETTINGS_MAX_CONCURRENT_STREAMS announced to new connections (0 = default 1000).

@@ -68,7 +68,7 @@ config::Schema EmulatorSchema(EmulatorConfig* c) {
       .Int("faults", "goaway_limit", &f->goaway_limit, 0, 1 << 30,
            "How many connections get that GOAWAY (0: all).")
       .Int("faults", "drop_after_streams", &f->drop_after_streams, 0, 1 << 30,
-           "Close a connection once it answered N streams (0: off).")
+           "Close a connection after N processed streams; later ones are lost (0: off).")
       .Int("faults", "drop_limit", &f->drop_limit, 0, 1 << 30,
            "How many connections are dropped (0: all).")
       .Int("faults", "max_concurrent_streams", &f->max_concurrent_streams, 0, 1 << 30,

@@ -57,7 +57,8 @@ struct Connection {
   PeerAuth peer;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams;
   int streams_begun = 0;
-  int streams_answered = 0;
+  int streams_processed = 0;
+  int delayed = 0;                  // answers waiting on a delay timer
   int32_t goaway_last_stream = -1;  // >= 0 once a fault GOAWAY was submitted
   bool dropping = false;
   bool lingering = false;  // all sent, write side shut: reading until the peer closes
@@ -157,8 +158,9 @@ void OnLingerTimeout(evutil_socket_t, short, void* arg) noexcept {
 // the last answers / the GOAWAY before the peer read them.
 void MaybeClose(Connection* c) {
   if (c->closed || c->lingering) return;
-  const bool done = c->dropping || (nghttp2_session_want_read(c->session) == 0 &&
-                                    nghttp2_session_want_write(c->session) == 0);
+  const bool done =
+      (c->dropping && c->delayed == 0) ||
+      (nghttp2_session_want_read(c->session) == 0 && nghttp2_session_want_write(c->session) == 0);
   if (!done || evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) return;
   c->lingering = true;
   shutdown(bufferevent_getfd(c->bev), SHUT_WR);
@@ -172,12 +174,14 @@ void OnDelayTimer(evutil_socket_t, short, void* arg) noexcept {
   Connection* c = s->conn;
   event_free(s->timer);
   s->timer = nullptr;
+  --c->delayed;
   SubmitResponse(s);
   if (SessionSend(c)) MaybeClose(c);
 }
 
 void ProcessRequest(Connection* c, Stream* s) {
-  if (s->refused || c->dropping) {
+  if (c->dropping) return;  // lost in flight: no answer, the connection is about to close
+  if (s->refused) {
     ++c->state->streams_refused;
     nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
     return;
@@ -191,8 +195,15 @@ void ProcessRequest(Connection* c, Stream* s) {
   rec.connection_id = c->id;
   rec.stream_id = s->id;
   c->state->Record(std::move(rec));
+  ++c->streams_processed;
+  if (c->state->TakeDrop(c->streams_processed)) {
+    c->dropping = true;
+    ++c->state->connections_dropped;
+    Log()->info("event=fault_drop conn={} processed={}", c->id, c->streams_processed);
+  }
   const int delay = c->state->DelayMs();
   if (delay > 0) {
+    ++c->delayed;
     s->timer = evtimer_new(c->worker->base, OnDelayTimer, s);
     timeval tv{delay / 1000, (delay % 1000) * 1000};
     evtimer_add(s->timer, &tv);
@@ -277,16 +288,8 @@ int OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t, void* u
   auto* c = static_cast<Connection*>(user_data);
   auto it = c->streams.find(stream_id);
   if (it == c->streams.end()) return 0;
-  const bool answered = it->second->answered && !it->second->refused;
+  if (it->second->timer != nullptr) --c->delayed;  // reset by the client before the answer
   c->streams.erase(it);
-  if (answered) {
-    ++c->streams_answered;
-    if (!c->dropping && c->state->TakeDrop(c->streams_answered)) {
-      c->dropping = true;
-      ++c->state->connections_dropped;
-      Log()->info("event=fault_drop conn={} answered={}", c->id, c->streams_answered);
-    }
-  }
   return 0;
 }
 

@@ -73,8 +73,8 @@ class State {
   int DelayMs() const { return delay_ms_.load(std::memory_order_relaxed); }
   // True when a connection that has begun `streams_begun` streams must GOAWAY now.
   bool TakeGoaway(int streams_begun);
-  // True when a connection that has answered `streams_answered` streams must be dropped now.
-  bool TakeDrop(int streams_answered);
+  // True when a connection that has processed `streams_processed` streams must be dropped now.
+  bool TakeDrop(int streams_processed);
   int MaxConcurrentStreams() const;
   bool RejectAlpn() const { return reject_alpn_.load(std::memory_order_relaxed); }
 

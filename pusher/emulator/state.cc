@@ -73,10 +73,10 @@ bool State::TakeGoaway(int streams_begun) {
   return true;
 }
 
-bool State::TakeDrop(int streams_answered) {
+bool State::TakeDrop(int streams_processed) {
   if (!drop_armed_.load(std::memory_order_relaxed)) return false;
   std::lock_guard<std::mutex> lock(faults_mu_);
-  if (faults_.drop_after_streams <= 0 || streams_answered < faults_.drop_after_streams) {
+  if (faults_.drop_after_streams <= 0 || streams_processed < faults_.drop_after_streams) {
     return false;
   }
   if (faults_.drop_limit > 0 && drops_fired_ >= faults_.drop_limit) return false;

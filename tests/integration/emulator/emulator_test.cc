@@ -672,19 +672,29 @@ TEST_F(EmulatorTest, GoawayAfterNStreamsLeavesTheRestUnprocessed) {
   EXPECT_EQ(emu_.Stats()["connections"]["goaway_sent"], 1);
 }
 
-TEST_F(EmulatorTest, DropAfterNStreamsClosesTheConnection) {
+TEST_F(EmulatorTest, DropAfterNStreamsLosesTheStreamsInFlight) {
   Faults f;
   f.drop_after_streams = 2;
+  f.drop_limit = 1;
   emu_.SetFaults(f);
   auto c = Connect();
-  EXPECT_EQ(c->Request("POST", "/3/device/" + kToken, VoipHeaders(), "{}").status, 200);
-  EXPECT_EQ(c->Request("POST", "/3/device/" + kToken, VoipHeaders(), "{}").status, 200);
-  // The third request finds the connection gone.
-  H2Response r = c->Request("POST", "/3/device/" + kToken, VoipHeaders(), "{}");
-  EXPECT_EQ(r.status, 0);
-  EXPECT_TRUE(c->connection_closed());
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(c->Submit("POST", "/3/device/" + kToken, VoipHeaders(), "{}"));
+  ASSERT_TRUE(c->Run(absl::Seconds(5)).ok());
+  EXPECT_TRUE(c->connection_closed()) << "the connection was not dropped";
   EXPECT_FALSE(c->goaway_received());
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(c->response(ids[i]).status, i < 2 ? 200 : 0) << "stream " << ids[i];
+  }
   EXPECT_EQ(emu_.Received().size(), 2u);
+  // drop_limit = 1: the next connection works on.
+  auto c2 = Connect();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(c2->Request("POST", "/3/device/" + kToken, VoipHeaders(), "{}").status, 200);
+  }
+  EXPECT_FALSE(c2->connection_closed());
+  EXPECT_EQ(emu_.Stats()["connections"]["dropped"], 1);
 }
 
 TEST_F(EmulatorTest, DelayHoldsTheAnswer) {
