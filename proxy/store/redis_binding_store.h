@@ -32,6 +32,15 @@
 // transient ones (LOADING, BUSY, READONLY, NOAUTH, MASTERDOWN, TRYAGAIN, OOM...) and INTERNAL
 // otherwise; a corrupt record -> DATA_LOSS.
 //
+// An operation that gets no reply within `op_timeout` closes the whole connection (hiredis cannot
+// cancel one command; a server that stalls one reply stalls them all): every pending operation
+// answers UNAVAILABLE "redis unavailable: no reply within <op_timeout>" and the store reconnects.
+// Operations issued while connecting wait at most connect_timeout + op_timeout.
+//
+// Metrics (common/metrics.h, label connection=commands|subscriber):
+// pushgate_redis_connected (gauge), pushgate_redis_connection_failures_total,
+// pushgate_redis_unavailable_total, and pushgate_redis_cas_conflicts_total.
+//
 // Threading: all methods on the EventLoop's thread; callbacks run there. Do not destroy the store
 // from inside one of its callbacks. Destroying it answers pending operations with UNAVAILABLE.
 #pragma once
