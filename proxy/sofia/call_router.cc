@@ -541,7 +541,8 @@ void CallRouter::MaybeFree(uint64_t call_id) {
     // The fork ended without an answer to the caller (should not happen): never leave it hanging.
     Respond(*call, 500, "Fork ended");
   }
-  unsigned ms = all_final ? 0 : static_cast<unsigned>(absl::ToInt64Milliseconds(options_.linger));
+  // su timers need a positive delay.
+  unsigned ms = all_final ? 1 : static_cast<unsigned>(absl::ToInt64Milliseconds(options_.linger));
   std::weak_ptr<CallRouter*> alive = alive_;
   loop_.RunAfter(ms, [alive, call_id] {
     auto self = alive.lock();

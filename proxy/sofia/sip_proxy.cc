@@ -20,6 +20,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -64,30 +65,56 @@ std::string MethodLabel(absl::string_view method) {
   return "other";
 }
 
-struct Metrics {
-  metrics::Registry& r = metrics::Registry::Default();
+// The proxy's metrics. Handles are looked up once per label value and cached (loop thread only),
+// so the hot path never takes the registry's lock.
+class Metrics {
+ public:
   metrics::Counter& Registrations(const std::string& result) {
-    return r.GetCounter("pushgate_proxy_registrations_total",
-                        "REGISTER requests handled, by result.", {{"result", result}});
+    return Cached(registrations_, result, [&] {
+      return &r_.GetCounter("pushgate_proxy_registrations_total",
+                            "REGISTER requests handled, by result.", {{"result", result}});
+    });
   }
   metrics::Counter& Forwarded(const std::string& method) {
-    return r.GetCounter("pushgate_proxy_forwarded_requests_total",
-                        "Requests forwarded to the backend, by method.",
-                        {{"method", MethodLabel(method)}});
+    std::string label = MethodLabel(method);
+    return Cached(forwarded_, label, [&] {
+      return &r_.GetCounter("pushgate_proxy_forwarded_requests_total",
+                            "Requests forwarded to the backend, by method.", {{"method", label}});
+    });
   }
   metrics::Counter& Responses(int status) {
-    return r.GetCounter("pushgate_proxy_responses_total",
-                        "Final responses sent to clients, by status class.",
-                        {{"class", StatusClass(status)}});
+    std::string label = StatusClass(status);
+    return Cached(responses_, label, [&] {
+      return &r_.GetCounter("pushgate_proxy_responses_total",
+                            "Final responses sent to clients, by status class.",
+                            {{"class", label}});
+    });
   }
   metrics::Counter& Rejected(const std::string& reason) {
-    return r.GetCounter("pushgate_proxy_rejected_requests_total",
-                        "Non-REGISTER requests refused, by reason.", {{"reason", reason}});
+    return Cached(rejected_, reason, [&] {
+      return &r_.GetCounter("pushgate_proxy_rejected_requests_total",
+                            "Non-REGISTER requests refused, by reason.", {{"reason", reason}});
+    });
   }
-  metrics::Gauge& InFlight() {
-    return r.GetGauge("pushgate_proxy_transactions_in_flight",
-                      "Proxied transactions waiting for the backend or the store.");
+  metrics::Gauge& InFlight() { return in_flight_; }
+
+ private:
+  template <typename Make>
+  static metrics::Counter& Cached(absl::flat_hash_map<std::string, metrics::Counter*>& cache,
+                                  const std::string& key, Make make) {
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, make()).first;
+    return *it->second;
   }
+
+  metrics::Registry& r_ = metrics::Registry::Default();
+  absl::flat_hash_map<std::string, metrics::Counter*> registrations_;
+  absl::flat_hash_map<std::string, metrics::Counter*> forwarded_;
+  absl::flat_hash_map<std::string, metrics::Counter*> responses_;
+  absl::flat_hash_map<std::string, metrics::Counter*> rejected_;
+  metrics::Gauge& in_flight_ =
+      r_.GetGauge("pushgate_proxy_transactions_in_flight",
+                  "Proxied transactions waiting for the backend or the store.");
 };
 
 }  // namespace
