@@ -263,8 +263,8 @@ void CallRouter::Apply(Call& call, const Fork::Actions& actions) {
         const Branch* b = call.fork.branch(a.branch);
         if (b == nullptr) break;
         std::string key = b->binding.push_key();
-        log_->info("call-id={}: push token of {} is dead: removing the binding",
-                   call.info.call_id, DebugString(b->binding));
+        log_->info("call-id={}: push token of {} is dead: removing the binding", call.info.call_id,
+                   DebugString(b->binding));
         store_.RemoveByPushKey(call.aor, key, clock_.Now(), [log = log_](absl::StatusOr<size_t> n) {
           if (!n.ok()) log->warn("removing a dead push token failed: {}", n.status().message());
         });
@@ -291,9 +291,8 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
   if (!msg) return;
   sip_t* sip = sip_object(msg.get());
   std::string ruri = FormatUri(binding.contact);
-  sip_request_t* rq =
-      sip_request_create(msg_home(msg.get()), sip->sip_request->rq_method,
-                         sip->sip_request->rq_method_name, UrlStr(ruri), nullptr);
+  sip_request_t* rq = sip_request_create(msg_home(msg.get()), sip->sip_request->rq_method,
+                                         sip->sip_request->rq_method_name, UrlStr(ruri), nullptr);
   if (rq == nullptr) {
     log_->warn("call-id={}: bad contact {}", call.info.call_id, DebugString(binding));
     return;
@@ -372,8 +371,8 @@ void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
                DebugString(branch->binding));
     return;
   }
-  absl::Duration ttl = std::max(absl::Seconds(1), call.started + options_.fork.call_timeout -
-                                                      clock_.Now());
+  absl::Duration ttl =
+      std::max(absl::Seconds(1), call.started + options_.fork.call_timeout - clock_.Now());
   v1::PushRequest request = BuildPushRequest(branch->binding, kind, call.info, ttl);
   log_->info("call-id={}: push {} to {}", call.info.call_id, static_cast<int>(kind),
              DebugString(branch->binding));
@@ -513,7 +512,9 @@ void CallRouter::ArmTimer(Call& call) {
   if (call.timer_at && *call.timer_at <= *next) return;  // an earlier timer is armed
   call.timer_at = *next;
   absl::Duration delay = std::max(absl::ZeroDuration(), *next - clock_.Now());
-  unsigned ms = static_cast<unsigned>(absl::ToInt64Milliseconds(absl::Ceil(delay, absl::Milliseconds(1)))) + 1;
+  unsigned ms =
+      static_cast<unsigned>(absl::ToInt64Milliseconds(absl::Ceil(delay, absl::Milliseconds(1)))) +
+      1;
   uint64_t id = call.id;
   std::weak_ptr<CallRouter*> alive = alive_;
   loop_.RunAfter(ms, [alive, id] {
@@ -575,8 +576,8 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
   }
   sip_t* fwd = sip_object(msg.get());
   // Loose routing: the next Route, else the request URI.
-  std::string target =
-      fwd->sip_route != nullptr ? UrlString(fwd->sip_route->r_url) : UrlString(fwd->sip_request->rq_url);
+  std::string target = fwd->sip_route != nullptr ? UrlString(fwd->sip_route->r_url)
+                                                 : UrlString(fwd->sip_request->rq_url);
   if (sip->sip_request->rq_method == sip_method_ack) {
     nta_msg_tsend(agent_, msg.release(), UrlStr(target), TAG_END());
     nta_incoming_destroy(irq);
@@ -589,10 +590,9 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
   Relay* raw = relay.get();
   uint64_t id = relay->id;
   relays_.emplace(id, std::move(relay));
-  nta_outgoing_t* orq =
-      nta_outgoing_mcreate(agent_, &CallRouter::OnRelayResponseCb,
-                           reinterpret_cast<nta_outgoing_magic_t*>(raw), UrlStr(target), msg.get(),
-                           TAG_END());
+  nta_outgoing_t* orq = nta_outgoing_mcreate(agent_, &CallRouter::OnRelayResponseCb,
+                                             reinterpret_cast<nta_outgoing_magic_t*>(raw),
+                                             UrlStr(target), msg.get(), TAG_END());
   if (orq == nullptr) {
     auto it = relays_.find(id);
     if (it != relays_.end()) {

@@ -1,0 +1,503 @@
+// Incoming calls on loopback: a real nta agent with CallRouter, scripted phones and caller (UDP),
+// the MemoryBindingStore, and pushes through the real pusher (gRPC) to the APNs emulator (TLS,
+// HTTP/2). The agent's request dispatch here stands in for SipProxy's (which restores the AOR
+// from the masquerade value before calling HandleIncoming).
+#include "proxy/sofia/call_router.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "proxy/core/push_params.h"
+#include "proxy/core/sip_uri.h"
+#include "proxy/push/grpc_push_client.h"
+#include "proxy/sofia/loop.h"
+#include "proxy/store/memory_binding_store.h"
+#include "pusher/emulator/emulator.h"
+#include "pusher/service/server.h"
+#include "tests/integration/proxy/sip_peer.h"
+
+namespace pushgate::proxy::sofia {
+namespace {
+
+using testing::MakeResponse;
+using testing::SipText;
+using testing::UdpPeer;
+namespace emu = pusher::emulator;
+
+constexpr char kTeam[] = "TEAM123456";
+constexpr char kKeyId[] = "KEY1234567";
+constexpr char kBundle[] = "com.example.phone";
+constexpr char kAor[] = "sip:alice@example.org";
+const std::string kToken(64, 'b');
+const absl::Duration kWait = absl::Seconds(5);
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+const std::string& CredsDir() {
+  static std::string* dir = [] {
+    char tmpl[] = "/tmp/pushgate-calls-test-XXXXXX";
+    auto* d = new std::string(mkdtemp(tmpl));
+    std::string cmd = absl::StrCat("tests/fakes/make-test-credentials.sh ", *d, " >/dev/null");
+    if (std::system(cmd.c_str()) != 0) std::abort();
+    return d;
+  }();
+  return *dir;
+}
+
+// A port nothing listens on (TCP): the pusher-down case.
+uint16_t ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+uint64_t PushCount(const std::string& result) {
+  return metrics::Registry::Default()
+      .GetCounter("pushgate_proxy_call_pushes_total", "", {{"result", result}})
+      .Value();
+}
+
+// The caller's INVITE (or another request of the same dialog).
+struct Dialog {
+  std::string call_id;
+  std::string from_tag;
+  std::string to;  // To header value (with the callee's tag once answered)
+  std::string via_branch;
+  std::string request_uri;
+};
+
+std::string Request(const std::string& method, const std::string& request_uri, int cseq,
+                    const Dialog& d, uint16_t via_port, const std::string& via_branch,
+                    const std::string& extra = "") {
+  return absl::StrCat(method, " ", request_uri, " SIP/2.0\r\n",
+                      "Via: SIP/2.0/UDP 127.0.0.1:", via_port, ";branch=", via_branch, ";rport\r\n",
+                      "Max-Forwards: 70\r\n",
+                      "From: \"Bob\" <sip:bob@example.org>;tag=", d.from_tag, "\r\n", "To: ", d.to,
+                      "\r\n", "Call-ID: ", d.call_id, "\r\n", "CSeq: ", cseq, " ", method, "\r\n",
+                      extra, "Content-Length: 0\r\n\r\n");
+}
+
+// Waits for the next message on `peer` that `match` accepts, skipping others (retransmissions,
+// 100 Trying...).
+std::optional<SipText> WaitFor(UdpPeer& peer, const std::function<bool(const SipText&)>& match,
+                               absl::Duration timeout = kWait) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto m = peer.Receive(deadline - absl::Now());
+    if (!m) break;
+    if (match(*m)) return m;
+  }
+  return std::nullopt;
+}
+auto IsRequest(const std::string& method) {
+  return [method](const SipText& m) { return !m.IsResponse() && m.Method() == method; };
+}
+auto IsStatus(int status) {
+  return [status](const SipText& m) { return m.IsResponse() && m.Status() == status; };
+}
+auto IsFinal() {
+  return [](const SipText& m) { return m.IsResponse() && m.Status() >= 200; };
+}
+
+class CallsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    emu::EmulatorOptions o;
+    o.tls_cert_pem = ReadFile(CredsDir() + "/server.pem");
+    o.tls_key_pem = ReadFile(CredsDir() + "/server.key");
+    o.apns_keys.push_back({kTeam, kKeyId, ReadFile(CredsDir() + "/apns-key.pub.pem")});
+    o.control_port = -1;
+    auto ports = emulator_.Start(o);
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    std::string url = absl::StrCat("https://127.0.0.1:", ports->h2);
+    pusher::PusherConfig cfg;
+    cfg.grpc.listen = "127.0.0.1:0";
+    cfg.apns.token_keys = {absl::StrCat(kTeam, ":", kKeyId, ":", CredsDir(), "/apns-key.p8")};
+    cfg.apns.production_url = url;
+    cfg.apns.sandbox_url = url;
+    cfg.http2.ca_file = CredsDir() + "/ca.pem";
+    cfg.retry.initial_backoff = absl::Milliseconds(20);
+    cfg.retry.max_backoff = absl::Milliseconds(200);
+    cfg.admin.listen = "";
+    auto server = pusher::PusherServer::Create(cfg, RealClock::Get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    pusher_ = *std::move(server);
+    auto port = pusher_->Start();
+    ASSERT_TRUE(port.ok()) << port.status();
+    pusher_port_ = *port;
+    auto loop = SofiaLoop::Start();
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    loop_ = *std::move(loop);
+  }
+
+  // Starts the agent and the router; pushes go to `push_target` (the real pusher by default).
+  void StartRouter(std::string push_target = "", ForkPolicy policy = DefaultPolicy()) {
+    if (push_target.empty()) push_target = absl::StrCat("dns:///127.0.0.1:", pusher_port_);
+    GrpcPushClientOptions po;
+    po.target = push_target;
+    SofiaLoop* loop = loop_.get();
+    push_ = std::make_unique<GrpcPushClient>(
+        po, [loop](std::function<void()> fn) { loop->Post(std::move(fn)); });
+    bool ok = loop_->Call([&] {
+      agent_ = nta_agent_create(loop_->root(), URL_STRING_MAKE("sip:127.0.0.1:*;transport=udp"),
+                                &CallsTest::OnStray, nullptr, NTATAG_UA(0), NTATAG_SIP_T1(100),
+                                NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_EXTRA_100(0),
+                                NTATAG_CANCEL_487(0), NTATAG_PASS_408(1), TAG_END());
+      if (agent_ == nullptr) return false;
+      const su_addrinfo_t* ai = tport_get_address(tport_primaries(nta_agent_tports(agent_)));
+      auto hp = SockaddrToHostPort(ai->ai_addr);
+      if (!hp) return false;
+      port_ = hp->second;
+      leg_ =
+          nta_leg_tcreate(agent_, &CallsTest::OnRequest, reinterpret_cast<nta_leg_magic_t*>(this),
+                          NTATAG_NO_DIALOG(1), TAG_END());
+      CallRouterOptions options;
+      options.fork = policy;
+      options.record_route = absl::StrCat("sip:127.0.0.1:", port_, ";transport=udp");
+      options.linger = absl::Seconds(2);
+      router_ = std::make_unique<CallRouter>(
+          *loop_, agent_, store_, push_.get(), RealClock::Get(), options,
+          [](const std::string&) -> tport_t* { return nullptr; });
+      return true;
+    });
+    ASSERT_TRUE(ok) << "agent creation failed";
+  }
+
+  static ForkPolicy DefaultPolicy() {
+    ForkPolicy p;
+    p.call_timeout = absl::Seconds(8);
+    return p;
+  }
+
+  void TearDown() override {
+    if (loop_) {
+      loop_->Call([&] {
+        router_.reset();
+        if (leg_ != nullptr) nta_leg_destroy(leg_);
+        if (agent_ != nullptr) nta_agent_destroy(agent_);
+        return 0;
+      });
+      if (push_) push_->Drain(absl::Seconds(2));
+      push_.reset();
+      loop_->Stop();
+    }
+    if (pusher_) pusher_->Shutdown(absl::Seconds(2));
+    emulator_.Stop();
+  }
+
+  static int OnStray(nta_agent_magic_t*, nta_agent_t* agent, msg_t* msg, sip_t*) noexcept {
+    nta_msg_discard(agent, msg);
+    return 0;
+  }
+  // Stands in for SipProxy's dispatch: in-dialog by our Route, CANCEL without a transaction ->
+  // 481, INVITE/MESSAGE -> the call router (the AOR as SipProxy restores it).
+  static int OnRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                       const sip_t* sip) noexcept {
+    auto* t = reinterpret_cast<CallsTest*>(magic);
+    sip_method_t method = sip->sip_request->rq_method;
+    if (t->router_->IsOurRoute(sip)) {
+      t->router_->HandleInDialog(irq, sip);
+    } else if (method == sip_method_cancel) {
+      nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
+      nta_incoming_destroy(irq);
+    } else if (method == sip_method_ack) {
+      nta_incoming_destroy(irq);
+    } else if (method == sip_method_invite || method == sip_method_message) {
+      t->router_->HandleIncoming(irq, sip, kAor);
+    } else {
+      nta_incoming_treply(irq, SIP_405_METHOD_NOT_ALLOWED, TAG_END());
+      nta_incoming_destroy(irq);
+    }
+    return 0;
+  }
+
+  // An iOS VoIP phone's binding at 127.0.0.1:`port`.
+  static Binding Phone(
+      uint16_t port, const std::string& token = kToken,
+      const std::string& instance = "<urn:uuid:00000000-0000-0000-0000-000000000001>") {
+    Binding b;
+    b.aor = kAor;
+    auto uri =
+        ParseUri(absl::StrCat("sip:alice@127.0.0.1:", port, ";pn-provider=apns;pn-prid=", token,
+                              ";pn-param=", kTeam, ".", kBundle, ".voip"));
+    b.contact = *uri;
+    b.push = *ParsePushParams(b.contact);
+    b.instance_id = instance;
+    b.received = TransportInfo{Transport::kUdp, "127.0.0.1", port};
+    b.expires_at = absl::Now() + absl::Hours(1);
+    b.call_id = absl::StrCat("reg-", port);
+    b.cseq = 1;
+    return b;
+  }
+
+  void Store(std::vector<Binding> bindings) {
+    loop_
+        ->Call([&] {
+          absl::Status result = absl::InternalError("not called");
+          store_.Replace(kAor, bindings, absl::Now(), [&](absl::Status s) { result = s; });
+          return result;
+        })
+        .IgnoreError();
+  }
+  size_t StoredBindings() {
+    return loop_->Call([&] {
+      size_t n = 999;
+      store_.Fetch(kAor, absl::Now(), [&](absl::StatusOr<std::vector<Binding>> b) {
+        if (b.ok()) n = b->size();
+      });
+      return n;
+    });
+  }
+  size_t OpenCalls() {
+    return loop_->Call([&] { return router_->OpenCalls(); });
+  }
+
+  Dialog NewDialog(const std::string& call_id) {
+    Dialog d;
+    d.call_id = call_id;
+    std::string token = call_id.substr(0, call_id.find('@'));
+    d.from_tag = absl::StrCat("ft-", token);
+    d.to = "<sip:alice@example.org>";
+    d.via_branch = absl::StrCat("z9hG4bK-inv-", token);
+    d.request_uri = absl::StrCat("sip:alice@127.0.0.1:", port_);
+    return d;
+  }
+  void SendInvite(UdpPeer& caller, const Dialog& d) {
+    caller.SendTo(port_, Request("INVITE", d.request_uri, 1, d, caller.port(), d.via_branch));
+  }
+
+  std::vector<emu::ReceivedRequest> ApnsPushes() {
+    std::vector<emu::ReceivedRequest> out;
+    for (auto& r : emulator_.Received()) {
+      if (r.provider == emu::Provider::kApns) out.push_back(r);
+    }
+    return out;
+  }
+
+  emu::Emulator emulator_;
+  std::unique_ptr<pusher::PusherServer> pusher_;
+  int pusher_port_ = 0;
+  std::unique_ptr<SofiaLoop> loop_;
+  std::unique_ptr<GrpcPushClient> push_;
+  MemoryBindingStore store_;
+  nta_agent_t* agent_ = nullptr;
+  nta_leg_t* leg_ = nullptr;
+  uint16_t port_ = 0;
+  std::unique_ptr<CallRouter> router_;
+};
+
+// The reason the gateway exists: the phone sleeps, the call wakes it with a VoIP push, the phone
+// registers again and gets the INVITE at once, answers; ACK and BYE go through the gateway.
+TEST_F(CallsTest, SleepingPhoneIsWokenByPushAndGetsTheCallOnReRegister) {
+  StartRouter();
+  UdpPeer caller, sleeping, awake;
+  Store({Phone(sleeping.port())});
+  Dialog d = NewDialog("sleeping-1@example.org");
+  SendInvite(caller, d);
+
+  auto first = WaitFor(sleeping, IsRequest("INVITE"));
+  ASSERT_TRUE(first) << "the registered (sleeping) contact never got the INVITE";
+  // Its SIP stack says 100 (nta sends no CANCEL before a provisional response, RFC 3261 9.1).
+  sleeping.SendTo(port_, MakeResponse(*first, 100, "Trying", "", "s1"));
+  auto trying = WaitFor(caller, IsStatus(110));
+  ASSERT_TRUE(trying) << "the caller never got 110 Push sent";
+  EXPECT_EQ(trying->Reason(), "Push sent");
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+  auto pushes = ApnsPushes();
+  ASSERT_EQ(pushes.size(), 1u);
+  EXPECT_EQ(pushes[0].token, kToken);
+  EXPECT_EQ(pushes[0].topic, absl::StrCat(kBundle, ".voip"));
+  EXPECT_EQ(pushes[0].status, 200);
+  EXPECT_NE(pushes[0].body.find(d.call_id), std::string::npos) << pushes[0].body;
+
+  // The phone wakes up and registers again from another port (same device: same instance).
+  Store({Phone(awake.port())});
+  auto invite = WaitFor(awake, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the re-registered contact never got the pending INVITE";
+  EXPECT_EQ(invite->Header("Call-ID"), d.call_id);
+  EXPECT_THAT(invite->Header("Record-Route"),
+              ::testing::HasSubstr(absl::StrCat("127.0.0.1:", port_)));
+  EXPECT_EQ(invite->Header("Max-Forwards"), "69");
+  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(awake.port())));
+  EXPECT_EQ(invite->Headers("Via").size(), 2u) << invite->text();
+
+  std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(),
+                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
+  awake.SendTo(port_, MakeResponse(*invite, 180, "Ringing", contact, "ph1"));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(180))) << "180 was not relayed to the caller";
+  awake.SendTo(port_, MakeResponse(*invite, 200, "OK", contact, "ph1"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok) << "the caller never got the final response";
+  ASSERT_EQ(ok->Status(), 200) << ok->text();
+  EXPECT_THAT(ok->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", port_)));
+  EXPECT_EQ(ok->Headers("Via").size(), 1u) << "our Via must be removed";
+
+  // The old branch (the sleeping contact) was cancelled: the device moved to a new contact.
+  auto cancel = WaitFor(sleeping, IsRequest("CANCEL"));
+  ASSERT_TRUE(cancel) << "the superseded branch (sleeping contact) was never cancelled";
+  EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
+
+  // ACK and BYE through the gateway by loose routing.
+  d.to = ok->Header("To");
+  std::string route = absl::StrCat("Route: <sip:127.0.0.1:", port_, ";transport=udp;lr>\r\n");
+  std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", awake.port());
+  caller.SendTo(port_, Request("ACK", phone_uri, 1, d, caller.port(), "z9hG4bK-ack-1", route));
+  auto ack = WaitFor(awake, IsRequest("ACK"));
+  ASSERT_TRUE(ack) << "the ACK never reached the phone";
+  EXPECT_TRUE(ack->Header("Route").empty()) << "our Route must be consumed: " << ack->text();
+  caller.SendTo(port_, Request("BYE", phone_uri, 2, d, caller.port(), "z9hG4bK-bye-1", route));
+  auto bye = WaitFor(awake, IsRequest("BYE"));
+  ASSERT_TRUE(bye) << "the BYE never reached the phone";
+  awake.SendTo(port_, MakeResponse(*bye, 200, "OK", "", "ph1"));
+  auto bye_ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(bye_ok) << "the BYE's 200 never reached the caller";
+  EXPECT_EQ(bye_ok->Status(), 200);
+  EXPECT_THAT(bye_ok->Header("CSeq"), ::testing::HasSubstr("BYE"));
+}
+
+// The caller gives up before the VoIP phone woke: the caller gets 487; when the phone registers
+// within the fork time it still gets the INVITE, then the CANCEL (CallKit shows a missed call).
+TEST_F(CallsTest, CancelBeforeWakeDeliversInviteThenCancelToVoipPhone) {
+  StartRouter();
+  UdpPeer caller, sleeping, awake;
+  Store({Phone(sleeping.port())});
+  Dialog d = NewDialog("cancel-1@example.org");
+  SendInvite(caller, d);
+  auto first = WaitFor(sleeping, IsRequest("INVITE"));
+  ASSERT_TRUE(first) << "no INVITE to the sleeping contact";
+  sleeping.SendTo(port_, MakeResponse(*first, 100, "Trying", "", "s1"));
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  auto cancel_ok = WaitFor(caller, [](const SipText& m) {
+    return m.IsResponse() && absl::StrContains(m.Header("CSeq"), "CANCEL");
+  });
+  ASSERT_TRUE(cancel_ok) << "the CANCEL was never answered";
+  EXPECT_EQ(cancel_ok->Status(), 200);
+  auto terminated = WaitFor(caller, IsStatus(487));
+  ASSERT_TRUE(terminated) << "the caller never got 487 for its INVITE";
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("CANCEL"))) << "the sleeping branch was not cancelled";
+
+  Store({Phone(awake.port())});
+  auto invite = WaitFor(awake, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the woken VoIP phone never got the missed call's INVITE";
+  EXPECT_EQ(invite->Header("Call-ID"), d.call_id);
+  awake.SendTo(port_, MakeResponse(*invite, 100, "Trying", "", "s2"));
+  auto cancel = WaitFor(awake, IsRequest("CANCEL"));
+  ASSERT_TRUE(cancel) << "the woken VoIP phone never got the CANCEL after the INVITE";
+  EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
+}
+
+// The pusher reports the token dead (APNs 410): the binding leaves the registrar.
+TEST_F(CallsTest, TokenInvalidRemovesTheBinding) {
+  StartRouter();
+  emulator_.MarkDead(emu::Provider::kApns, kToken);
+  UdpPeer caller;
+  Binding gone = Phone(ClosedPort());
+  gone.flow_token = "closed-flow";  // its connection is gone: only a push could reach it
+  Store({gone});
+  ASSERT_EQ(StoredBindings(), 1u);
+  Dialog d = NewDialog("dead-1@example.org");
+  SendInvite(caller, d);
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the push";
+  auto final_response = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(final_response) << "the caller never got a final response";
+  EXPECT_EQ(final_response->Status(), 408) << final_response->text();
+  absl::Time deadline = absl::Now() + kWait;
+  while (StoredBindings() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(StoredBindings(), 0u) << "the binding with the dead token was not removed";
+}
+
+// Pusher down: the call still rings the reachable phone; the failure is counted.
+TEST_F(CallsTest, PusherDownStillRingsReachablePhone) {
+  StartRouter(absl::StrCat("dns:///127.0.0.1:", ClosedPort()));
+  uint64_t errors_before = PushCount("error");
+  UdpPeer caller, phone;
+  Store({Phone(phone.port())});
+  Dialog d = NewDialog("down-1@example.org");
+  SendInvite(caller, d);
+  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the reachable phone never got the INVITE";
+  absl::Time deadline = absl::Now() + kWait;
+  while (PushCount("error") == errors_before && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_GT(PushCount("error"), errors_before) << "the failed push was not counted";
+  phone.SendTo(
+      port_,
+      MakeResponse(*invite, 200, "OK",
+                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(), ">\r\n"), "ph2"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok) << "the caller never got the final response";
+  EXPECT_EQ(ok->Status(), 200);
+}
+
+TEST_F(CallsTest, NoBindingIs404) {
+  StartRouter();
+  UdpPeer caller;
+  Dialog d = NewDialog("nobody-1@example.org");
+  SendInvite(caller, d);
+  auto final_response = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(final_response) << "the caller never got a final response";
+  EXPECT_EQ(final_response->Status(), 404);
+  EXPECT_TRUE(ApnsPushes().empty());
+}
+
+// Two devices; the second answers: the first is cancelled with Reason cause=200; the fork is freed.
+TEST_F(CallsTest, FirstAnswerWinsOthersCancelled) {
+  ForkPolicy policy = DefaultPolicy();
+  policy.push_delay_voip = absl::Seconds(30);  // awake phones: no push within the test
+  StartRouter("", policy);
+  UdpPeer caller, one, two;
+  Store({Phone(one.port(), std::string(64, 'c'), "<urn:uuid:1>"),
+         Phone(two.port(), std::string(64, 'd'), "<urn:uuid:2>")});
+  Dialog d = NewDialog("two-1@example.org");
+  SendInvite(caller, d);
+  auto first = WaitFor(one, IsRequest("INVITE"));
+  ASSERT_TRUE(first) << "device one never got the INVITE";
+  one.SendTo(port_, MakeResponse(*first, 180, "Ringing", "", "ph0"));
+  auto invite = WaitFor(two, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "device two never got the INVITE";
+  two.SendTo(
+      port_,
+      MakeResponse(*invite, 200, "OK",
+                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", two.port(), ">\r\n"), "ph3"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok) << "the caller never got the 200";
+  EXPECT_EQ(ok->Status(), 200);
+  auto cancel = WaitFor(one, IsRequest("CANCEL"));
+  ASSERT_TRUE(cancel) << "device one was not cancelled";
+  EXPECT_THAT(cancel->Header("Reason"), ::testing::HasSubstr("cause=200"));
+  EXPECT_TRUE(ApnsPushes().empty()) << "no push for awake phones within the delay";
+}
+
+}  // namespace
+}  // namespace pushgate::proxy::sofia
