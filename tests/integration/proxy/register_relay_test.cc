@@ -740,5 +740,40 @@ TEST_F(RegisterRelayTest, TlsRegistrationKeepsTheFlow) {
   EXPECT_FALSE(bindings[0].flow_token.empty());
 }
 
+TEST_F(RegisterRelayTest, OutboundInviteRelaysRingingAndCancel) {
+  phone_.SendTo(udp_port_, MakeRequest("INVITE", "sip:bob@example.org", phone_.port(), "inv-1"));
+  std::optional<SipText> invite = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(invite.has_value()) << "the INVITE never reached the backend";
+  ASSERT_EQ(invite->Method(), "INVITE");
+  backend_.SendTo(udp_port_, MakeResponse(*invite, 180, "Ringing"));
+  std::optional<SipText> ringing = phone_.Receive(kWait);
+  ASSERT_TRUE(ringing.has_value()) << "the 180 never reached the phone";
+  EXPECT_EQ(ringing->Status(), 180) << ringing->text();
+
+  // The phone cancels: same Via branch, From, Call-ID, CSeq number as its INVITE.
+  std::string cancel = absl::StrCat("CANCEL sip:bob@example.org SIP/2.0\r\n");
+  SipText original(invite->text());
+  // Rebuild from what the phone sent: the backend's copy has our Via on top of the phone's.
+  std::vector<std::string> vias = original.Headers("Via");
+  ASSERT_EQ(vias.size(), 2u);
+  absl::StrAppend(&cancel, "Via: ", vias[1], "\r\n", "Max-Forwards: 70\r\n",
+                  "From: ", original.Header("From"), "\r\n", "To: <sip:alice@example.org>\r\n",
+                  "Call-ID: inv-1\r\n", "CSeq: 1 CANCEL\r\n", "Content-Length: 0\r\n\r\n");
+  phone_.SendTo(udp_port_, cancel);
+  std::optional<SipText> cancel_ok = phone_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(cancel_ok.has_value()) << "the CANCEL was never answered";
+  EXPECT_EQ(cancel_ok->Status(), 200) << cancel_ok->text();
+  EXPECT_THAT(cancel_ok->Header("CSeq"), HasSubstr("CANCEL"));
+
+  std::optional<SipText> backend_cancel = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(backend_cancel.has_value()) << "the CANCEL never reached the backend";
+  EXPECT_EQ(backend_cancel->Method(), "CANCEL");
+  backend_.SendTo(udp_port_, MakeResponse(*backend_cancel, 200, "OK"));
+  backend_.SendTo(udp_port_, MakeResponse(*invite, 487, "Request Terminated"));
+  std::optional<SipText> terminated = phone_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(terminated.has_value()) << "the 487 never reached the phone";
+  EXPECT_EQ(terminated->Status(), 487) << terminated->text();
+}
+
 }  // namespace
 }  // namespace pushgate::proxy::testing
