@@ -12,7 +12,7 @@ FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config ca-certificates \
+      build-essential cmake ninja-build pkg-config ca-certificates ccache \
       libsofia-sip-ua-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libssl-dev libnghttp2-dev libevent-dev libgtest-dev libgmock-dev \
       libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libhiredis-dev \
@@ -26,14 +26,20 @@ COPY . /src
 ARG TARGETS="pushgate-proxy pushgate-pusher pushgate-emulator pushgate-push"
 ARG BUILD_TYPE=Release
 ARG JOBS=2
-RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE} -DPUSHGATE_WERROR=OFF \
+# ccache in a build cache mount (podman/buildah, docker BuildKit): a rebuild after a source
+# change recompiles only what changed, although COPY invalidated this layer.
+ENV CCACHE_DIR=/ccache CCACHE_MAXSIZE=2G
+RUN --mount=type=cache,target=/ccache,id=pushgate-ccache \
+    cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE} -DPUSHGATE_WERROR=OFF \
+      -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
  && cmake --build /build -j ${JOBS} --target ${TARGETS} \
  && mkdir -p /out/bin \
  && for t in ${TARGETS}; do \
       f=$(find /build -type f -name "$t" -perm -u+x | head -n1); \
       if [ -n "$f" ]; then strip --strip-unneeded -o "/out/bin/$t" "$f"; fi; \
     done \
- && ls -l /out/bin
+ && ls -l /out/bin \
+ && { ccache --show-stats | grep -E 'Hits|Misses|hit rate' || true; }
 # The Debian runtime packages each binary links (the -dev packages' runtime counterparts), found
 # from its shared libraries, so the final images install exactly these: /out/deps/<binary>.
 RUN mkdir -p /out/deps \

@@ -128,7 +128,7 @@ make_base_image() {
   [[ -n $sources ]] || sources="$mirror bookworm"
   local dir
   dir=$(mktemp -d /var/tmp/pushgate-rootfs.XXXXXX)
-  trap 'rm -rf "$dir"' RETURN
+  trap 'rm -rf "$dir"; trap - RETURN' RETURN
   log "creating $BASE: debootstrap --variant=minbase bookworm from $mirror"
   debootstrap --variant=minbase bookworm "$dir" "$mirror" >"$dir.log" 2>&1 ||
     { tail -20 "$dir.log" >&2; rm -f "$dir.log"; die "debootstrap failed"; }

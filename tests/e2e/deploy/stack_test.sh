@@ -12,7 +12,7 @@
 #  6. stops the stack and removes its containers, network, volume and temporary files.
 # Exit 77 (ctest SKIP_RETURN_CODE) with the reason when podman cannot run here.
 #
-# Environment: STACK_SKIP_BUILD=1, STACK_KEEP=1 (leave the stack up for debugging),
+# Environment: STACK_SKIP_BUILD=1, STORE_KIND=memory (proxy without Redis), STACK_KEEP=1 (leave the stack up for debugging),
 #              STACK_PHONES (default 6), IMAGE_PREFIX/IMAGE_TAG as for build-images.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -45,8 +45,8 @@ if [[ ${STACK_SKIP_BUILD:-0} != 1 ]]; then
   "$ROOT/scripts/build-images.sh" proxy pusher emulator redis kamailio sipp ||
     fail "scripts/build-images.sh failed"
 fi
-podman run --rm "${PREFIX}pushgate-sipp:${TAG}" -v >/dev/null 2>&1 ||
-  skip "podman cannot run a container here: $(podman run --rm "${PREFIX}pushgate-sipp:${TAG}" -v 2>&1 | tail -1)"
+podman run --rm --entrypoint true "${PREFIX}pushgate-sipp:${TAG}" >/dev/null 2>&1 ||
+  skip "podman cannot run a container here: $(podman run --rm --entrypoint true "${PREFIX}pushgate-sipp:${TAG}" 2>&1 | tail -1)"
 
 TMP=$(mktemp -d /tmp/pushgate-stack.XXXXXX)
 cp -r "$ROOT/deploy" "$TMP/deploy"
@@ -55,7 +55,7 @@ rm -rf "$TMP/deploy/secrets"/*
 
 compose() {
   (cd "$TMP/deploy" &&
-    PUSHER_REPLICAS=2 SIP_BIND=127.0.0.1 SIP_PORT=$SIP_PORT KAMAILIO_PORT=$KAMAILIO_PORT \
+    PUSHER_REPLICAS=2 STORE_KIND=${STORE_KIND:-redis} SIP_BIND=127.0.0.1 SIP_PORT=$SIP_PORT KAMAILIO_PORT=$KAMAILIO_PORT \
       IMAGE_PREFIX=$PREFIX IMAGE_TAG=$TAG podman-compose -p "$PROJ" -f docker-compose.yml "$@")
 }
 cleanup() {
@@ -152,7 +152,9 @@ EOF
 sipp_run() {  # sipp_run NAME ARGS...: sipp in a container on the stack's network
   local name=$1
   shift
-  podman run --rm --name "${PROJ}_sipp_$name" --network "$NET" -v "$TMP/sipp:/scenarios" \
+  # timeout: sipp's own -timeout does not end a run whose calls are stuck; cleanup removes the
+  # container if the client is killed.
+  timeout --kill-after=10 150 podman run --rm --name "${PROJ}_sipp_$name" --network "$NET" -v "$TMP/sipp:/scenarios" \
     "${PREFIX}pushgate-sipp:${TAG}" -nostdin -trace_err -error_file "/scenarios/$name.err" "$@"
 }
 sipp_run phones -sf /scenarios/phones.xml -m "$PHONES" -r 10 -timeout 30s -timeout_error \
@@ -201,8 +203,8 @@ Content-Length: 0
 
     ]]>
   </send>
-  <recv response="200"/>
-  <recv response="487"/>
+  <recv response="200" timeout="10000"/>
+  <recv response="487" timeout="10000"/>
   <send>
     <![CDATA[
 ACK sip:phone[call_number]@demo.pushgate.org SIP/2.0
