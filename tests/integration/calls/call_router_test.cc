@@ -499,5 +499,75 @@ TEST_F(CallsTest, FirstAnswerWinsOthersCancelled) {
   EXPECT_TRUE(ApnsPushes().empty()) << "no push for awake phones within the delay";
 }
 
+// No answer within the call timeout: the best final response (486 over nothing) goes to the
+// caller and the branch still ringing is cancelled.
+TEST_F(CallsTest, CallTimeoutAnswersBestResponse) {
+  ForkPolicy policy = DefaultPolicy();
+  policy.call_timeout = absl::Seconds(1);
+  policy.push_delay_voip = absl::Seconds(30);
+  StartRouter("", policy);
+  UdpPeer caller, busy, ringing;
+  Store({Phone(busy.port(), std::string(64, 'c'), "<urn:uuid:1>"),
+         Phone(ringing.port(), std::string(64, 'd'), "<urn:uuid:2>")});
+  Dialog d = NewDialog("timeout-1");
+  absl::Time start = absl::Now();
+  SendInvite(caller, d);
+  auto to_busy = WaitFor(busy, IsRequest("INVITE"));
+  ASSERT_TRUE(to_busy) << "the busy device never got the INVITE";
+  auto to_ringing = WaitFor(ringing, IsRequest("INVITE"));
+  ASSERT_TRUE(to_ringing) << "the ringing device never got the INVITE";
+  ringing.SendTo(port_, MakeResponse(*to_ringing, 180, "Ringing", "", "r1"));
+  busy.SendTo(port_, MakeResponse(*to_busy, 486, "Busy Here", "", "b1"));
+  auto final_response = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(final_response) << "the caller never got a final response";
+  EXPECT_EQ(final_response->Status(), 486) << final_response->text();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(900)) << "answered before the call timeout";
+  ASSERT_TRUE(WaitFor(ringing, IsRequest("CANCEL"))) << "the ringing branch was not cancelled";
+}
+
+// 6xx ends the fork at once: relayed to the caller, the other branches cancelled.
+TEST_F(CallsTest, GlobalFailureEndsTheFork) {
+  ForkPolicy policy = DefaultPolicy();
+  policy.push_delay_voip = absl::Seconds(30);
+  StartRouter("", policy);
+  UdpPeer caller, decline, ringing;
+  Store({Phone(decline.port(), std::string(64, 'c'), "<urn:uuid:1>"),
+         Phone(ringing.port(), std::string(64, 'd'), "<urn:uuid:2>")});
+  Dialog d = NewDialog("decline-1");
+  SendInvite(caller, d);
+  auto to_decline = WaitFor(decline, IsRequest("INVITE"));
+  ASSERT_TRUE(to_decline) << "device one never got the INVITE";
+  auto to_ringing = WaitFor(ringing, IsRequest("INVITE"));
+  ASSERT_TRUE(to_ringing) << "device two never got the INVITE";
+  ringing.SendTo(port_, MakeResponse(*to_ringing, 180, "Ringing", "", "r1"));
+  decline.SendTo(port_, MakeResponse(*to_decline, 603, "Decline", "", "d1"));
+  auto final_response = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(final_response) << "the caller never got a final response";
+  EXPECT_EQ(final_response->Status(), 603);
+  ASSERT_TRUE(WaitFor(ringing, IsRequest("CANCEL"))) << "the ringing branch was not cancelled";
+}
+
+// MESSAGE is forked like INVITE (no Record-Route: no dialog).
+TEST_F(CallsTest, MessageReachesThePhone) {
+  ForkPolicy policy = DefaultPolicy();
+  policy.push_delay_voip = absl::Seconds(30);
+  StartRouter("", policy);
+  UdpPeer caller, phone;
+  Store({Phone(phone.port())});
+  Dialog d = NewDialog("message-1");
+  caller.SendTo(port_, Request("MESSAGE", d.request_uri, 1, d, caller.port(), d.via_branch,
+                               "Content-Type: text/plain\r\n"));
+  auto message = WaitFor(phone, IsRequest("MESSAGE"));
+  ASSERT_TRUE(message) << "the phone never got the MESSAGE";
+  EXPECT_TRUE(message->Header("Record-Route").empty());
+  phone.SendTo(port_, MakeResponse(*message, 200, "OK", "", "m1"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok) << "the caller never got the MESSAGE's final response";
+  EXPECT_EQ(ok->Status(), 200);
+  absl::Time deadline = absl::Now() + kWait;
+  while (OpenCalls() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(OpenCalls(), 0u) << "the finished fork was not freed";
+}
+
 }  // namespace
 }  // namespace pushgate::proxy::sofia
