@@ -5,8 +5,9 @@
 //   open loop:    sends R pushes per second for D seconds on a fixed schedule (independent of the
 //                 answers, so a slow pusher cannot slow the load down and hide its latency).
 // Every push is an APNs VoIP push with a fresh UUID v4 request_id and a random 64-hex token;
-// results are matched to requests by request_id. Latency is measured from the moment the push was
-// handed to gRPC (closed loop) or was due by the schedule (open loop) to its result.
+// results are matched to requests by request_id. Latency runs from the moment the push is handed to
+// its stream (closed loop: StartWrite; open loop: the pacer releases due pushes every tick, and a
+// push waiting behind earlier writes of its stream counts that wait) to its result.
 //
 // Prints one line on stdout:
 //   RESULT mode=closed|open streams=K sent=N answered=M accepted=A errors=E elapsed_s=T
@@ -60,17 +61,21 @@ struct Options {
   int tokens = 1000;
   double timeout_s = 120;
   std::string api_key;
+  bool coalesce = true;
+  int tick_us = 1000;  // open loop: the pacer hands due pushes to the streams this often
 };
 
 constexpr char kUsage[] =
     "usage: pusher_bench --target HOST:PORT [--streams K] [--channels C] [--app APP]\n"
     "                    (--count N [--window W] | --rate R --duration D) [--tokens T]\n"
-    "                    [--timeout S] [--api-key KEY]\n"
+    "                    [--timeout S] [--api-key KEY] [--coalesce 0|1] [--tick-us U]\n"
     "  --count N     closed loop: send N pushes, at most W unanswered per stream (default 200)\n"
     "  --rate R      open loop: R pushes/s over all streams for D seconds (default 10)\n"
     "  --app APP     destination app (RFC 8599 pn-param), default "
     "TEAM123456.com.example.phone.voip\n"
-    "  --tokens T    distinct random device tokens (default 1000)\n";
+    "  --tokens T    distinct random device tokens (default 1000)\n"
+    "  --coalesce 1  let gRPC buffer writes that are followed by more at once (default 1)\n"
+    "  --tick-us U   open loop: hand due pushes to the streams every U us (default 1000)\n";
 
 bool ParseOptions(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
@@ -100,6 +105,11 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       ok = absl::SimpleAtod(value, &o->rate) && o->rate > 0;
     } else if (arg == "--duration") {
       ok = absl::SimpleAtod(value, &o->duration_s) && o->duration_s > 0;
+    } else if (arg == "--tick-us") {
+      ok = absl::SimpleAtoi(value, &o->tick_us) && o->tick_us > 0;
+    } else if (arg == "--coalesce") {
+      ok = value == "0" || value == "1";
+      o->coalesce = value == "1";
     } else if (arg == "--tokens") {
       ok = absl::SimpleAtoi(value, &o->tokens) && o->tokens > 0;
     } else if (arg == "--timeout") {
@@ -183,7 +193,7 @@ class StreamClient final : public grpc::ClientBidiReactor<v1::PushRequest, v1::P
     if (closed_loop_) Pump();
   }
 
-  // Open loop: pushes due at these times (ns) are queued.
+  // Open loop: pushes released at these times (ns) are queued.
   void Enqueue(const std::vector<int64_t>& due_ns) {
     {
       std::lock_guard lock(mu_);
@@ -290,6 +300,12 @@ class StreamClient final : public grpc::ClientBidiReactor<v1::PushRequest, v1::P
           ++stats_.sent;
           writing_ = true;
           action = kWrite;
+          // More writes follow at once: let gRPC coalesce them (the last one of a burst, sent
+          // without the hint, flushes them all).
+          const bool more = stats_.sent < quota_ &&
+                            (closed_loop_ ? static_cast<int64_t>(pending_.size()) < options_.window
+                                          : !due_.empty());
+          if (more && options_.coalesce) write_options.set_buffer_hint();
         }
       }
       if (action == kNothing && (stats_.sent >= quota_ || (no_more_ && due_.empty()))) {
@@ -330,7 +346,7 @@ class StreamClient final : public grpc::ClientBidiReactor<v1::PushRequest, v1::P
   std::mutex mu_;
   std::condition_variable done_cv_;
   absl::flat_hash_map<std::string, int64_t> pending_;  // request_id -> start time (ns)
-  std::deque<int64_t> due_;                            // open loop: due times not yet sent
+  std::deque<int64_t> due_;  // open loop: release times of pushes not yet written
   StreamStats stats_;
   bool writing_ = false;
   bool write_failed_ = false;
@@ -409,13 +425,13 @@ int main(int argc, char** argv) {
       while (issued < total) {
         int64_t due = start_ns + static_cast<int64_t>(static_cast<double>(issued) * interval_ns);
         if (due > now) break;
-        batch[issued % options.streams].push_back(due);
+        batch[issued % options.streams].push_back(now);  // released now: latency starts
         ++issued;
       }
       for (int s = 0; s < options.streams; ++s) {
         if (!batch[s].empty()) clients[s]->Enqueue(batch[s]);
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      std::this_thread::sleep_for(std::chrono::microseconds(options.tick_us));
     }
     for (auto& c : clients) c->NoMore();
   }

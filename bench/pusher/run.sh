@@ -9,7 +9,8 @@
 #   BENCH_PUSHES         pushes of the full-speed run (default 200000)
 #   BENCH_STREAMS        SendStream calls (default 4), BENCH_CHANNELS gRPC connections (default 2)
 #   BENCH_WINDOW         unanswered pushes per stream (default 500)
-#   BENCH_POOL_SIZES     max_connections_per_pool values to try, best kept (default "1 2 4")
+#   BENCH_POOL_SIZES     max_connections_per_pool values to try; the best is run a second time and
+#                        used for the half-rate run (default "1 2 4")
 #   BENCH_HALF_SECONDS   duration of the half-rate run (default 10)
 #   EMULATOR_THREADS     emulator event loop threads (default 1)
 #   BENCH_KEEP=1         keep the temporary directory (logs, config)
@@ -29,7 +30,7 @@ EMULATOR_THREADS=${EMULATOR_THREADS:-1}
 H2LOAD_CLIENTS=${H2LOAD_CLIENTS:-4}
 H2LOAD_STREAMS=${H2LOAD_STREAMS:-100}
 
-log() { printf '[bench pusher] %s\n' "$*" >&2; }
+log() { printf '[bench pusher %3ss] %s\n' "$SECONDS" "$*" >&2; }
 die() {
   log "FAILED: $*"
   exit 1
@@ -111,25 +112,28 @@ H2LOAD_ARGS=(
   -H "apns-expiration: 0" -H "authorization: bearer $JWT_TOKEN"
   -d "$TMP/payload.json" "$EMU_URL/3/device/$DEVICE_TOKEN"
 )
-# Prints "<req/s> <succeeded 2xx> <total>" of an h2load run ($@: extra h2load arguments).
+# Runs h2load ($@: extra arguments); sets H2_RPS (integer), H2_OK (2xx answers), H2_TOTAL.
 run_h2load() {
   local out
   out=$(h2load "$@" "${H2LOAD_ARGS[@]}" 2>&1) || die "h2load failed: $out"
   echo "$out" >>"$TMP/h2load.txt"
-  local rps ok total
-  rps=$(sed -nE 's/^finished in [^,]+, ([0-9.]+) req\/s.*/\1/p' <<<"$out")
-  ok=$(sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' <<<"$out")
-  total=$(sed -nE 's/^requests: ([0-9]+) total.*/\1/p' <<<"$out")
-  [[ -n $rps && -n $ok && -n $total ]] || die "cannot parse h2load output: $out"
-  echo "$rps $ok $total"
+  H2_RPS=$(sed -nE 's/^finished in [^,]+, ([0-9]+)(\.[0-9]*)? req\/s.*/\1/p' <<<"$out")
+  H2_OK=$(sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' <<<"$out")
+  H2_TOTAL=$(sed -nE 's/^requests: ([0-9]+) total.*/\1/p' <<<"$out")
+  [[ -n $H2_RPS && -n $H2_OK && -n $H2_TOTAL ]] || die "cannot parse h2load output: $out"
+  ((H2_OK == H2_TOTAL)) || die "h2load: only $H2_OK of $H2_TOTAL requests got 2xx: $out"
 }
-run_h2load -n 2000 -c 1 -m 10 >/dev/null # warm-up, checks the request is accepted
-emu_cpu0=$(cpu_ms "$EMULATOR_PID")
-read -r CEILING ok total < <(run_h2load -n "$PUSHES" -c "$H2LOAD_CLIENTS" -m "$H2LOAD_STREAMS")
-((ok == total)) || die "h2load: only $ok of $total requests got 2xx (see $TMP/h2load.txt)"
-CEILING=${CEILING%.*}
-log "h2load ceiling: $CEILING req/s (-c $H2LOAD_CLIENTS -m $H2LOAD_STREAMS, $total requests, all 200);" \
-  "emulator CPU $(per_item_us $(($(cpu_ms "$EMULATOR_PID") - emu_cpu0)) "$total") us/request"
+run_h2load -n 2000 -c 1 -m 10 # warm-up; checks that the emulator accepts the request
+# Best of two runs: other work on the machine only ever slows a run down.
+CEILING=0
+for attempt in 1 2; do
+  emu_cpu0=$(cpu_ms "$EMULATOR_PID")
+  run_h2load -n "$PUSHES" -c "$H2LOAD_CLIENTS" -m "$H2LOAD_STREAMS"
+  log "h2load run $attempt: $H2_RPS req/s (-c $H2LOAD_CLIENTS -m $H2LOAD_STREAMS, $H2_TOTAL" \
+    "requests, all 2xx); emulator CPU" \
+    "$(per_item_us $(($(cpu_ms "$EMULATOR_PID") - emu_cpu0)) "$H2_TOTAL") us/request"
+  ((H2_RPS > CEILING)) && CEILING=$H2_RPS
+done
 
 # --- pusher -----------------------------------------------------------------------------------
 PUSHER_PID=
@@ -144,16 +148,15 @@ sandbox_url = "$EMU_URL"
 [http2]
 ca_file = "$CA_CERT"
 max_connections_per_pool = $1
-max_queue_per_pool = 100000
-[idempotency]
-max_entries = 100000
 [admin]
 listen = ""
 [log]
 level = "warn"
 components = "pusher=info"
 EOF
-  "$PUSHER" --config "$TMP/pusher.toml" >"$TMP/pusher.out" 2>"$TMP/pusher.err" &
+  # In $TMP with core dumps on: a crash leaves a core there (kept with BENCH_KEEP=1).
+  (cd "$TMP" && ulimit -c unlimited 2>/dev/null; exec "$PUSHER" --config "$TMP/pusher.toml") \
+    >"$TMP/pusher.out" 2>"$TMP/pusher.err" &
   PUSHER_PID=$!
   PIDS+=("$PUSHER_PID")
   local line
@@ -168,10 +171,24 @@ EOF
   done
   ((i < 50)) || die "the pusher at $PUSHER_ADDR never reported SERVING"
 }
-stop_pusher() {
-  kill "$PUSHER_PID" 2>/dev/null || true
-  wait "$PUSHER_PID" 2>/dev/null || true
+stop_pusher() { # SIGTERM (graceful), SIGKILL after 10 s
+  local i
+  kill "$PUSHER_PID" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$PUSHER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$PUSHER_PID" 2>/dev/null || true
+  local rc=0
+  wait "$PUSHER_PID" 2>/dev/null || rc=$?
+  if ((rc != 0)); then
+    PUSHER_FAILURES=$((PUSHER_FAILURES + 1))
+    log "WARNING: the pusher exited with status $rc on SIGTERM (>128: killed by signal" \
+      "$((rc - 128))); its log: $(tail -3 "$TMP/pusher.err" | tr '\n' ' ')"
+    ls "$TMP"/core* >/dev/null 2>&1 && log "  core dump in $TMP (BENCH_KEEP=1 keeps it)"
+  fi
 }
+PUSHER_FAILURES=0
 
 # Runs pusher_bench; prints its RESULT line ($@: extra pusher_bench arguments).
 run_bench() {
@@ -182,15 +199,18 @@ run_bench() {
 }
 field() { sed -nE "s/.* $2=([^ ]+).*/\\1/p" <<<"$1"; }
 
-BEST_RATE=0 BEST_POOL= BEST_LINE=
-for pool in $POOL_SIZES; do
+ERRORS=0
+BEST_RATE=0 BEST_POOL="" BEST_LINE=""
+# One full-speed run: $1 = max_connections_per_pool.
+full_speed_run() {
+  local pool=$1 line rate emu_cpu0 pusher_cpu0 perf_pid="" tag
   start_pusher "$pool"
-  # Warm-up: opens the HTTP/2 connections and signs the provider token.
-  run_bench --count 5000 --window 100 >/dev/null
+  run_bench --count 5000 --window 100 >/dev/null # opens the HTTP/2 connections, signs the JWT
   emu_cpu0=$(cpu_ms "$EMULATOR_PID") pusher_cpu0=$(cpu_ms "$PUSHER_PID")
-  perf_pid=
   if [[ ${BENCH_PERF:-0} == 1 ]]; then
-    perf record -F 999 --call-graph dwarf,16384 -p "$PUSHER_PID" -o "$TMP/perf-pool$pool.data" >/dev/null 2>&1 &
+    tag=pool$pool-$SECONDS
+    perf record -F 999 --call-graph dwarf,16384 -p "$PUSHER_PID" -o "$TMP/perf-$tag.data" \
+      >/dev/null 2>&1 &
     perf_pid=$!
     sleep 0.5
   fi
@@ -198,19 +218,23 @@ for pool in $POOL_SIZES; do
   if [[ -n $perf_pid ]]; then
     kill -INT "$perf_pid"
     wait "$perf_pid" || true
-    perf report -i "$TMP/perf-pool$pool.data" --no-children --percent-limit 0.7 --stdio \
-      >"$TMP/perf-pool$pool.txt" 2>/dev/null || true
-    log "perf report: $TMP/perf-pool$pool.txt"
+    perf report -i "$TMP/perf-$tag.data" --no-children --percent-limit 0.7 --stdio \
+      >"$TMP/perf-$tag.txt" 2>/dev/null || true
+    log "perf report: $TMP/perf-$tag.txt"
   fi
-  rate=$(field "$line" pushes_per_s)
   log "pusher max_connections_per_pool=$pool: $line"
   log "  CPU per push: pusher $(per_item_us $(($(cpu_ms "$PUSHER_PID") - pusher_cpu0)) "$PUSHES") us," \
     "emulator $(per_item_us $(($(cpu_ms "$EMULATOR_PID") - emu_cpu0)) "$PUSHES") us," \
     "pusher_bench $(field "$line" cpu_us_per_push) us; load average $(cut -d' ' -f1 /proc/loadavg)"
-  if ((${rate%.*} > BEST_RATE)); then BEST_RATE=${rate%.*} BEST_POOL=$pool BEST_LINE=$line; fi
   stop_pusher
-done
+  ERRORS=$((ERRORS + $(field "$line" errors)))
+  rate=$(field "$line" pushes_per_s)
+  if ((rate > BEST_RATE)); then BEST_RATE=$rate BEST_POOL=$pool BEST_LINE=$line; fi
+}
+for pool in $POOL_SIZES; do full_speed_run "$pool"; done
 [[ -n $BEST_POOL ]] || die "no pusher run accepted a push"
+full_speed_run "$BEST_POOL" # best of two for the chosen size, as for h2load
+log "best: $BEST_RATE pushes/s with max_connections_per_pool=$BEST_POOL"
 
 # --- half rate: latency -----------------------------------------------------------------------
 HALF_RATE=$((BEST_RATE / 2))
@@ -219,6 +243,7 @@ run_bench --count 5000 --window 100 >/dev/null
 HALF_LINE=$(run_bench --rate "$HALF_RATE" --duration "$HALF_SECONDS")
 log "pusher at $HALF_RATE/s (max_connections_per_pool=$BEST_POOL): $HALF_LINE"
 stop_pusher
+ERRORS=$((ERRORS + $(field "$HALF_LINE" errors)))
 
 # Emulator-direct latency at the same rate, for comparison: h2load --rps is per client, and its
 # log file has one line per request (start time, status, microseconds to the end of response).
@@ -228,12 +253,13 @@ h2load -n $((HALF_RATE * HALF_SECONDS)) -c "$H2_CLIENTS" -m "$H2LOAD_STREAMS" \
   >>"$TMP/h2load.txt" 2>&1 || die "h2load at half rate failed"
 EMU_HALF_P99=$(cut -f3 "$TMP/h2load-half.log" | sort -n |
   awk '{v[NR]=$1} END {i=int(0.99*(NR-1)+0.5)+1; printf "%.3f", v[i]/1000}')
-log "emulator direct (h2load) at $HALF_RATE/s: p99 ${EMU_HALF_P99} ms"
+log "emulator direct (h2load) at $HALF_RATE/s: p99 ${EMU_HALF_P99} ms; through the pusher:" \
+  "p99 $(field "$HALF_LINE" p99_ms) ms (added: the difference)"
 
+((PUSHER_FAILURES == 0)) || log "WARNING: the pusher did not stop cleanly $PUSHER_FAILURES time(s)"
 P50=$(field "$BEST_LINE" p50_ms)
 P99=$(field "$BEST_LINE" p99_ms)
 HALF_P99=$(field "$HALF_LINE" p99_ms)
-ERRORS=$(($(field "$BEST_LINE" errors) + $(field "$HALF_LINE" errors)))
 RATIO=$(awk -v a="$BEST_RATE" -v b="$CEILING" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 echo "BENCH pusher pushes_per_s=$BEST_RATE h2load_ceiling_rps=$CEILING ratio=$RATIO p50_ms=$P50" \
   "p99_ms=$P99 half_rate=$HALF_RATE half_p99_ms=$HALF_P99 errors=$ERRORS"
