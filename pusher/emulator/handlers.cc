@@ -524,8 +524,17 @@ H2Response HandleOAuth(const H2Request& req, State& state, ReceivedRequest* rec)
   bool aud_ok = false;
   if (aud != c.end() && aud->is_string()) {
     const std::string a = aud->get<std::string>();
+    // The token URI as the client wrote it: with or without the port of :authority.
+    absl::string_view host = req.authority;
+    if (size_t colon = host.rfind(':');
+        colon != absl::string_view::npos &&
+        (host.rfind(']') == absl::string_view::npos || colon > host.rfind(']')) &&
+        AllDigits(host.substr(colon + 1))) {
+      host = host.substr(0, colon);
+    }
     aud_ok =
         a == absl::StrCat("https://", req.authority, "/token") ||
+        a == absl::StrCat("https://", host, "/token") ||
         std::find(state.options().oauth_audiences.begin(), state.options().oauth_audiences.end(),
                   a) != state.options().oauth_audiences.end();
   }

@@ -572,6 +572,18 @@ TEST_F(EmulatorTest, OAuthRejectsBadAssertions) {
   EXPECT_EQ(error(r), "invalid_grant");
   r = TokenRequest(*c, Assertion(), "client_credentials");
   EXPECT_EQ(error(r), "unsupported_grant_type");
+  // aud = https://<:authority>/token, with or without the port the client connected to.
+  r = TokenRequest(*c, Assertion({{"aud", "https://127.0.0.1:1/token"}}));
+  EXPECT_EQ(error(r), "invalid_grant") << "a port the client did not use was accepted";
+  for (const char* aud : {"https://127.0.0.1:8443/token", "https://127.0.0.1/token"}) {
+    r = c->Request(
+        "POST", "/token",
+        {{":authority", "127.0.0.1:8443"}, {"content-type", "application/x-www-form-urlencoded"}},
+        absl::StrCat("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
+                     "&assertion=",
+                     Assertion({{"aud", aud}})));
+    EXPECT_EQ(r.status, 200) << aud << ": " << r.body;
+  }
   // The request the client sends by default (aud = the Google URL) is accepted.
   r = TokenRequest(*c, Assertion({{"aud", "https://oauth2.googleapis.com/token"}}));
   EXPECT_EQ(r.status, 200) << r.body;

@@ -157,7 +157,10 @@ int32_t H2TestClient::Submit(const std::string& method, const std::string& path,
                              const std::vector<std::pair<std::string, std::string>>& headers,
                              const std::string& body) {
   std::vector<std::pair<std::string, std::string>> all = {
-      {":method", method}, {":scheme", "https"}, {":authority", "127.0.0.1"}, {":path", path}};
+      {":method", method}, {":scheme", "https"}, {":path", path}};
+  bool has_authority = false;
+  for (const auto& h : headers) has_authority = has_authority || h.first == ":authority";
+  if (!has_authority) all.emplace_back(":authority", "127.0.0.1");
   all.insert(all.end(), headers.begin(), headers.end());
   std::vector<nghttp2_nv> nva;
   for (auto& [k, v] : all) {
