@@ -1,11 +1,13 @@
 #include "pusher/emulator/emulator_config.h"
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "pusher/core/jwt.h"
 
 namespace pushgate::pusher::emulator {
 namespace {
@@ -185,6 +187,63 @@ absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
     return absl::InvalidArgumentError("faults.fail_status must be 429, 500 or 503");
   }
   return o;
+}
+
+absl::StatusOr<std::string> MakeJwtCommand(const std::vector<std::string>& args, int64_t now_unix) {
+  if (args.empty() || (args[0] != "apns" && args[0] != "oauth")) {
+    return absl::InvalidArgumentError("make-jwt: first argument must be apns or oauth");
+  }
+  std::map<std::string, std::string> flags;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string name = args[i];
+    if (name.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("make-jwt: unexpected '", name, "'"));
+    }
+    name = name.substr(2);
+    std::string value;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("make-jwt: --", name, " needs a value"));
+    }
+    flags[name] = value;
+  }
+  auto need = [&](const std::string& name) -> absl::StatusOr<std::string> {
+    auto it = flags.find(name);
+    if (it == flags.end() || it->second.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("make-jwt ", args[0], ": --", name, " is required"));
+    }
+    return it->second;
+  };
+  const bool apns = args[0] == "apns";
+  auto key_path = need(apns ? "p8" : "key");
+  if (!key_path.ok()) return key_path.status();
+  auto pem = ReadFile(*key_path, apns ? "--p8" : "--key");
+  if (!pem.ok()) return pem.status();
+  auto key = LoadPrivateKeyPem(*pem);
+  if (!key.ok()) return key.status();
+  if (apns) {
+    auto team = need("team");
+    if (!team.ok()) return team.status();
+    auto kid = need("kid");
+    if (!kid.ok()) return kid.status();
+    return SignJwt(JwtAlg::kEs256, *key, {{"kid", *kid}}, {{"iss", *team}, {"iat", now_unix}});
+  }
+  auto email = need("email");
+  if (!email.ok()) return email.status();
+  const std::string aud = flags.count("aud") ? flags["aud"] : "https://oauth2.googleapis.com/token";
+  const std::string scope =
+      flags.count("scope") ? flags["scope"] : "https://www.googleapis.com/auth/firebase.messaging";
+  return SignJwt(JwtAlg::kRs256, *key, nullptr,
+                 {{"iss", *email},
+                  {"scope", scope},
+                  {"aud", aud},
+                  {"iat", now_unix},
+                  {"exp", now_unix + 3600}});
 }
 
 }  // namespace pushgate::pusher::emulator

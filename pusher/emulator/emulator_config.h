@@ -50,4 +50,10 @@ absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view s);
 // Validates the config and reads the files it names.
 absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& cfg);
 
+// `pushgate-emulator make-jwt ...`: credentials for manual tests and h2load runs.
+//   make-jwt apns  --p8 FILE --team TEAMID --kid KEYID            ES256 provider token
+//   make-jwt oauth --key FILE --email CLIENT_EMAIL [--aud URL] [--scope S]   RS256 assertion
+// `args` are the arguments after "make-jwt"; `now_unix` is the iat.
+absl::StatusOr<std::string> MakeJwtCommand(const std::vector<std::string>& args, int64_t now_unix);
+
 }  // namespace pushgate::pusher::emulator

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/shutdown.h"
@@ -62,6 +63,9 @@ constexpr FlagSpec kFlags[] = {
 void Usage() {
   std::fprintf(stderr,
                "usage: pushgate-emulator [--config FILE] [--dump-default] [--FLAG=VALUE ...]\n"
+               "       pushgate-emulator make-jwt apns --p8 FILE --team TEAMID --kid KEYID\n"
+               "       pushgate-emulator make-jwt oauth --key FILE --email EMAIL [--aud URL]\n"
+               "                                        [--scope SCOPE]\n"
                "Flags (each overrides the TOML key shown; repeatable ones accumulate):\n");
   for (const FlagSpec& f : kFlags) {
     std::fprintf(stderr, "  --%-24s %s.%s%s\n", f.flag, f.section, f.key,
@@ -72,8 +76,18 @@ void Usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pushgate::ShutdownWatcher watcher;  // first: every thread inherits the blocked signals
   namespace emu = pushgate::pusher::emulator;
+  if (argc >= 2 && std::string(argv[1]) == "make-jwt") {
+    auto jwt = emu::MakeJwtCommand(std::vector<std::string>(argv + 2, argv + argc),
+                                   absl::ToUnixSeconds(absl::Now()));
+    if (!jwt.ok()) {
+      std::fprintf(stderr, "pushgate-emulator: %s\n", std::string(jwt.status().message()).c_str());
+      return pushgate::config::kConfigErrorExitCode;
+    }
+    std::printf("%s\n", jwt->c_str());
+    return 0;
+  }
+  pushgate::ShutdownWatcher watcher;  // first: every thread inherits the blocked signals
   EmulatorConfig cfg;
   pushgate::config::Schema schema = emu::EmulatorSchema(&cfg);
 

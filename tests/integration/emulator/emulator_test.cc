@@ -844,6 +844,35 @@ TEST_F(EmulatorTest, ControlHttpApi) {
 // ---------------------------------------------------------------------------------------------
 // The executable
 
+std::string RunCommand(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+TEST_F(EmulatorTest, MakeJwtSubcommandTokensAreAccepted) {
+  clock_.Set(absl::Now());  // the subcommand signs with the real time
+  const std::string jwt =
+      RunCommand(absl::StrCat(PUSHGATE_EMULATOR_BINARY, " make-jwt apns --p8 ", creds->dir,
+                              "/apns-key.p8 --team ", kTeam, " --kid ", kKeyId));
+  ASSERT_EQ(std::count(jwt.begin(), jwt.end(), '.'), 2) << "not a JWT: " << jwt;
+  auto c = Connect();
+  Headers h = VoipHeaders();
+  SetHeader(h, "authorization", "bearer " + jwt);
+  EXPECT_EQ(c->Request("POST", "/3/device/" + kToken, h, "{}").status, 200);
+
+  const std::string assertion =
+      RunCommand(absl::StrCat(PUSHGATE_EMULATOR_BINARY, " make-jwt oauth --key ", creds->dir,
+                              "/fcm-sa.key --email ", kEmail, " --aud https://127.0.0.1/token"));
+  H2Response r = TokenRequest(*c, assertion);
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 TEST(EmulatorBinaryTest, PrintsPortsServesAndExitsOnSigterm) {
   char tmpl[] = "/tmp/emulator-bin-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
