@@ -132,6 +132,14 @@ CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store,
       flows_(std::move(flows)),
       log_(log::Get("proxy.calls")),
       alive_(std::make_shared<CallRouter*>(this)) {
+  if (!options_.record_route.empty()) {
+    auto own = ParseUri(options_.record_route);
+    if (own.ok()) {
+      own_ = *own;
+    } else {
+      log_->error("record_route \"{}\": {}", options_.record_route, own.status().message());
+    }
+  }
   subscription_ = store_.Subscribe(
       [this](const std::string& aor, const Binding& binding) { OnRegistration(aor, binding); });
 }
@@ -167,11 +175,22 @@ CallRouter::Call* CallRouter::FindCall(uint64_t id) {
 
 bool CallRouter::IsOurRoute(const sip_t* sip) const {
   if (sip == nullptr || sip->sip_route == nullptr || options_.record_route.empty()) return false;
-  auto ours = ParseUri(options_.record_route);
   auto route = ParseUri(UrlString(sip->sip_route->r_url));
-  if (!ours.ok() || !route.ok()) return false;
-  return absl::AsciiStrToLower(ours->host) == absl::AsciiStrToLower(route->host) &&
-         ours->port.value_or(5060) == route->port.value_or(5060);
+  if (!own_ || !route.ok()) return false;
+  return absl::AsciiStrToLower(own_->host) == absl::AsciiStrToLower(route->host) &&
+         own_->port.value_or(5060) == route->port.value_or(5060);
+}
+
+bool CallRouter::PointsAtUs(const Binding& binding) const {
+  if (!own_) return false;
+  auto same = [&](const std::string& host, std::optional<uint16_t> port) {
+    return absl::AsciiStrToLower(host) == absl::AsciiStrToLower(own_->host) &&
+           port.value_or(5060) == own_->port.value_or(5060);
+  };
+  if (binding.flow_token.empty() && !binding.received.host.empty() && binding.received.port != 0) {
+    return same(binding.received.host, binding.received.port);
+  }
+  return same(binding.contact.host, binding.contact.port);
 }
 
 bool CallRouter::Reachable(const Binding& binding) {
@@ -183,6 +202,11 @@ bool CallRouter::Reachable(const Binding& binding) {
 // Incoming call
 
 void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) {
+  if (sip->sip_max_forwards != nullptr && sip->sip_max_forwards->mf_count == 0) {
+    nta_incoming_treply(irq, SIP_483_TOO_MANY_HOPS, TAG_END());
+    nta_incoming_destroy(irq);
+    return;
+  }
   absl::Time now = clock_.Now();
   auto call = std::make_unique<Call>(options_.fork, now);
   call->id = next_id_++;
@@ -232,6 +256,11 @@ void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std
 void CallRouter::StartFork(uint64_t call_id, std::vector<Binding> bindings) {
   Call* call = FindCall(call_id);
   if (call == nullptr) return;
+  // Loop prevention (RFC 3261 16.3 step 4 in spirit): a contact that points back at the gateway
+  // (a masqueraded contact registered as the phone's own) would send the call to ourselves.
+  bindings.erase(std::remove_if(bindings.begin(), bindings.end(),
+                                [this](const Binding& b) { return PointsAtUs(b); }),
+                 bindings.end());
   std::vector<bool> reachable;
   for (const Binding& b : bindings) reachable.push_back(Reachable(b));
   log_->info("call-id={} aor={}: {} binding(s)", call->info.call_id, call->aor, bindings.size());
@@ -377,14 +406,16 @@ void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
   log_->info("call-id={}: push {} to {}", call.info.call_id, static_cast<int>(kind),
              DebugString(branch->binding));
   push_->Send(std::move(request), options_.push_timeout,
-              [alive, cid, branch_id](absl::StatusOr<v1::PushResult> result) {
+              [alive, cid, branch_id, aor = call.aor,
+               key = branch->binding.push_key()](absl::StatusOr<v1::PushResult> result) {
                 auto self = alive.lock();
                 if (!self) return;
-                (*self)->OnPushDone(cid, branch_id, std::move(result));
+                (*self)->OnPushDone(cid, branch_id, aor, key, std::move(result));
               });
 }
 
-void CallRouter::OnPushDone(uint64_t call_id, BranchId branch, absl::StatusOr<v1::PushResult> r) {
+void CallRouter::OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,
+                            const std::string& push_key, absl::StatusOr<v1::PushResult> r) {
   Fork::PushOutcome outcome = Fork::PushOutcome::kFailed;
   std::string label;
   if (!r.ok()) {
@@ -405,6 +436,11 @@ void CallRouter::OnPushDone(uint64_t call_id, BranchId branch, absl::StatusOr<v1
   Call* call = FindCall(call_id);
   if (call == nullptr) {
     // The call is over, but a dead token is still dead.
+    if (outcome == Fork::PushOutcome::kTokenInvalid && !push_key.empty()) {
+      store_.RemoveByPushKey(aor, push_key, clock_.Now(), [log = log_](absl::StatusOr<size_t> n) {
+        if (!n.ok()) log->warn("removing a dead push token failed: {}", n.status().message());
+      });
+    }
     return;
   }
   Apply(*call, call->fork.OnPushResult(branch, outcome, clock_.Now()));
@@ -490,6 +526,7 @@ void CallRouter::OnCallerCancel(uint64_t call_id) {
 }
 
 void CallRouter::OnRegistration(const std::string& aor, const Binding& binding) {
+  if (PointsAtUs(binding)) return;
   std::vector<uint64_t> ids;
   for (auto& [id, call] : calls_) {
     if (call->aor == aor && !call->fork.finished()) ids.push_back(id);
@@ -567,6 +604,12 @@ void CallRouter::MaybeFree(uint64_t call_id) {
 // In-dialog requests
 
 void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
+  if (sip->sip_max_forwards != nullptr && sip->sip_max_forwards->mf_count == 0 &&
+      sip->sip_request->rq_method != sip_method_ack) {
+    nta_incoming_treply(irq, SIP_483_TOO_MANY_HOPS, TAG_END());
+    nta_incoming_destroy(irq);
+    return;
+  }
   MsgPtr original(nta_incoming_getrequest(irq));
   MsgPtr msg = original ? CopyForForward(original.get(), IsOurRoute(sip)) : nullptr;
   if (!msg) {

@@ -20,12 +20,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/core/fork.h"
+#include "proxy/core/sip_uri.h"
 #include "proxy/push/push_client.h"
 #include "proxy/sofia/loop.h"
 #include "proxy/sofia/sofia_util.h"
@@ -88,12 +90,14 @@ class CallRouter {
   void Respond(Call& call, int status, const std::string& reason);
   void OnBranchResponse(uint64_t call_id, BranchId branch, nta_outgoing_t* orq, const sip_t* sip);
   void OnCallerCancel(uint64_t call_id);
-  void OnPushDone(uint64_t call_id, BranchId branch, absl::StatusOr<v1::PushResult> result);
+  void OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,
+                  const std::string& push_key, absl::StatusOr<v1::PushResult> result);
   void OnRegistration(const std::string& aor, const Binding& binding);
   void ArmTimer(Call& call);
   void OnTimer(uint64_t call_id);
   void MaybeFree(uint64_t call_id);
   bool Reachable(const Binding& binding);
+  bool PointsAtUs(const Binding& binding) const;
   Call* FindCall(uint64_t id);
 
   SofiaLoop& loop_;
@@ -103,6 +107,7 @@ class CallRouter {
   const Clock& clock_;
   CallRouterOptions options_;
   FlowLookup flows_;
+  std::optional<Uri> own_;  // parsed record_route
   std::shared_ptr<spdlog::logger> log_;
   BindingStore::SubscriptionId subscription_ = 0;
   std::map<uint64_t, std::unique_ptr<Call>> calls_;

@@ -569,5 +569,33 @@ TEST_F(CallsTest, MessageReachesThePhone) {
   EXPECT_EQ(OpenCalls(), 0u) << "the finished fork was not freed";
 }
 
+TEST_F(CallsTest, MaxForwardsZeroIs483) {
+  StartRouter();
+  UdpPeer caller, phone;
+  Store({Phone(phone.port())});
+  Dialog d = NewDialog("hops-1");
+  std::string invite = Request("INVITE", d.request_uri, 1, d, caller.port(), d.via_branch);
+  invite.replace(invite.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");
+  caller.SendTo(port_, invite);
+  auto final_response = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(final_response) << "the caller never got a final response";
+  EXPECT_EQ(final_response->Status(), 483);
+  EXPECT_FALSE(phone.Receive(absl::Milliseconds(200))) << "the phone must not be called";
+}
+
+// A binding whose contact is the gateway itself would loop: it is not called.
+TEST_F(CallsTest, ContactPointingAtTheGatewayIsNotCalled) {
+  StartRouter();
+  UdpPeer caller;
+  Binding loop = Phone(port_);
+  loop.push.reset();
+  Store({loop});
+  Dialog d = NewDialog("loop-1");
+  SendInvite(caller, d);
+  auto final_response = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(final_response) << "the caller never got a final response";
+  EXPECT_EQ(final_response->Status(), 404) << final_response->text();
+}
+
 }  // namespace
 }  // namespace pushgate::proxy::sofia
