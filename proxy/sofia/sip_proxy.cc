@@ -483,8 +483,11 @@ int SipProxy::Impl::OnRequest(nta_incoming_t* irq, const sip_t* sip) {
   }
   sip_method_t method = sip->sip_request->rq_method;
   if (method == sip_method_ack) {
-    // ACK of a 2xx relayed earlier: stateless, end to end; forward it like its INVITE was.
-    if (backend_) {
+    // ACK of a 2xx relayed earlier: stateless, end to end; forward it like its INVITE was (a
+    // phone's only: the backend's own ACKs have nowhere to go yet).
+    MsgPtr request(nta_incoming_getrequest(irq));
+    TportRef tport = TportRef::Adopt(nta_incoming_transport(agent_.get(), irq, nullptr));
+    if (backend_ && !FromTrustedBackend(SourceOf(request.get(), tport.get()))) {
       MsgPtr msg = PrepareForward(irq);
       if (msg) nta_msg_tsend(agent_.get(), msg.release(), UrlStr(options_.backend_uri), TAG_END());
     }
