@@ -928,6 +928,7 @@ TEST(EmulatorBinaryTest, PrintsPortsServesAndExitsOnSigterm) {
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   fclose(out);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
