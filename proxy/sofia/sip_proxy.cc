@@ -153,6 +153,14 @@ class SipProxy::Impl {
   }
   size_t InFlight() const { return in_flight_.load(); }
   void SetDraining() { draining_ = true; }
+  // Loop thread.
+  void SetCallHandler(
+      const std::function<std::unique_ptr<CallHandler>(nta_agent_t*, FlowLookup)>& make) {
+    if (shut_down_ || !agent_) return;
+    call_handler_ = make(agent_.get(), [this](const std::string& token) {
+      return flows_.Lookup(token, clock_.Now());
+    });
+  }
   SofiaLoop& loop() { return loop_; }
 
  private:
@@ -255,6 +263,7 @@ class SipProxy::Impl {
   std::atomic<size_t> in_flight_{0};
   std::atomic<bool> draining_{false};
   bool shut_down_ = false;
+  std::unique_ptr<CallHandler> call_handler_;
   su_timer_t* sweep_timer_ = nullptr;  // every second: pending REGISTERs and flows
 
   mutable std::mutex mu_;
@@ -415,6 +424,7 @@ void SipProxy::Impl::SweepTimer() {
 
 void SipProxy::Impl::Shutdown() {
   shut_down_ = true;
+  call_handler_.reset();  // before the agent it uses
   if (sweep_timer_ != nullptr) su_timer_destroy(sweep_timer_);
   sweep_timer_ = nullptr;
   for (auto& [id, txn] : txns_) {
@@ -482,6 +492,10 @@ int SipProxy::Impl::OnRequest(nta_incoming_t* irq, const sip_t* sip) {
     return 0;
   }
   sip_method_t method = sip->sip_request->rq_method;
+  if (call_handler_ && call_handler_->IsOurRoute(sip)) {
+    call_handler_->HandleInDialog(irq, sip);
+    return 0;
+  }
   if (method == sip_method_ack) {
     // ACK of a 2xx relayed earlier: stateless, end to end; forward it like its INVITE was (a
     // phone's only: the backend's own ACKs have nowhere to go yet).
@@ -719,6 +733,11 @@ void SipProxy::Impl::HandleOther(nta_incoming_t* irq, const sip_t* sip) {
       return;
     }
     // Routing calls to the phones (fork, push, fork-late) belongs to the call half.
+    if (call_handler_) {
+      std::string aor = target->aor.empty() ? AorKey(target->restored) : target->aor;
+      call_handler_->HandleIncoming(irq, sip, aor);
+      return;
+    }
     metrics_.Rejected("not_routed").Inc();
     Reply(irq, 480, "Temporarily Unavailable");
     return;
@@ -1032,6 +1051,12 @@ absl::StatusOr<TransportInfo> SipProxy::Advertised(Transport transport) const {
 }
 
 size_t SipProxy::InFlight() const { return impl_->InFlight(); }
+
+void SipProxy::SetCallHandler(
+    std::function<std::unique_ptr<CallHandler>(nta_agent_t* agent, FlowLookup flows)> make) {
+  Impl* raw = impl_.get();
+  raw->loop().Call([raw, &make] { raw->SetCallHandler(make); });
+}
 
 size_t SipProxy::Drain(absl::Duration timeout) {
   impl_->SetDraining();

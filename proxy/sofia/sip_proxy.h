@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "proxy/core/registrar.h"
 #include "proxy/core/transport.h"
 #include "proxy/sofia/loop.h"
+#include "proxy/sofia/sofia_util.h"
 #include "proxy/store/binding_store.h"
 
 namespace pushgate::proxy::sofia {
@@ -58,6 +60,23 @@ struct SipProxyOptions {
   int store_retry_after_seconds = 5;  // Retry-After of the 503 sent when the store fails
 };
 
+// The call half plugs in here (e.g. an adapter around CallRouter): the proxy hands it the
+// requests that are its business. Every method runs on the loop thread and takes over `irq`
+// (answers and destroys it).
+class CallHandler {
+ public:
+  virtual ~CallHandler() = default;
+  // A request (not REGISTER, not ACK) whose request URI carries a valid masquerade value, restored
+  // to the AOR `aor` (AorKey). Max-Forwards 0 was already answered (483).
+  virtual void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) = 0;
+  // True when the request's top Route is the handler's own Record-Route (in-dialog request).
+  virtual bool IsOurRoute(const sip_t* sip) const = 0;
+  virtual void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) = 0;
+};
+
+// The live TCP/TLS connection behind a binding's flow token (null: closed or unknown).
+using FlowLookup = std::function<tport_t*(const std::string& flow_token)>;
+
 class SipProxy {
  public:
   // Creates the nta agent and the listeners on `loop`. `store` must outlive the proxy and is only
@@ -81,6 +100,12 @@ class SipProxy {
 
   // Transactions in progress (for tests and /readyz). Thread-safe.
   size_t InFlight() const;
+
+  // Installs the call half: `make` runs on the loop thread with the agent and the flow lookup;
+  // the handler it returns is owned by the proxy and destroyed (on the loop) before the agent.
+  // Without one, a valid masqueraded request gets 480. Thread-safe.
+  void SetCallHandler(
+      std::function<std::unique_ptr<CallHandler>(nta_agent_t* agent, FlowLookup flows)> make);
 
   class Impl;
 

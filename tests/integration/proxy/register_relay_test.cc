@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/su_tag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -787,6 +789,50 @@ TEST_F(RegisterRelayTest, OutboundInviteRelaysRingingAndCancel) {
   std::optional<SipText> terminated = phone_.ReceiveFinalOrRequest(kWait);
   ASSERT_TRUE(terminated.has_value()) << "the 487 never reached the phone";
   EXPECT_EQ(terminated->Status(), 487) << terminated->text();
+}
+
+// Records what the proxy hands to the call half and answers 486.
+class RecordingCallHandler final : public sofia::CallHandler {
+ public:
+  explicit RecordingCallHandler(std::vector<std::string>* aors) : aors_(aors) {}
+  void HandleIncoming(nta_incoming_t* irq, const sip_t*, const std::string& aor) override {
+    aors_->push_back(aor);
+    nta_incoming_treply(irq, 486, "Busy Here", TAG_END());
+    nta_incoming_destroy(irq);
+  }
+  bool IsOurRoute(const sip_t*) const override { return false; }
+  void HandleInDialog(nta_incoming_t* irq, const sip_t*) override { nta_incoming_destroy(irq); }
+
+ private:
+  std::vector<std::string>* aors_;
+};
+
+TEST_F(RegisterRelayTest, ValidMasqueradedRequestGoesToTheCallHandler) {
+  std::vector<std::string> aors;  // loop thread writes, read after a round trip
+  bool got_agent = false;
+  bool got_flows = false;
+  proxy_->SetCallHandler([&](nta_agent_t* agent, sofia::FlowLookup flows) {
+    got_agent = agent != nullptr;
+    got_flows = static_cast<bool>(flows) && flows("unknown-token") == nullptr;
+    return std::make_unique<RecordingCallHandler>(&aors);
+  });
+  EXPECT_TRUE(got_agent);
+  EXPECT_TRUE(got_flows);
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {ApnsContact(phone_.port())};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  BackendAccepts(reg, 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  auto masked = ParseContact(reg.Header("Contact"));
+  ASSERT_TRUE(masked.ok());
+  backend_.SendTo(udp_port_,
+                  MakeRequest("INVITE", FormatUri(masked->uri), backend_.port(), "call-1"));
+  std::optional<SipText> answer = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(answer.has_value()) << "the INVITE was never answered";
+  EXPECT_EQ(answer->Status(), 486) << answer->text();
+  std::vector<std::string> seen = loop_->Call([&] { return aors; });
+  EXPECT_THAT(seen, ::testing::ElementsAre("sip:alice@example.org"));
 }
 
 }  // namespace
