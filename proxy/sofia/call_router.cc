@@ -25,6 +25,9 @@ namespace {
 
 using Type = ForkAction::Type;
 
+// Record-Route parameter carrying the phone's flow token.
+constexpr char kFlowParam[] = "pgf";
+
 const url_string_t* UrlStr(const std::string& s) {
   return s.empty() ? nullptr : reinterpret_cast<const url_string_t*>(s.c_str());
 }
@@ -330,7 +333,12 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
                      reinterpret_cast<msg_header_t*>(sip->sip_request),
                      reinterpret_cast<msg_header_t*>(rq));
   if (!options_.record_route.empty() && sip->sip_request->rq_method == sip_method_invite) {
-    std::string rr = absl::StrCat("<", options_.record_route, ";lr>");
+    // The phone's flow rides along in our Record-Route, so in-dialog requests toward the phone
+    // take its connection again (it may be behind NAT).
+    std::string rr = absl::StrCat(
+        "<", options_.record_route,
+        binding.flow_token.empty() ? "" : absl::StrCat(";", kFlowParam, "=", binding.flow_token),
+        ";lr>");
     sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str());
     if (h != nullptr) {
       msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(sip),
@@ -617,12 +625,25 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
     nta_incoming_destroy(irq);
     return;
   }
+  // Toward the phone over its own connection when our Route names its flow and the request did
+  // not come in over that very connection (then it goes the other way, to the caller).
+  tport_t* flow = nullptr;
+  if (IsOurRoute(sip) && flows_) {
+    auto route = ParseUri(UrlString(sip->sip_route->r_url));
+    std::optional<std::string> token = route.ok() ? Param(*route, kFlowParam) : std::nullopt;
+    if (token && !token->empty()) {
+      flow = flows_(*token);
+      TportRef in = TportRef::Adopt(nta_incoming_transport(agent_, irq, nullptr));
+      if (flow != nullptr && in && in.get() == flow) flow = nullptr;
+    }
+  }
   sip_t* fwd = sip_object(msg.get());
   // Loose routing: the next Route, else the request URI.
   std::string target = fwd->sip_route != nullptr ? UrlString(fwd->sip_route->r_url)
                                                  : UrlString(fwd->sip_request->rq_url);
   if (sip->sip_request->rq_method == sip_method_ack) {
-    nta_msg_tsend(agent_, msg.release(), UrlStr(target), TAG_END());
+    nta_msg_tsend(agent_, msg.release(), UrlStr(target),
+                  TAG_IF(flow != nullptr, NTATAG_TPORT(flow)), TAG_END());
     nta_incoming_destroy(irq);
     return;
   }
@@ -633,9 +654,9 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
   Relay* raw = relay.get();
   uint64_t id = relay->id;
   relays_.emplace(id, std::move(relay));
-  nta_outgoing_t* orq = nta_outgoing_mcreate(agent_, &CallRouter::OnRelayResponseCb,
-                                             reinterpret_cast<nta_outgoing_magic_t*>(raw),
-                                             UrlStr(target), msg.get(), TAG_END());
+  nta_outgoing_t* orq = nta_outgoing_mcreate(
+      agent_, &CallRouter::OnRelayResponseCb, reinterpret_cast<nta_outgoing_magic_t*>(raw),
+      UrlStr(target), msg.get(), TAG_IF(flow != nullptr, NTATAG_TPORT(flow)), TAG_END());
   if (orq == nullptr) {
     auto it = relays_.find(id);
     if (it != relays_.end()) {

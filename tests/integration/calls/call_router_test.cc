@@ -27,6 +27,7 @@
 #include "proxy/core/push_params.h"
 #include "proxy/core/sip_uri.h"
 #include "proxy/push/grpc_push_client.h"
+#include "proxy/sofia/flow_table.h"
 #include "proxy/sofia/loop.h"
 #include "proxy/store/memory_binding_store.h"
 #include "pusher/emulator/emulator.h"
@@ -176,6 +177,16 @@ class CallsTest : public ::testing::Test {
       auto hp = SockaddrToHostPort(ai->ai_addr);
       if (!hp) return false;
       port_ = hp->second;
+      if (nta_agent_add_tport(agent_, URL_STRING_MAKE("sip:127.0.0.1:*;transport=tcp"), TAG_END()) <
+          0) {
+        return false;
+      }
+      for (tport_t* tp = tport_primaries(nta_agent_tports(agent_)); tp != nullptr;
+           tp = tport_next(tp)) {
+        if (TportTransport(tp) == Transport::kTcp) {
+          tcp_port_ = SockaddrToHostPort(tport_get_address(tp)->ai_addr)->second;
+        }
+      }
       leg_ =
           nta_leg_tcreate(agent_, &CallsTest::OnRequest, reinterpret_cast<nta_leg_magic_t*>(this),
                           NTATAG_NO_DIALOG(1), TAG_END());
@@ -185,7 +196,7 @@ class CallsTest : public ::testing::Test {
       options.linger = absl::Seconds(2);
       router_ = std::make_unique<CallRouter>(
           *loop_, agent_, store_, push_.get(), RealClock::Get(), options,
-          [](const std::string&) -> tport_t* { return nullptr; });
+          [this](const std::string& token) { return flows_.Lookup(token, absl::Now()); });
       return true;
     });
     ASSERT_TRUE(ok) << "agent creation failed";
@@ -201,6 +212,7 @@ class CallsTest : public ::testing::Test {
     if (loop_) {
       loop_->Call([&] {
         router_.reset();
+        flows_ = FlowTable("closed");
         if (leg_ != nullptr) nta_leg_destroy(leg_);
         if (agent_ != nullptr) nta_agent_destroy(agent_);
         return 0;
@@ -225,6 +237,12 @@ class CallsTest : public ::testing::Test {
     sip_method_t method = sip->sip_request->rq_method;
     if (t->router_->IsOurRoute(sip)) {
       t->router_->HandleInDialog(irq, sip);
+    } else if (method == sip_method_options) {
+      // Stands in for a REGISTER over TCP: remembers the connection as a flow.
+      TportRef tp = TportRef::Adopt(nta_incoming_transport(t->agent_, irq, nullptr));
+      t->flow_token_ = t->flows_.Register(tp.get(), absl::Now() + absl::Hours(1));
+      nta_incoming_treply(irq, SIP_200_OK, TAG_END());
+      nta_incoming_destroy(irq);
     } else if (method == sip_method_cancel) {
       nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
       nta_incoming_destroy(irq);
@@ -311,6 +329,9 @@ class CallsTest : public ::testing::Test {
   nta_agent_t* agent_ = nullptr;
   nta_leg_t* leg_ = nullptr;
   uint16_t port_ = 0;
+  uint16_t tcp_port_ = 0;
+  FlowTable flows_{"t"};
+  std::string flow_token_;  // loop thread
   std::unique_ptr<CallRouter> router_;
 };
 
@@ -595,6 +616,62 @@ TEST_F(CallsTest, ContactPointingAtTheGatewayIsNotCalled) {
   auto final_response = WaitFor(caller, IsFinal());
   ASSERT_TRUE(final_response) << "the caller never got a final response";
   EXPECT_EQ(final_response->Status(), 404) << final_response->text();
+}
+
+// A phone on TCP (behind NAT: its contact is not reachable) gets the call over its own
+// connection, and so does the caller's BYE (the flow rides in our Record-Route).
+TEST_F(CallsTest, TcpPhoneGetsCallAndByeOverItsOwnConnection) {
+  ForkPolicy policy = DefaultPolicy();
+  policy.push_delay_voip = absl::Seconds(30);
+  StartRouter("", policy);
+  testing::TcpPeer phone(tcp_port_);
+  ASSERT_TRUE(phone.connected());
+  phone.Send(absl::StrCat("OPTIONS sip:127.0.0.1:", tcp_port_,
+                          " SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:", phone.local_port(),
+                          ";branch=z9hG4bK-opt1\r\nMax-Forwards: 70\r\n",
+                          "From: <sip:alice@example.org>;tag=o1\r\nTo: <sip:alice@example.org>\r\n",
+                          "Call-ID: flow-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"));
+  auto options_ok = phone.Receive(kWait);
+  ASSERT_TRUE(options_ok) << "no answer to the phone's OPTIONS";
+  std::string token = loop_->Call([&] { return flow_token_; });
+  ASSERT_FALSE(token.empty());
+  Binding b = Phone(ClosedPort());
+  // Its contact: nothing listens there; only its connection reaches it.
+  b.contact = *ParseUri(absl::StrCat("sip:alice@127.0.0.1:", ClosedPort(), ";transport=tcp"));
+  b.push.reset();
+  b.flow_token = token;
+  b.received = TransportInfo{Transport::kTcp, "127.0.0.1", phone.local_port()};
+  Store({b});
+  UdpPeer caller;
+  Dialog d = NewDialog("tcp-1");
+  SendInvite(caller, d);
+  std::optional<SipText> invite;
+  for (int i = 0; i < 5 && !(invite && invite->Method() == "INVITE"); ++i) {
+    invite = phone.Receive(kWait);
+  }
+  ASSERT_TRUE(invite && invite->Method() == "INVITE") << "no INVITE over the phone's connection";
+  std::string rr = invite->Header("Record-Route");
+  EXPECT_THAT(rr, ::testing::HasSubstr(absl::StrCat("pgf=", token)));
+  // Behind NAT: the contact it gives is not where its connection comes from.
+  const uint16_t nat_port = ClosedPort();
+  std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", nat_port,
+                                     ";transport=tcp>\r\nRecord-Route: ", rr, "\r\n");
+  phone.Send(MakeResponse(*invite, 200, "OK", contact, "tp1"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok) << "the caller never got the final response";
+  ASSERT_EQ(ok->Status(), 200);
+  std::string route = ok->Header("Record-Route");
+  d.to = ok->Header("To");
+  std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", nat_port, ";transport=tcp");
+  caller.SendTo(port_, Request("BYE", phone_uri, 2, d, caller.port(), "z9hG4bK-tcpbye",
+                               absl::StrCat("Route: ", route, "\r\n")));
+  std::optional<SipText> bye;
+  for (int i = 0; i < 5 && !(bye && bye->Method() == "BYE"); ++i) bye = phone.Receive(kWait);
+  ASSERT_TRUE(bye && bye->Method() == "BYE") << "the BYE did not take the phone's connection";
+  phone.Send(MakeResponse(*bye, 200, "OK", "", "tp1"));
+  auto bye_ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(bye_ok) << "the BYE's 200 never reached the caller";
+  EXPECT_EQ(bye_ok->Status(), 200);
 }
 
 }  // namespace
