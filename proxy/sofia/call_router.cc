@@ -258,7 +258,8 @@ void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std
 
 void CallRouter::StartFork(uint64_t call_id, std::vector<Binding> bindings) {
   Call* call = FindCall(call_id);
-  if (call == nullptr) return;
+  // The caller may have cancelled while the store was looking the bindings up.
+  if (call == nullptr || call->finished) return;
   // Loop prevention (RFC 3261 16.3 step 4 in spirit): a contact that points back at the gateway
   // (a masqueraded contact registered as the phone's own) would send the call to ourselves.
   bindings.erase(std::remove_if(bindings.begin(), bindings.end(),

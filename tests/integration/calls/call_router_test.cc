@@ -674,5 +674,34 @@ TEST_F(CallsTest, TcpPhoneGetsCallAndByeOverItsOwnConnection) {
   EXPECT_EQ(bye_ok->Status(), 200);
 }
 
+// A non-VoIP iOS app: an alert push while ringing, and a "missed call" alert push when the caller
+// gives up before the phone woke.
+TEST_F(CallsTest, AlertAppGetsMissedCallPushWhenCallerCancels) {
+  ForkPolicy policy = DefaultPolicy();
+  policy.push_delay_other = absl::ZeroDuration();
+  StartRouter("", policy);
+  UdpPeer caller, sleeping;
+  Binding b = Phone(sleeping.port());
+  b.contact = *ParseUri(absl::StrCat("sip:alice@127.0.0.1:", sleeping.port(),
+                                     ";pn-provider=apns;pn-prid=", kToken, ";pn-param=", kTeam, ".",
+                                     kBundle));
+  b.push = *ParsePushParams(b.contact);
+  Store({b});
+  Dialog d = NewDialog("alert-1");
+  SendInvite(caller, d);
+  auto first = WaitFor(sleeping, IsRequest("INVITE"));
+  ASSERT_TRUE(first) << "no INVITE to the registered contact";
+  sleeping.SendTo(port_, MakeResponse(*first, 100, "Trying", "", "s1"));
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the alert push";
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487";
+  ASSERT_TRUE(emulator_.WaitForReceived(2, kWait)) << "the emulator never got the missed call push";
+  auto pushes = ApnsPushes();
+  ASSERT_EQ(pushes.size(), 2u);
+  EXPECT_EQ(pushes[0].topic, kBundle);
+  EXPECT_NE(pushes[0].body.find("IC_MSG"), std::string::npos) << pushes[0].body;
+  EXPECT_NE(pushes[1].body.find("MISSED_CALL"), std::string::npos) << pushes[1].body;
+}
+
 }  // namespace
 }  // namespace pushgate::proxy::sofia
