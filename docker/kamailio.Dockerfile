@@ -3,7 +3,7 @@
 FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
- && apt-get install -y --no-install-recommends kamailio \
+ && apt-get install -y --no-install-recommends kamailio netbase \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /run/kamailio && chown kamailio:kamailio /run/kamailio
 COPY deploy/kamailio/kamailio.cfg /etc/kamailio/kamailio.cfg

@@ -11,7 +11,7 @@ FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 COPY --from=build /out/deps/pushgate-proxy /tmp/deps
 RUN apt-get update \
- && apt-get install -y --no-install-recommends $(cat /tmp/deps) \
+ && apt-get install -y --no-install-recommends netbase $(cat /tmp/deps) \
  && rm -rf /var/lib/apt/lists/* /tmp/deps \
  && groupadd --system --gid 10001 pushgate \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin pushgate
