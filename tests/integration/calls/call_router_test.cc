@@ -29,6 +29,7 @@
 #include "proxy/push/grpc_push_client.h"
 #include "proxy/sofia/flow_table.h"
 #include "proxy/sofia/loop.h"
+#include "proxy/sofia/sip_proxy.h"
 #include "proxy/store/memory_binding_store.h"
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
@@ -209,6 +210,7 @@ class CallsTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    sip_proxy_.reset();
     if (loop_) {
       loop_->Call([&] {
         router_.reset();
@@ -333,6 +335,7 @@ class CallsTest : public ::testing::Test {
   FlowTable flows_{"t"};
   std::string flow_token_;  // loop thread
   std::unique_ptr<CallRouter> router_;
+  std::unique_ptr<SipProxy> sip_proxy_;  // the registration path, when a test needs it
 };
 
 // The reason the gateway exists: the phone sleeps, the call wakes it with a VoIP push, the phone
@@ -701,6 +704,55 @@ TEST_F(CallsTest, AlertAppGetsMissedCallPushWhenCallerCancels) {
   EXPECT_EQ(pushes[0].topic, kBundle);
   EXPECT_NE(pushes[0].body.find("IC_MSG"), std::string::npos) << pushes[0].body;
   EXPECT_NE(pushes[1].body.find("MISSED_CALL"), std::string::npos) << pushes[1].body;
+}
+
+// Fork late through the real registration path: the phone registers again through SipProxy
+// (REGISTER relayed to a scripted backend, bound on its 200), the store's listener reaches the
+// open fork, and the pending INVITE goes to the new contact.
+TEST_F(CallsTest, ReRegistrationThroughSipProxyDeliversPendingInvite) {
+  StartRouter();
+  UdpPeer backend, caller, sleeping, awake;
+  SipProxyOptions options;
+  options.listen = {{Transport::kUdp, "127.0.0.1", 0}};
+  options.backend_uri = absl::StrCat("sip:127.0.0.1:", backend.port());
+  options.masquerade_secret = "0123456789abcdef0123456789abcdef";
+  options.registrar.min_expires = absl::Seconds(60);
+  auto proxy = SipProxy::Create(*loop_, options, store_, RealClock::Get());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  sip_proxy_ = *std::move(proxy);
+  uint16_t proxy_port = sip_proxy_->Listening().at(0).port;
+
+  Store({Phone(sleeping.port())});
+  Dialog d = NewDialog("rereg-1");
+  SendInvite(caller, d);
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "no INVITE to the sleeping contact";
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+
+  testing::RegisterSpec spec;
+  spec.via_port = awake.port();
+  spec.contacts = {
+      absl::StrCat("<sip:alice@127.0.0.1:", awake.port(), ";pn-provider=apns;pn-prid=", kToken,
+                   ";pn-param=", kTeam, ".", kBundle,
+                   ".voip>;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"")};
+  awake.SendTo(proxy_port, testing::MakeRegister(spec));
+  auto reg = WaitFor(backend, IsRequest("REGISTER"));
+  ASSERT_TRUE(reg) << "the backend never got the REGISTER";
+  std::string contacts;
+  for (const std::string& c : reg->Headers("Contact")) {
+    absl::StrAppend(&contacts, "Contact: ", c, "\r\n");
+  }
+  backend.SendTo(proxy_port, MakeResponse(*reg, 200, "OK", contacts));
+  auto invite = WaitFor(awake, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the re-registered phone never got the pending INVITE";
+  EXPECT_EQ(invite->Header("Call-ID"), d.call_id);
+  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(awake.port())));
+  awake.SendTo(
+      port_,
+      MakeResponse(*invite, 200, "OK",
+                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(), ">\r\n"), "rr1"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok) << "the caller never got the final response";
+  EXPECT_EQ(ok->Status(), 200);
 }
 
 }  // namespace
