@@ -4,14 +4,17 @@
 // sofia messages to core values and carries the decisions out.
 //
 // Processing order for a request (OnRequest):
+//   0. Top Route is the call handler's Record-Route -> CallHandler::HandleInDialog.
+//      ACK (of a relayed 2xx) -> forwarded statelessly to the backend (a phone's only).
 //   1. Max-Forwards 0 -> 483; draining -> 503.
 //   2. REGISTER -> HandleRegister: domain allowed? (403) -> contacts parse (400) -> CheckRegister
 //      (400/403/423) -> masquerade + PendingRegisters -> forward to the backend; the backend's
 //      final response -> bind (2xx) -> answer the phone with its own contacts.
-//   3. Request URI with a masquerade value: forged/altered -> 403; valid -> 480 (fork-late is not
-//      part of this adapter yet).
+//   3. Request URI with a masquerade value: forged/altered -> 403; valid ->
+//      CallHandler::HandleIncoming(aor) when a call handler is installed, else 480.
 //   4. From a trusted backend without a masquerade value -> 404.
-//   5. Anything else (a phone's request): relayed statefully to the configured backend only; with
+//   5. Anything else (a phone's request, outbound-proxy use): relayed statefully (provisional
+//      responses of INVITE, CANCEL, final response) to the configured backend only; with
 //      no backend configured, to the request URI's domain only if it is an explicitly allowed
 //      domain (never with "*"); otherwise 403. Never to an arbitrary host.
 //
