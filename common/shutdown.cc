@@ -22,6 +22,8 @@ sigset_t ShutdownSignals() {
 ShutdownWatcher::ShutdownWatcher() {
   sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A service process never wants to die of a peer closing its socket: writes fail with EPIPE.
+  signal(SIGPIPE, SIG_IGN);
 }
 
 void ShutdownWatcher::Start(std::function<void(int)> on_signal) {
@@ -42,6 +44,13 @@ void ShutdownWatcher::Start(std::function<void(int)> on_signal) {
       }
     }
   });
+}
+
+void BlockSigpipeInThisThread() {
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
 }
 
 ShutdownWatcher::~ShutdownWatcher() {

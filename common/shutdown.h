@@ -10,7 +10,7 @@ namespace pushgate {
 
 class ShutdownWatcher {
  public:
-  ShutdownWatcher();  // blocks SIGTERM and SIGINT in the calling thread
+  ShutdownWatcher();  // blocks SIGTERM and SIGINT in the calling thread, ignores SIGPIPE
   ~ShutdownWatcher();
   ShutdownWatcher(const ShutdownWatcher&) = delete;
   ShutdownWatcher& operator=(const ShutdownWatcher&) = delete;
@@ -23,5 +23,11 @@ class ShutdownWatcher {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 };
+
+// OpenSSL writes to sockets with write(): a peer that closed raises SIGPIPE, which kills the
+// process. Threads that write TLS sockets call this first: the write then fails with EPIPE (the
+// thread-directed signal stays pending and is discarded when the thread ends). Nothing changes
+// process-wide.
+void BlockSigpipeInThisThread();
 
 }  // namespace pushgate

@@ -24,6 +24,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/shutdown.h"
 #include "pusher/emulator/internal.h"
 
 namespace pushgate::pusher::emulator::internal {
@@ -505,7 +506,10 @@ absl::StatusOr<int> H2Server::Start(const std::string& host, int port, int threa
   }
   for (auto& w : workers_) {
     Worker* raw = w.get();
-    w->thread = std::thread([raw] { event_base_loop(raw->base, EVLOOP_NO_EXIT_ON_EMPTY); });
+    w->thread = std::thread([raw] {
+      BlockSigpipeInThisThread();  // a client gone mid-write must not kill the process
+      event_base_loop(raw->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    });
   }
   return bound_port;
 }

@@ -33,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/shutdown.h"
 #include "common/status.h"
 #include "pusher/http2/backoff.h"
 #include "pusher/http2/tls.h"
@@ -827,13 +828,7 @@ Pool::Impl::~Impl() {
 void Pool::Impl::Loop() {
   std::string thread_name = ("h2-" + options_.name).substr(0, 15);
   pthread_setname_np(pthread_self(), thread_name.c_str());
-  // OpenSSL writes to the socket with write(): a peer that closed would raise SIGPIPE and kill
-  // the process. Blocked in this thread, the write just fails with EPIPE (the thread-directed
-  // signal stays pending and is discarded when the thread ends). No process-wide change.
-  sigset_t pipe_set;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+  BlockSigpipeInThisThread();
   event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
 }
 
