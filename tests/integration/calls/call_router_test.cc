@@ -755,5 +755,28 @@ TEST_F(CallsTest, ReRegistrationThroughSipProxyDeliversPendingInvite) {
   EXPECT_EQ(ok->Status(), 200);
 }
 
+// Both devices answer: every 2xx reaches the caller (RFC 3261 16.7), the caller sorts it out.
+TEST_F(CallsTest, EverySecondAnswerIsRelayedToo) {
+  ForkPolicy policy = DefaultPolicy();
+  policy.push_delay_voip = absl::Seconds(30);
+  StartRouter("", policy);
+  UdpPeer caller, one, two;
+  Store({Phone(one.port(), std::string(64, 'c'), "<urn:uuid:1>"),
+         Phone(two.port(), std::string(64, 'd'), "<urn:uuid:2>")});
+  Dialog d = NewDialog("both-1");
+  SendInvite(caller, d);
+  auto to_one = WaitFor(one, IsRequest("INVITE"));
+  ASSERT_TRUE(to_one) << "device one never got the INVITE";
+  auto to_two = WaitFor(two, IsRequest("INVITE"));
+  ASSERT_TRUE(to_two) << "device two never got the INVITE";
+  one.SendTo(port_, MakeResponse(*to_one, 200, "OK", "Contact: <sip:one@127.0.0.1>\r\n", "o1"));
+  two.SendTo(port_, MakeResponse(*to_two, 200, "OK", "Contact: <sip:two@127.0.0.1>\r\n", "t2"));
+  auto first = WaitFor(caller, IsStatus(200));
+  ASSERT_TRUE(first) << "the caller never got the first 200";
+  auto second = WaitFor(caller, IsStatus(200));
+  ASSERT_TRUE(second) << "the caller never got the second 200";
+  EXPECT_NE(first->Header("To"), second->Header("To"));
+}
+
 }  // namespace
 }  // namespace pushgate::proxy::sofia
