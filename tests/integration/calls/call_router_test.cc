@@ -193,6 +193,7 @@ class CallsTest : public ::testing::Test {
                           NTATAG_NO_DIALOG(1), TAG_END());
       CallRouterOptions options;
       options.fork = policy;
+      options.push_timeout = push_timeout_;
       options.record_route = absl::StrCat("sip:127.0.0.1:", port_, ";transport=udp");
       options.linger = absl::Seconds(2);
       router_ = std::make_unique<CallRouter>(
@@ -332,6 +333,7 @@ class CallsTest : public ::testing::Test {
   nta_leg_t* leg_ = nullptr;
   uint16_t port_ = 0;
   uint16_t tcp_port_ = 0;
+  absl::Duration push_timeout_ = absl::Seconds(5);
   FlowTable flows_{"t"};
   std::string flow_token_;  // loop thread
   std::unique_ptr<CallRouter> router_;
@@ -776,6 +778,38 @@ TEST_F(CallsTest, EverySecondAnswerIsRelayedToo) {
   auto second = WaitFor(caller, IsStatus(200));
   ASSERT_TRUE(second) << "the caller never got the second 200";
   EXPECT_NE(first->Header("To"), second->Header("To"));
+}
+
+// Pusher slow (the provider takes 3 s, our deadline is 300 ms): the push fails and is counted,
+// the reachable phone rings and answers all the same.
+TEST_F(CallsTest, PusherSlowStillRingsReachablePhone) {
+  emu::Faults faults;
+  faults.delay_ms = 3000;
+  emulator_.SetFaults(faults);
+  push_timeout_ = absl::Milliseconds(300);
+  StartRouter();
+  uint64_t errors_before = PushCount("error");
+  UdpPeer caller, phone;
+  Store({Phone(phone.port())});
+  Dialog d = NewDialog("slow-1");
+  SendInvite(caller, d);
+  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the reachable phone never got the INVITE";
+  phone.SendTo(port_, MakeResponse(*invite, 180, "Ringing", "", "sl1"));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(180))) << "180 was not relayed";
+  absl::Time deadline = absl::Now() + kWait;
+  while (PushCount("error") == errors_before && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_GT(PushCount("error"), errors_before) << "the push past its deadline was not counted";
+  phone.SendTo(
+      port_,
+      MakeResponse(*invite, 200, "OK",
+                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(), ">\r\n"), "sl1"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok) << "the caller never got the final response";
+  EXPECT_EQ(ok->Status(), 200);
+  emulator_.SetFaults(emu::Faults{});
 }
 
 }  // namespace
