@@ -4,6 +4,11 @@
 # measured rate. Ends with one line:
 #   BENCH pusher pushes_per_s=.. h2load_ceiling_rps=.. ratio=.. p50_ms=.. p99_ms=.. half_rate=..
 #         half_p99_ms=.. errors=..
+# pushes_per_s: best of the full-speed runs (closed loop, BENCH_WINDOW unanswered pushes per stream;
+# p50/p99 are that run's latencies, mostly queueing behind the window). h2load_ceiling_rps: best of
+# two h2load runs. half_rate: half the lower of the two runs of the best pool size; half_p99_ms:
+# end-to-end p99 (open loop) through the pusher at that rate; the log also gives h2load's p99
+# straight at the emulator at the same rate. errors: pushes not ACCEPTED over all measured runs.
 # Environment (all optional):
 #   BUILD_DIR            build directory (default build/default)
 #   BENCH_PUSHES         pushes of the full-speed run (default 200000)
@@ -14,12 +19,16 @@
 #   BENCH_HALF_SECONDS   duration of the half-rate run (default 10)
 #   EMULATOR_THREADS     emulator event loop threads (default 1)
 #   BENCH_KEEP=1         keep the temporary directory (logs, config)
+#   BENCH_PUSHER_PRELOAD LD_PRELOAD for the pusher only, for experiments, e.g.
+#                        /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (default: none)
 #   BENCH_PERF=1         perf-record the pusher during the full-speed runs (report kept in the
 #                        temporary directory, implies BENCH_KEEP=1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/default}
+[[ -d $BUILD_DIR ]] || { echo "[bench pusher] FAILED: no build directory $BUILD_DIR" >&2; exit 1; }
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd) # the pusher runs in a temporary directory
 PUSHES=${BENCH_PUSHES:-200000}
 STREAMS=${BENCH_STREAMS:-4}
 CHANNELS=${BENCH_CHANNELS:-2}
@@ -44,6 +53,7 @@ JWT=$BUILD_DIR/bench/pusher/bench_jwt
 command -v h2load >/dev/null || die "h2load not found (Debian package nghttp2-client)"
 if [[ -f $BUILD_DIR/build.ninja || -f $BUILD_DIR/Makefile ]]; then
   # Cheap when up to date; makes `BUILD_DIR=... bench/pusher/run.sh` work on its own.
+  log "building the benchmark's targets (no-op when up to date)"
   cmake --build "$BUILD_DIR" --target pushgate-emulator pushgate-pusher pushgate-push \
     pusher_bench bench_jwt >"${TMPDIR:-/tmp}/pushgate-bench-pusher-build.log" 2>&1 ||
     log "warning: rebuilding the benchmark's targets failed (using the binaries as they are):" \
@@ -136,7 +146,7 @@ for attempt in 1 2; do
 done
 
 # --- pusher -----------------------------------------------------------------------------------
-PUSHER_PID=
+PUSHER_PID="" PUSHER_STARTS=0 PUSHER_LOG=""
 start_pusher() { # $1 = max_connections_per_pool
   cat >"$TMP/pusher.toml" <<EOF
 [grpc]
@@ -154,15 +164,17 @@ listen = ""
 level = "warn"
 components = "pusher=info"
 EOF
+  PUSHER_STARTS=$((PUSHER_STARTS + 1))
+  PUSHER_LOG=$TMP/pusher-$PUSHER_STARTS.log # a fresh file: never read an older pusher's port
   # In $TMP with core dumps on: a crash leaves a core there (kept with BENCH_KEEP=1).
-  (cd "$TMP" && ulimit -c unlimited 2>/dev/null; exec "$PUSHER" --config "$TMP/pusher.toml") \
-    >"$TMP/pusher.out" 2>"$TMP/pusher.err" &
+  (cd "$TMP" && ulimit -c unlimited 2>/dev/null; LD_PRELOAD=${BENCH_PUSHER_PRELOAD:-} \
+    exec "$PUSHER" --config "$TMP/pusher.toml") \
+    >"$TMP/pusher-$PUSHER_STARTS.out" 2>"$PUSHER_LOG" &
   PUSHER_PID=$!
   PIDS+=("$PUSHER_PID")
   local line
-  line=$(wait_for_line "$TMP/pusher.err" 10 'listening on .*\(port [0-9]+' ||
-    wait_for_line "$TMP/pusher.out" 1 'listening on .*\(port [0-9]+') ||
-    die "the pusher never said where it listens: $(tail -5 "$TMP/pusher.err")"
+  line=$(wait_for_line "$PUSHER_LOG" 10 'listening on .*\(port [0-9]+') ||
+    die "the pusher never said where it listens: $(tail -5 "$PUSHER_LOG")"
   PUSHER_ADDR=127.0.0.1:$(sed -E 's/.*\(port ([0-9]+).*/\1/' <<<"$line")
   local i
   for ((i = 0; i < 50; i++)); do
@@ -184,7 +196,7 @@ stop_pusher() { # SIGTERM (graceful), SIGKILL after 10 s
   if ((rc != 0)); then
     PUSHER_FAILURES=$((PUSHER_FAILURES + 1))
     log "WARNING: the pusher exited with status $rc on SIGTERM (>128: killed by signal" \
-      "$((rc - 128))); its log: $(tail -3 "$TMP/pusher.err" | tr '\n' ' ')"
+      "$((rc - 128))); its log: $(tail -3 "$PUSHER_LOG" | tr '\n' ' ')"
     ls "$TMP"/core* >/dev/null 2>&1 && log "  core dump in $TMP (BENCH_KEEP=1 keeps it)"
   fi
 }
@@ -229,15 +241,20 @@ full_speed_run() {
   stop_pusher
   ERRORS=$((ERRORS + $(field "$line" errors)))
   rate=$(field "$line" pushes_per_s)
+  RATES[$pool]="${RATES[$pool]:-} $rate"
   if ((rate > BEST_RATE)); then BEST_RATE=$rate BEST_POOL=$pool BEST_LINE=$line; fi
 }
+declare -A RATES # max_connections_per_pool -> rates of its runs
 for pool in $POOL_SIZES; do full_speed_run "$pool"; done
 [[ -n $BEST_POOL ]] || die "no pusher run accepted a push"
 full_speed_run "$BEST_POOL" # best of two for the chosen size, as for h2load
-log "best: $BEST_RATE pushes/s with max_connections_per_pool=$BEST_POOL"
+# The latency run uses half the rate the best pool size sustained in both of its runs (the lower
+# one): half of a lucky peak could already overload the pusher on a busy machine.
+SUSTAINED=$(tr ' ' '\n' <<<"${RATES[$BEST_POOL]}" | grep . | sort -n | head -1)
+log "best: $BEST_RATE pushes/s with max_connections_per_pool=$BEST_POOL (its runs:${RATES[$BEST_POOL]})"
 
 # --- half rate: latency -----------------------------------------------------------------------
-HALF_RATE=$((BEST_RATE / 2))
+HALF_RATE=$((SUSTAINED / 2))
 start_pusher "$BEST_POOL"
 run_bench --count 5000 --window 100 >/dev/null
 HALF_LINE=$(run_bench --rate "$HALF_RATE" --duration "$HALF_SECONDS")
