@@ -100,8 +100,9 @@ log "all ${#CONTAINERS[@]} containers healthy"
 get() {  # get CONTAINER PORT PATH: HTTP body from inside the container
   podman exec "$1" pushgate-healthz "$2" "$3" --print
 }
-http2_requests() {  # total HTTP/2 requests one pusher replica sent to the providers
-  get "$1" 9101 /metrics | awk '/^pushgate_http2_requests_total/ { s += $NF } END { print s + 0 }'
+http2_requests() {  # APNs requests one pusher replica sent and got answered (OAuth excluded)
+  get "$1" 9101 /metrics |
+    awk '/^pushgate_http2_requests_total\{pool="apns/ && /result="ok"/ { s += $NF } END { print s + 0 }'
 }
 
 # --- 3. a push straight through one pusher reaches the emulator ---------------------------------
