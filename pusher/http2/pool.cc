@@ -793,6 +793,9 @@ absl::Status Pool::Impl::Start() {
     // Missing resolv.conf falls back to defaults; /etc/hosts is honoured.
     evdns_base_resolv_conf_parse(dns_, DNS_OPTIONS_ALL, "/etc/resolv.conf");
   }
+  // evdns randomises the letter case of queries (0x20 encoding) by default; some resolvers
+  // (podman's aardvark-dns) match names case-sensitively and answer NXDOMAIN to "EmuLaTor".
+  evdns_base_set_option(dns_, "randomize-case:", "0");
   wakeup_event_ = event_new(base_, -1, 0, OnWakeupCb, this);
   dispatch_event_ = event_new(base_, -1, 0, OnDispatchCb, this);
   reap_event_ = event_new(base_, -1, 0, OnReapCb, this);
