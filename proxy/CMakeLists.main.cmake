@@ -6,7 +6,7 @@ target_link_libraries(pushgate_proxy_config PUBLIC pushgate_proxy_sofia pushgate
 
 add_executable(pushgate-proxy main.cc)
 pushgate_warnings(pushgate-proxy)
-target_link_libraries(pushgate-proxy PRIVATE pushgate_proxy_config pushgate_proxy_sofia
+target_link_libraries(pushgate-proxy PRIVATE pushgate_proxy_config pushgate_proxy_sofia pushgate_proxy_calls
                                              pushgate_proxy_store pushgate_proxy_redis_store
                                              pushgate_su_event_loop pushgate_common)
 install(TARGETS pushgate-proxy RUNTIME DESTINATION bin)

@@ -86,6 +86,30 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
               "Prefix of every Redis key; replicas sharing a registrar use the same one.")
       .Int("store", "retry_after", &c->store_retry_after, 1, 3600,
            "Retry-After (seconds) of the 503 answered when the store fails.");
+  s.Section("push", "The pusher service that wakes sleeping phones (pushgate-pusher, gRPC).")
+      .String("push", "target", &c->push_target,
+              "gRPC target of the pusher; \"dns:///pusher:50061\" balances (round robin) over "
+              "every address the name resolves to. Empty: no pushes (calls still ring the "
+              "phones that are reachable).")
+      .String("push", "api_key_file", &c->push_api_key_file,
+              "File holding the API key sent as x-api-key (surrounding whitespace ignored); "
+              "empty: none.")
+      .Duration("push", "timeout", &c->push_timeout, absl::Milliseconds(50), absl::Minutes(1),
+                "Deadline of one push request; a late push is counted as failed.")
+      .Bool("push", "send_110", &c->push_send_110,
+            "Answer \"110 Push sent\" to the caller when a push goes out.");
+  s.Section("fork", "Incoming calls: forking to the phones, push timing, fork late.")
+      .Duration("fork", "call_timeout", &c->fork_call_timeout, absl::Seconds(1), absl::Minutes(10),
+                "How long a call waits for a phone to answer (and to wake up and register).")
+      .Duration("fork", "push_delay_voip", &c->fork_push_delay_voip, absl::ZeroDuration(),
+                absl::Minutes(1),
+                "Delay before pushing an iOS VoIP (PushKit) phone that did not ring; 0 = at once.")
+      .Duration("fork", "push_delay_other", &c->fork_push_delay_other, absl::ZeroDuration(),
+                absl::Minutes(1),
+                "Delay before pushing other phones (FCM, APNs alert) that did not ring.")
+      .Duration("fork", "alert_repeat_interval", &c->fork_alert_repeat_interval,
+                absl::ZeroDuration(), absl::Minutes(10),
+                "Repeat APNs alert pushes at this interval until answered; 0 = once.");
   s.Section("admin", "Admin HTTP endpoint: /metrics, /healthz, /readyz.")
       .String("admin", "listen", &c->admin_listen,
               "host:port of the admin endpoint; empty disables it.");

@@ -45,6 +45,16 @@ struct ProxyConfig {
   absl::Duration redis_op_timeout = absl::Seconds(1);
   std::string redis_key_prefix = "pushgate:";
   int store_retry_after = 5;
+  // [push]
+  std::string push_target = "dns:///127.0.0.1:50061";
+  std::string push_api_key_file;
+  absl::Duration push_timeout = absl::Seconds(5);
+  bool push_send_110 = true;
+  // [fork]
+  absl::Duration fork_call_timeout = absl::Seconds(90);
+  absl::Duration fork_push_delay_voip = absl::ZeroDuration();
+  absl::Duration fork_push_delay_other = absl::Seconds(3);
+  absl::Duration fork_alert_repeat_interval = absl::ZeroDuration();
   // [admin]
   std::string admin_listen = "127.0.0.1:9090";
   // [log]

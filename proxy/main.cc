@@ -7,10 +7,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <memory>
+#include <sstream>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/admin_http.h"
 #include "common/clock.h"
@@ -19,6 +22,9 @@
 #include "common/metrics.h"
 #include "common/shutdown.h"
 #include "proxy/config.h"
+#include "proxy/core/sip_uri.h"
+#include "proxy/push/grpc_push_client.h"
+#include "proxy/sofia/call_router.h"
 #include "proxy/sofia/loop.h"
 #include "proxy/sofia/sip_proxy.h"
 #include "proxy/sofia/su_event_loop.h"
@@ -157,6 +163,55 @@ int Run(int argc, char** argv) {
     release_store();
     return 1;
   }
+  // The call half: fork, pushes through the pusher, fork late.
+  std::unique_ptr<GrpcPushClient> push;
+  if (!cfg.push_target.empty()) {
+    GrpcPushClientOptions po;
+    po.target = cfg.push_target;
+    if (!cfg.push_api_key_file.empty()) {
+      std::ifstream in(cfg.push_api_key_file);
+      std::stringstream key;
+      key << in.rdbuf();
+      if (!in) {
+        log->critical("push.api_key_file {}: cannot read it", cfg.push_api_key_file);
+        proxy->reset();
+        release_store();
+        return config::kConfigErrorExitCode;
+      }
+      po.api_key = std::string(absl::StripAsciiWhitespace(key.str()));
+    }
+    push = std::make_unique<GrpcPushClient>(
+        po, [&sofia_loop](std::function<void()> fn) { sofia_loop.Post(std::move(fn)); });
+    log->info("pusher: {}", cfg.push_target);
+  } else {
+    log->warn("no push.target: sleeping phones will not be woken");
+  }
+  {
+    sofia::CallRouterOptions co;
+    co.fork.call_timeout = cfg.fork_call_timeout;
+    co.fork.push_delay_voip = cfg.fork_push_delay_voip;
+    co.fork.push_delay_other = cfg.fork_push_delay_other;
+    co.fork.alert_repeat_interval = cfg.fork_alert_repeat_interval;
+    co.fork.send_110_push_sent = cfg.push_send_110;
+    co.push_timeout = cfg.push_timeout;
+    for (Transport t : {Transport::kUdp, Transport::kTcp, Transport::kTls}) {
+      auto a = (*proxy)->Advertised(t);
+      if (!a.ok()) continue;
+      std::string host = IsIpv6Literal(a->host) ? absl::StrCat("[", a->host, "]") : a->host;
+      co.record_route =
+          absl::StrCat(t == Transport::kTls ? "sips:" : "sip:", host, ":", a->port,
+                       t == Transport::kUdp ? "" : absl::StrCat(";transport=", TransportName(t)));
+      break;
+    }
+    PushClient* push_client = push.get();
+    BindingStore* store_ptr = store.get();
+    (*proxy)->SetCallHandler(
+        [&, push_client, store_ptr](nta_agent_t* agent, sofia::FlowLookup flows) {
+          return std::make_unique<sofia::CallRouter>(sofia_loop, agent, *store_ptr, push_client,
+                                                     RealClock::Get(), co, std::move(flows));
+        });
+    log->info("calls: record-route {}", co.record_route);
+  }
   metrics::Gauge& bindings = metrics::Registry::Default().GetGauge(
       "pushgate_proxy_bindings", "Bindings in the registrar (may include not yet swept ones).");
   std::atomic<bool> store_up{true};
@@ -194,7 +249,9 @@ int Run(int argc, char** argv) {
   size_t left = (*proxy)->Drain(cfg.drain_timeout);
   log->info("stopping (signal {}), {} transaction(s) cut short", signo, left);
   if (admin) admin->Stop();
-  proxy->reset();
+  proxy->reset();  // the call handler goes with it, before the push client
+  if (push) push->Drain(absl::Seconds(2));
+  push.reset();
   release_store();
   loop->reset();
   return 0;

@@ -184,6 +184,11 @@ bool CallRouter::IsOurRoute(const sip_t* sip) const {
          own_->port.value_or(5060) == route->port.value_or(5060);
 }
 
+std::string CallRouter::RecordRouteUri(const std::string& flow_token) const {
+  if (flow_token.empty()) return options_.record_route;
+  return absl::StrCat(options_.record_route, ";", kFlowParam, "=", flow_token);
+}
+
 bool CallRouter::PointsAtUs(const Binding& binding) const {
   if (!own_) return false;
   auto same = [&](const std::string& host, std::optional<uint16_t> port) {
@@ -336,10 +341,7 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
   if (!options_.record_route.empty() && sip->sip_request->rq_method == sip_method_invite) {
     // The phone's flow rides along in our Record-Route, so in-dialog requests toward the phone
     // take its connection again (it may be behind NAT).
-    std::string rr = absl::StrCat(
-        "<", options_.record_route,
-        binding.flow_token.empty() ? "" : absl::StrCat(";", kFlowParam, "=", binding.flow_token),
-        ";lr>");
+    std::string rr = absl::StrCat("<", RecordRouteUri(binding.flow_token), ";lr>");
     sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str());
     if (h != nullptr) {
       msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(sip),

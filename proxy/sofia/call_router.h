@@ -30,6 +30,7 @@
 #include "proxy/core/sip_uri.h"
 #include "proxy/push/push_client.h"
 #include "proxy/sofia/loop.h"
+#include "proxy/sofia/sip_proxy.h"
 #include "proxy/sofia/sofia_util.h"
 #include "proxy/store/binding_store.h"
 
@@ -44,27 +45,26 @@ struct CallRouterOptions {
   absl::Duration linger = absl::Seconds(32);
 };
 
-class CallRouter {
+class CallRouter final : public CallHandler {
  public:
-  // The live connection behind a binding's flow token (null: closed or unknown).
-  using FlowLookup = std::function<tport_t*(const std::string& flow_token)>;
-
   // `agent`, `store` and `push` (may be null: no pushes) must outlive the router.
   CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store, PushClient* push,
              const Clock& clock, CallRouterOptions options, FlowLookup flows);
-  ~CallRouter();
+  ~CallRouter() override;
   CallRouter(const CallRouter&) = delete;
   CallRouter& operator=(const CallRouter&) = delete;
 
   // An INVITE or MESSAGE whose request URI restored to `aor` (AorKey). Takes over `irq` (answers
   // and destroys it). Max-Forwards 0 must have been answered (483) by the caller.
-  void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor);
+  void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) override;
 
   // True when the request's top Route is our Record-Route (an in-dialog request of a call).
-  bool IsOurRoute(const sip_t* sip) const;
+  bool IsOurRoute(const sip_t* sip) const override;
   // Relays an in-dialog request by loose routing (our Route removed); ACK statelessly. Takes over
   // `irq`.
-  void HandleInDialog(nta_incoming_t* irq, const sip_t* sip);
+  void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) override;
+  // Our Record-Route URI (without ;lr), with the flow parameter when `flow_token` is not empty.
+  std::string RecordRouteUri(const std::string& flow_token) const override;
 
   // Calls in progress (forks not yet freed), for tests and metrics.
   size_t OpenCalls() const { return calls_.size(); }

@@ -760,6 +760,21 @@ void SipProxy::Impl::HandleOther(nta_incoming_t* irq, const sip_t* sip) {
     Reply(irq, SIP_500_INTERNAL_SERVER_ERROR);
     return;
   }
+  if (call_handler_ && !call_handler_->RecordRouteUri("").empty() &&
+      sip->sip_request->rq_method == sip_method_invite) {
+    // Outbound-proxy use: the dialog's later requests come back through us (the call handler
+    // relays them), toward the phone over its own connection when it has one.
+    std::string flow;
+    if (tport && tport_is_connected(tport.get())) {
+      flow = flows_.Register(tport.get(), clock_.Now() + absl::Hours(2));
+    }
+    std::string rr = absl::StrCat("<", call_handler_->RecordRouteUri(flow), ";lr>");
+    sip_t* fsip = sip_object(msg.get());
+    if (sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str())) {
+      msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(fsip),
+                        reinterpret_cast<msg_header_t*>(h));
+    }
+  }
   auto txn = std::make_unique<Txn>();
   txn->id = next_id_++;
   txn->kind = Kind::kRelay;

@@ -75,6 +75,10 @@ class CallHandler {
   // True when the request's top Route is the handler's own Record-Route (in-dialog request).
   virtual bool IsOurRoute(const sip_t* sip) const = 0;
   virtual void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) = 0;
+  // The handler's Record-Route URI (no ;lr), naming `flow_token` when not empty: the proxy puts
+  // it on the INVITEs it relays for phones (outbound-proxy use) so their dialogs come back here.
+  // Empty: no Record-Route.
+  virtual std::string RecordRouteUri(const std::string& flow_token) const { return ""; }
 };
 
 // The live TCP/TLS connection behind a binding's flow token (null: closed or unknown).
