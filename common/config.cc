@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -341,11 +342,9 @@ absl::Status LoadFromString(const Schema& schema, absl::string_view toml_text,
 absl::Status Load(const Schema& schema, const std::string& path, const EnvLookup& env) {
   std::string text;
   if (!path.empty()) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Invalid(absl::StrCat(path, ": cannot open config file"));
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    text = buf.str();
+    absl::StatusOr<std::string> content = ReadFile(path);
+    if (!content.ok()) return Invalid(absl::StrCat(path, ": cannot open config file"));
+    text = *std::move(content);
   }
   return LoadFromString(schema, text, path.empty() ? "<defaults>" : path, env);
 }

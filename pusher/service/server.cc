@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "pusher/apns/apns_backend.h"
@@ -19,12 +20,11 @@
 namespace pushgate::pusher {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(what, " ", path, ": cannot read the file"));
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+absl::StatusOr<std::string> ReadNamedFile(const std::string& path, absl::string_view what) {
+  absl::StatusOr<std::string> content = ReadFile(path);
+  if (!content.ok())
+    return absl::NotFoundError(absl::StrCat(what, " ", content.status().message()));
+  return content;
 }
 
 // Stands for a credential that could not be loaded: every push to its apps gets AUTH_FAILED
@@ -91,7 +91,8 @@ absl::StatusOr<std::unique_ptr<PusherServer>> PusherServer::Create(const PusherC
   std::unique_ptr<PusherServer> s(new PusherServer(config, clock));
   std::vector<ApiKeyEntry> clients;
   if (!config.grpc.api_keys_file.empty()) {
-    ASSIGN_OR_RETURN(std::string text, ReadFile(config.grpc.api_keys_file, "grpc.api_keys_file"));
+    ASSIGN_OR_RETURN(std::string text,
+                     ReadNamedFile(config.grpc.api_keys_file, "grpc.api_keys_file"));
     auto parsed = ParseApiKeysFile(text);
     if (!parsed.ok()) {
       return absl::InvalidArgumentError(
@@ -134,7 +135,7 @@ absl::Status PusherServer::LoadCredentials() {
     for (const Env& env : envs) {
       absl::StatusOr<std::shared_ptr<ProviderClient>> client =
           [&]() -> absl::StatusOr<std::shared_ptr<ProviderClient>> {
-        ASSIGN_OR_RETURN(std::string pem, ReadFile(spec.key_file, "key file"));
+        ASSIGN_OR_RETURN(std::string pem, ReadNamedFile(spec.key_file, "key file"));
         ASSIGN_OR_RETURN(PKey key, LoadPrivateKeyPem(pem));
         ASSIGN_OR_RETURN(auto signer,
                          ApnsTokenSigner::Create(spec.team_id, spec.key_id, std::move(key),
@@ -175,7 +176,7 @@ absl::Status PusherServer::LoadCredentials() {
   for (const std::string& path : config_.fcm.service_accounts) {
     std::string what = absl::StrCat("FCM service account ", path);
     absl::StatusOr<ServiceAccount> account = [&]() -> absl::StatusOr<ServiceAccount> {
-      ASSIGN_OR_RETURN(std::string json, ReadFile(path, "service account"));
+      ASSIGN_OR_RETURN(std::string json, ReadNamedFile(path, "service account"));
       return ParseServiceAccountJson(json);
     }();
     if (!account.ok()) {
@@ -210,11 +211,11 @@ absl::StatusOr<int> PusherServer::Start() {
     grpc::SslServerCredentialsOptions ssl(
         g.client_ca_file.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
                                  : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ASSIGN_OR_RETURN(std::string cert, ReadFile(g.tls_cert_file, "grpc.tls_cert_file"));
-    ASSIGN_OR_RETURN(std::string key, ReadFile(g.tls_key_file, "grpc.tls_key_file"));
+    ASSIGN_OR_RETURN(std::string cert, ReadNamedFile(g.tls_cert_file, "grpc.tls_cert_file"));
+    ASSIGN_OR_RETURN(std::string key, ReadNamedFile(g.tls_key_file, "grpc.tls_key_file"));
     ssl.pem_key_cert_pairs.push_back({key, cert});
     if (!g.client_ca_file.empty()) {
-      ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile(g.client_ca_file, "grpc.client_ca_file"));
+      ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadNamedFile(g.client_ca_file, "grpc.client_ca_file"));
     }
     credentials = grpc::SslServerCredentials(ssl);
   } else {
