@@ -812,5 +812,111 @@ TEST_F(CallsTest, PusherSlowStillRingsReachablePhone) {
   emulator_.SetFaults(emu::Faults{});
 }
 
+// The whole gateway path in SipProxy: the phone registers through it (masqueraded contact at the
+// backend); the backend calls the masqueraded contact; SipProxy restores it and hands the call to
+// CallRouter, which rings the phone and pushes it; 200, ACK and BYE go through.
+class GatewayTest : public CallsTest {
+ protected:
+  void StartGateway() {
+    StartRouter();  // the push client (and a spare agent)
+    SipProxyOptions options;
+    options.listen = {{Transport::kUdp, "127.0.0.1", 0}};
+    options.backend_uri = absl::StrCat("sip:127.0.0.1:", backend_.port());
+    options.masquerade_secret = "0123456789abcdef0123456789abcdef";
+    options.registrar.min_expires = absl::Seconds(60);
+    auto proxy = SipProxy::Create(*loop_, options, store_, RealClock::Get());
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    sip_proxy_ = *std::move(proxy);
+    gw_port_ = sip_proxy_->Listening().at(0).port;
+    CallRouterOptions co;
+    co.fork = DefaultPolicy();
+    co.record_route = absl::StrCat("sip:127.0.0.1:", gw_port_);
+    co.linger = absl::Seconds(2);
+    GrpcPushClient* push = push_.get();
+    sip_proxy_->SetCallHandler([this, co, push](nta_agent_t* agent, FlowLookup flows) {
+      return std::make_unique<CallRouter>(*loop_, agent, store_, push, RealClock::Get(), co,
+                                          std::move(flows));
+    });
+  }
+  // Registers `phone` through the gateway; returns the masqueraded contact the backend stored.
+  std::string Register(UdpPeer& phone) {
+    testing::RegisterSpec spec;
+    spec.via_port = phone.port();
+    spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
+                                  ";pn-provider=apns;pn-prid=", kToken, ";pn-param=", kTeam, ".",
+                                  kBundle, ".voip>")};
+    phone.SendTo(gw_port_, testing::MakeRegister(spec));
+    auto reg = WaitFor(backend_, IsRequest("REGISTER"));
+    if (!reg) {
+      ADD_FAILURE() << "the backend never got the REGISTER";
+      return "";
+    }
+    std::string contacts;
+    for (const std::string& c : reg->Headers("Contact")) {
+      absl::StrAppend(&contacts, "Contact: ", c, "\r\n");
+    }
+    backend_.SendTo(gw_port_, MakeResponse(*reg, 200, "OK", contacts));
+    if (!WaitFor(phone, IsStatus(200))) ADD_FAILURE() << "the phone's REGISTER got no 200";
+    std::string contact = reg->Header("Contact");
+    size_t lt = contact.find('<'), gt = contact.find('>');
+    return contact.substr(lt + 1, gt - lt - 1);
+  }
+  UdpPeer backend_;
+  uint16_t gw_port_ = 0;
+};
+
+TEST_F(GatewayTest, BackendCallToMasqueradedContactRingsAndPushesThePhone) {
+  StartGateway();
+  UdpPeer phone;
+  std::string masqueraded = Register(phone);
+  ASSERT_THAT(masqueraded, ::testing::HasSubstr("pgw="));
+  Dialog d = NewDialog("gw-1");
+  d.request_uri = masqueraded;
+  backend_.SendTo(gw_port_, Request("INVITE", masqueraded, 1, d, backend_.port(), d.via_branch));
+  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the phone never got the backend's call";
+  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(":", phone.port())));
+  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr("pn-prid"));
+  EXPECT_THAT(invite->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", gw_port_)));
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "no VoIP push for the call";
+  EXPECT_NE(ApnsPushes().at(0).body.find(d.call_id), std::string::npos);
+  std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(),
+                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
+  phone.SendTo(gw_port_, MakeResponse(*invite, 200, "OK", contact, "gw1"));
+  auto ok = WaitFor(backend_, IsFinal());
+  ASSERT_TRUE(ok) << "the backend never got the final response";
+  ASSERT_EQ(ok->Status(), 200) << ok->text();
+  d.to = ok->Header("To");
+  std::string route = absl::StrCat("Route: ", ok->Header("Record-Route"), "\r\n");
+  std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", phone.port());
+  backend_.SendTo(gw_port_,
+                  Request("ACK", phone_uri, 1, d, backend_.port(), "z9hG4bK-gwack", route));
+  ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the ACK never reached the phone";
+  backend_.SendTo(gw_port_,
+                  Request("BYE", phone_uri, 2, d, backend_.port(), "z9hG4bK-gwbye", route));
+  auto bye = WaitFor(phone, IsRequest("BYE"));
+  ASSERT_TRUE(bye) << "the BYE never reached the phone";
+  phone.SendTo(gw_port_, MakeResponse(*bye, 200, "OK", "", "gw1"));
+  auto bye_ok = WaitFor(backend_, IsFinal());
+  ASSERT_TRUE(bye_ok) << "the BYE's 200 never came back";
+  EXPECT_EQ(bye_ok->Status(), 200);
+}
+
+// Outbound-proxy use: a phone's INVITE goes to the backend with our Record-Route.
+TEST_F(GatewayTest, PhoneInviteToBackendIsRecordRouted) {
+  StartGateway();
+  UdpPeer phone;
+  Dialog d = NewDialog("out-1");
+  d.request_uri = "sip:bob@example.org";
+  phone.SendTo(gw_port_, Request("INVITE", d.request_uri, 1, d, phone.port(), d.via_branch));
+  auto invite = WaitFor(backend_, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the backend never got the phone's INVITE";
+  EXPECT_THAT(invite->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", gw_port_)));
+  backend_.SendTo(gw_port_, MakeResponse(*invite, 486, "Busy Here", "", "bk1"));
+  auto busy = WaitFor(phone, IsFinal());
+  ASSERT_TRUE(busy) << "the phone never got the final response";
+  EXPECT_EQ(busy->Status(), 486);
+}
+
 }  // namespace
 }  // namespace pushgate::proxy::sofia
