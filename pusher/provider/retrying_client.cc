@@ -71,7 +71,14 @@ RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Pool> po
       latency_(metrics::Registry::Default().GetHistogram(
           "pushgate_pusher_push_duration_seconds",
           "Time from the gRPC request to the provider's final verdict.", metrics::LatencyBuckets(),
-          {{"provider", ProviderName(backend_->provider())}})) {}
+          {{"provider", ProviderName(backend_->provider())}})),
+      attempts_(AttemptCounter(backend_->provider())) {
+  for (int o = 0; o <= v1::Outcome_MAX; ++o) {
+    outcomes_.push_back(v1::Outcome_IsValid(o)
+                            ? &OutcomeCounter(backend_->provider(), static_cast<v1::Outcome>(o))
+                            : nullptr);
+  }
+}
 
 RetryingClient::~RetryingClient() = default;
 
@@ -119,7 +126,7 @@ void RetryingClient::Try(std::shared_ptr<Attempt> attempt) {
     }
     req->deadline = attempt->deadline;
     ++attempt->attempts;
-    AttemptCounter(backend_->provider()).Inc();
+    attempts_.Inc();
     pool_->Submit(*std::move(req), [this, attempt](absl::StatusOr<http2::Response> response) {
       OnResponse(attempt, std::move(response));
     });
@@ -204,7 +211,8 @@ void RetryingClient::Finish(const std::shared_ptr<Attempt>& attempt,
   if (result.ok()) {
     result->set_request_id(attempt->request.request_id());
     result->set_attempts(attempt->attempts);
-    OutcomeCounter(backend_->provider(), result->outcome()).Inc();
+    size_t o = static_cast<size_t>(result->outcome());
+    if (o < outcomes_.size() && outcomes_[o] != nullptr) outcomes_[o]->Inc();
   }
   latency_.Observe(absl::ToDoubleSeconds(clock_.Now() - attempt->started));
   ResultCallback done = std::move(attempt->done);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -68,6 +69,8 @@ class RetryingClient final : public ProviderClient {
   const Clock& clock_;
   std::atomic<int64_t> in_flight_{0};
   metrics::Histogram& latency_;
+  metrics::Counter& attempts_;
+  std::vector<metrics::Counter*> outcomes_;  // by v1::Outcome value, looked up once
 };
 
 }  // namespace pushgate::pusher

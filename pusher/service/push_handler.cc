@@ -94,7 +94,9 @@ void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::Pus
       waiters_.erase(it);
     }
   }
-  for (ResultCallback& waiter : waiters) waiter(result);
+  // Usually one waiter: it gets the result moved, duplicates of the request id get copies.
+  for (size_t i = 0; i + 1 < waiters.size(); ++i) waiters[i](result);
+  if (!waiters.empty()) waiters.back()(std::move(result));
 }
 
 }  // namespace pushgate::pusher
