@@ -66,12 +66,11 @@ void IdempotencyCache::Complete(absl::string_view request_id, const v1::PushResu
     it->second.order = std::prev(in_flight_order_.end());
   }
   Entry& entry = it->second;
-  (entry.done ? done_order_ : in_flight_order_).erase(entry.order);
+  // Move the order node to the done list (no allocation, iterators stay valid).
+  done_order_.splice(done_order_.end(), entry.done ? done_order_ : in_flight_order_, entry.order);
   entry.done = true;
   entry.result = result;
   entry.expires_at = now + window_;
-  done_order_.push_back(it->first);
-  entry.order = std::prev(done_order_.end());
   ExpireLocked(now);
   EvictLocked();
 }
