@@ -273,10 +273,20 @@ EMU_HALF_P99=$(cut -f3 "$TMP/h2load-half.log" | sort -n |
 log "emulator direct (h2load) at $HALF_RATE/s: p99 ${EMU_HALF_P99} ms; through the pusher:" \
   "p99 $(field "$HALF_LINE" p99_ms) ms (added: the difference)"
 
+# --- the target's own rate: half of 20,000 pushes/s ---------------------------------------------
+TARGET_RATE=${BENCH_TARGET_RATE:-10000}
+start_pusher "$BEST_POOL"
+run_bench --count 5000 --window 100 >/dev/null
+TARGET_LINE=$(run_bench --rate "$TARGET_RATE" --duration "$HALF_SECONDS")
+log "pusher at $TARGET_RATE/s: $TARGET_LINE"
+stop_pusher
+ERRORS=$((ERRORS + $(field "$TARGET_LINE" errors)))
+
 ((PUSHER_FAILURES == 0)) || log "WARNING: the pusher did not stop cleanly $PUSHER_FAILURES time(s)"
 P50=$(field "$BEST_LINE" p50_ms)
 P99=$(field "$BEST_LINE" p99_ms)
 HALF_P99=$(field "$HALF_LINE" p99_ms)
 RATIO=$(awk -v a="$BEST_RATE" -v b="$CEILING" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 echo "BENCH pusher pushes_per_s=$BEST_RATE h2load_ceiling_rps=$CEILING ratio=$RATIO p50_ms=$P50" \
-  "p99_ms=$P99 half_rate=$HALF_RATE half_p99_ms=$HALF_P99 errors=$ERRORS"
+  "p99_ms=$P99 half_rate=$HALF_RATE half_p99_ms=$HALF_P99 emulator_half_p99_ms=$EMU_HALF_P99" \
+  "rate_${TARGET_RATE}_p99_ms=$(field "$TARGET_LINE" p99_ms) errors=$ERRORS"
