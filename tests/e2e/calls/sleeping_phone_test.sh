@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# The sleeping-phone call with real peers on loopback:
+#  1. a sipp phone REGISTERs through pushgate-proxy to Kamailio (contact with VoIP push params);
+#  2. the phone goes silent (nothing listens on its contact any more);
+#  3. a sipp caller INVITEs the user via Kamailio; Kamailio routes to the masqueraded contact,
+#     i.e. the gateway, which forks and pushes: the emulator must receive the VoIP push with the
+#     app's topic, the phone's token and the call's Call-ID;
+#  4. the phone wakes up: REGISTERs again from a new port and must receive the INVITE at once,
+#     answers; the caller gets 200, ACK and BYE go end to end through Kamailio and the gateway.
+# Usage: sleeping_phone_test.sh PROXY_BIN PUSHER_BIN EMULATOR_BIN
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+PROXY=${1:?proxy binary}
+PUSHER=${2:?pusher binary}
+EMULATOR=${3:?emulator binary}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+for tool in kamailio sipp ss curl; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (./dev setup installs it)"
+done
+TMP=$(mktemp -d /tmp/pushgate-calls-e2e.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ ${KEEP_TMP:-0} != 1 ]]; then rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+logs() { for f in "$TMP"/*.log "$TMP"/*.out; do [[ -f $f ]] && { echo "== $f"; tail -40 "$f"; }; done >&2; }
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 30000))
+    if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
+      echo "$p"; return 0
+    fi
+  done
+  fail "no free port found"
+}
+wait_for() {  # wait_for WHAT COMMAND...
+  local what=$1; shift
+  for _ in $(seq 1 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  logs; fail "$what never came up (10 s)"
+}
+
+KPORT=$(free_port); GPORT=$(free_port); H2PORT=$(free_port); CTLPORT=$(free_port)
+GRPCPORT=$(free_port); ADMIN=$(free_port); PUSHER_ADMIN=$(free_port)
+PHONE1=$(free_port); PHONE2=$(free_port); CALLER=$(free_port); REG=$(free_port)
+
+"$ROOT/tests/fakes/make-test-credentials.sh" "$TMP/creds" >/dev/null
+source "$TMP/creds/credentials.env"
+TOKEN=$(printf 'c0ffee%.0s' {1..10})abcd  # 64 hex digits
+
+"$EMULATOR" --listen=127.0.0.1:$H2PORT --control=127.0.0.1:$CTLPORT \
+  --tls-cert="$SERVER_CERT" --tls-key="$SERVER_KEY" \
+  --apns-key="$APNS_TEAM_ID:$APNS_KEY_ID:$APNS_KEY_PUB" >"$TMP/emulator.log" 2>&1 &
+PIDS+=($!)
+cat >"$TMP/pusher.toml" <<TOML
+[grpc]
+listen = "127.0.0.1:$GRPCPORT"
+[apns]
+token_keys = ["$APNS_TEAM_ID:$APNS_KEY_ID:$APNS_KEY_P8"]
+production_url = "https://127.0.0.1:$H2PORT"
+sandbox_url = "https://127.0.0.1:$H2PORT"
+[http2]
+ca_file = "$CA_CERT"
+verify_peer = ${E2E_VERIFY_PEER:-true}
+[admin]
+listen = "127.0.0.1:$PUSHER_ADMIN"
+TOML
+"$PUSHER" --config "$TMP/pusher.toml" >"$TMP/pusher.log" 2>&1 &
+PIDS+=($!)
+kamailio -f "$ROOT/deploy/kamailio/kamailio.cfg" -DD -E -A NO_DEFAULT_LISTEN \
+  -A "CTL_SOCKET=\"unix:$TMP/kamailio_ctl\"" -l "udp:127.0.0.1:$KPORT" -l "tcp:127.0.0.1:$KPORT" \
+  -Y "$TMP" -m 32 -M 4 >"$TMP/kamailio.log" 2>&1 &
+PIDS+=($!)
+openssl rand -hex 32 >"$TMP/masquerade.secret"
+cat >"$TMP/proxy.toml" <<TOML
+[sip]
+listen = ["udp:127.0.0.1:$GPORT", "tcp:127.0.0.1:$GPORT"]
+backend = "sip:127.0.0.1:$KPORT;transport=udp"
+trusted_backends = ["127.0.0.1"]
+masquerade_secret_file = "$TMP/masquerade.secret"
+[push]
+target = "dns:///127.0.0.1:$GRPCPORT"
+[fork]
+call_timeout = "30s"
+[admin]
+listen = "127.0.0.1:$ADMIN"
+TOML
+"$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
+PIDS+=($!)
+wait_for "the emulator" curl -sf "http://127.0.0.1:$CTLPORT/stats"
+wait_for "the proxy" curl -sf "http://127.0.0.1:$ADMIN/healthz"
+wait_for "kamailio" bash -c "ss -Hlnu 'sport = :$KPORT' | grep -q ."
+wait_for "the pusher" bash -c "ss -Hlnt 'sport = :$GRPCPORT' | grep -q ."
+
+CONTACT_PARAMS="pn-provider=apns;pn-prid=$TOKEN;pn-param=$APNS_TEAM_ID.$APNS_BUNDLE.voip"
+INSTANCE='+sip.instance="<urn:uuid:00000000-0000-0000-0000-00000000e2e1>"'
+
+# 1. The phone registers through the gateway, then goes silent.
+cat >"$TMP/register.xml" <<EOF
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register">
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:example.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:bob@example.org>;tag=[pid]reg[call_number]
+To: <sip:bob@example.org>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:bob@127.0.0.1:$PHONE1;$CONTACT_PARAMS>;$INSTANCE
+Max-Forwards: 70
+Expires: 600
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+EOF
+sipp -nostdin -sf "$TMP/register.xml" -i 127.0.0.1 -p "$REG" -m 1 -t u1 -timeout 10s \
+  -timeout_error -trace_err -error_file "$TMP/register_err.log" "127.0.0.1:$GPORT" \
+  >"$TMP/register.out" 2>&1 || { logs; fail "the phone's REGISTER through the gateway got no 200"; }
+
+# 2. The caller INVITEs bob via Kamailio (in the background: it waits for the phone to wake).
+cat >"$TMP/caller.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caller">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:bob@example.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:caller@example.org>;tag=[pid]c[call_number]
+To: <sip:bob@example.org>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="110" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:caller@example.org>;tag=[pid]c[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="200"/>
+  <send retrans="500">
+    <![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+[routes]
+From: <sip:caller@example.org>;tag=[pid]c[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+EOF
+sipp -nostdin -sf "$TMP/caller.xml" -i 127.0.0.1 -p "$CALLER" -m 1 -t u1 -timeout 30s \
+  -cid_str "e2e-sleeping-%u-%p@%s" \
+  -timeout_error -trace_err -error_file "$TMP/caller_err.log" "127.0.0.1:$KPORT" \
+  >"$TMP/caller.out" 2>&1 &
+CALLER_PID=$!
+PIDS+=($CALLER_PID)
+
+# 3. The emulator receives the VoIP push: topic, token, call id.
+pushed=""
+for _ in $(seq 1 100); do
+  pushed=$(curl -sf "http://127.0.0.1:$CTLPORT/received" || true)
+  grep -q "$TOKEN" <<<"$pushed" && break
+  sleep 0.1
+done
+grep -q "$TOKEN" <<<"$pushed" || { logs; fail "the emulator never received a push for the phone's token"; }
+grep -q "\"$APNS_BUNDLE.voip\"" <<<"$pushed" || { echo "$pushed" >&2; fail "the push's topic is not $APNS_BUNDLE.voip"; }
+grep -q "e2e-sleeping-" <<<"$pushed" || { echo "$pushed" >&2; fail "the push does not carry the call's Call-ID"; }
+
+# 4. The phone wakes up: registers again from a new port and gets the call at once.
+# sipp cannot take a new Call-ID inside a client scenario: the woken phone's REGISTER is the
+# main scenario (kept alive for a while), the call it receives runs as the out-of-call scenario.
+cat >"$TMP/wake.xml" <<EOF
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="wake">
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:example.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:bob@example.org>;tag=[pid]reg2
+To: <sip:bob@example.org>
+Call-ID: [call_id]
+CSeq: 2 REGISTER
+Contact: <sip:bob@127.0.0.1:$PHONE2;$CONTACT_PARAMS>;$INSTANCE
+Max-Forwards: 70
+Expires: 600
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <pause milliseconds="4000"/>
+</scenario>
+EOF
+cat >"$TMP/phone.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]phone
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:bob@[local_ip]:[local_port]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]phone
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:bob@[local_ip]:[local_port]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+EOF
+sipp -nostdin -sf "$TMP/wake.xml" -oocsf "$TMP/phone.xml" -i 127.0.0.1 -p "$PHONE2" -m 1 -t u1 \
+  -timeout 20s -trace_msg -message_file "$TMP/phone_msgs.log" -trace_err \
+  -error_file "$TMP/phone_err.log" "127.0.0.1:$GPORT" >"$TMP/phone.out" 2>&1 &
+PIDS+=($!)
+wait "$CALLER_PID" || { logs; cat "$TMP/caller_err.log" "$TMP/phone_err.log" >&2 2>/dev/null; fail "the caller's call did not complete (200, ACK, BYE)"; }
+grep -q "^INVITE sip:bob@127.0.0.1:$PHONE2;" "$TMP/phone_msgs.log" ||
+  { cat "$TMP/phone_msgs.log" >&2; fail "the INVITE did not go to the woken phone's new contact"; }
+echo "PASS: sleeping phone woken by a VoIP push, call delivered on re-REGISTER, BYE end to end"
