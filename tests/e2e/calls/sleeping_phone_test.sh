@@ -7,12 +7,16 @@
 #     app's topic, the phone's token and the call's Call-ID;
 #  4. the phone wakes up: REGISTERs again from a new port and must receive the INVITE at once,
 #     answers; the caller gets 200, ACK and BYE go end to end through Kamailio and the gateway.
-# Usage: sleeping_phone_test.sh PROXY_BIN PUSHER_BIN EMULATOR_BIN
+# With MODE "cancel": the caller CANCELs after the push, before the phone wakes; the caller gets
+# 487, and the iOS VoIP phone still gets the INVITE, then the CANCEL, when it registers again
+# (CallKit shows the missed call).
+# Usage: sleeping_phone_test.sh PROXY_BIN PUSHER_BIN EMULATOR_BIN [call|cancel]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 PROXY=${1:?proxy binary}
 PUSHER=${2:?pusher binary}
 EMULATOR=${3:?emulator binary}
+MODE=${4:-call}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 for tool in kamailio sipp ss curl; do
@@ -179,6 +183,58 @@ Content-Length: 0
   <recv response="200"/>
 </scenario>
 EOF
+if [[ $MODE == cancel ]]; then
+cat >"$TMP/caller.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caller-cancels">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:bob@example.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-cancel-[pid]-[call_number]
+From: <sip:caller@example.org>;tag=[pid]c[call_number]
+To: <sip:bob@example.org>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="110"/>
+  <pause milliseconds="1500"/>
+  <send>
+    <![CDATA[
+CANCEL sip:bob@example.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-cancel-[pid]-[call_number]
+From: <sip:caller@example.org>;tag=[pid]c[call_number]
+To: <sip:bob@example.org>
+Call-ID: [call_id]
+CSeq: 1 CANCEL
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <recv response="487"/>
+  <send>
+    <![CDATA[
+ACK sip:bob@example.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-cancel-[pid]-[call_number]
+From: <sip:caller@example.org>;tag=[pid]c[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+EOF
+fi
 sipp -nostdin -sf "$TMP/caller.xml" -i 127.0.0.1 -p "$CALLER" -m 1 -t u1 -timeout 30s \
   -cid_str "e2e-sleeping-%u-%p@%s" \
   -timeout_error -trace_err -error_file "$TMP/caller_err.log" "127.0.0.1:$KPORT" \
@@ -196,6 +252,10 @@ done
 grep -q "$TOKEN" <<<"$pushed" || { logs; fail "the emulator never received a push for the phone's token"; }
 grep -q "\"$APNS_BUNDLE.voip\"" <<<"$pushed" || { echo "$pushed" >&2; fail "the push's topic is not $APNS_BUNDLE.voip"; }
 grep -q "e2e-sleeping-" <<<"$pushed" || { echo "$pushed" >&2; fail "the push does not carry the call's Call-ID"; }
+
+if [[ $MODE == cancel ]]; then
+  wait "$CALLER_PID" || { logs; cat "$TMP/caller_err.log" >&2 2>/dev/null; fail "the caller's CANCEL did not end with 487"; }
+fi
 
 # 4. The phone wakes up: registers again from a new port and gets the call at once.
 # sipp cannot take a new Call-ID inside a client scenario: the woken phone's REGISTER is the
@@ -270,10 +330,68 @@ Content-Length: 0
   </send>
 </scenario>
 EOF
+if [[ $MODE == cancel ]]; then
+cat >"$TMP/phone.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone-missed-call">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]phone
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:bob@[local_ip]:[local_port]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]phone
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]phone
+[last_Call-ID:]
+CSeq: 1 INVITE
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK" optional="true"/>
+</scenario>
+EOF
+fi
 sipp -nostdin -sf "$TMP/wake.xml" -oocsf "$TMP/phone.xml" -i 127.0.0.1 -p "$PHONE2" -m 1 -t u1 \
   -timeout 20s -trace_msg -message_file "$TMP/phone_msgs.log" -trace_err \
   -error_file "$TMP/phone_err.log" "127.0.0.1:$GPORT" >"$TMP/phone.out" 2>&1 &
-PIDS+=($!)
+PHONE_PID=$!
+PIDS+=($PHONE_PID)
+if [[ $MODE == cancel ]]; then
+  wait "$PHONE_PID" || true
+  grep -q "^INVITE sip:bob@127.0.0.1:$PHONE2;" "$TMP/phone_msgs.log" ||
+    { logs; cat "$TMP/phone_msgs.log" >&2; fail "the woken VoIP phone never got the missed call's INVITE"; }
+  grep -q "^CANCEL sip:bob@127.0.0.1:$PHONE2;" "$TMP/phone_msgs.log" ||
+    { cat "$TMP/phone_msgs.log" >&2; fail "the woken VoIP phone never got the CANCEL after the INVITE"; }
+  echo "PASS: caller cancelled before the wake-up: 487 to the caller, INVITE then CANCEL to the woken phone"
+  exit 0
+fi
 wait "$CALLER_PID" || { logs; cat "$TMP/caller_err.log" "$TMP/phone_err.log" >&2 2>/dev/null; fail "the caller's call did not complete (200, ACK, BYE)"; }
 grep -q "^INVITE sip:bob@127.0.0.1:$PHONE2;" "$TMP/phone_msgs.log" ||
   { cat "$TMP/phone_msgs.log" >&2; fail "the INVITE did not go to the woken phone's new contact"; }
