@@ -69,7 +69,7 @@ production_url = "https://127.0.0.1:$H2PORT"
 sandbox_url = "https://127.0.0.1:$H2PORT"
 [http2]
 ca_file = "$CA_CERT"
-verify_peer = ${E2E_VERIFY_PEER:-true}
+verify_peer = ${E2E_VERIFY_PEER:-true}  # E2E_VERIFY_PEER=false to debug TLS
 [admin]
 listen = "127.0.0.1:$PUSHER_ADMIN"
 TOML
