@@ -10,7 +10,9 @@
 # With MODE "cancel": the caller CANCELs after the push, before the phone wakes; the caller gets
 # 487, and the iOS VoIP phone still gets the INVITE, then the CANCEL, when it registers again
 # (CallKit shows the missed call).
-# Usage: sleeping_phone_test.sh PROXY_BIN PUSHER_BIN EMULATOR_BIN [call|cancel]
+# With MODE "outbound": a phone uses the gateway as outbound proxy to call a user registered at
+# Kamailio (Record-Route, in-dialog ACK/BYE through the gateway).
+# Usage: sleeping_phone_test.sh PROXY_BIN PUSHER_BIN EMULATOR_BIN [call|cancel|outbound]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 PROXY=${1:?proxy binary}
@@ -84,7 +86,7 @@ cat >"$TMP/proxy.toml" <<TOML
 [sip]
 listen = ["udp:127.0.0.1:$GPORT", "tcp:127.0.0.1:$GPORT"]
 backend = "sip:127.0.0.1:$KPORT;transport=udp"
-trusted_backends = ["127.0.0.1"]
+trusted_backends = ["127.0.0.1:$KPORT"]  # on loopback the phones share the IP
 masquerade_secret_file = "$TMP/masquerade.secret"
 [push]
 target = "dns:///127.0.0.1:$GRPCPORT"
@@ -183,6 +185,85 @@ Content-Length: 0
   <recv response="200"/>
 </scenario>
 EOF
+# Outbound-proxy mode: a phone calls carol (registered directly at Kamailio) through the gateway
+# as its outbound proxy. The INVITE must reach carol with the gateway's Record-Route, and ACK and
+# BYE must come back through the gateway (loose routing) to her.
+if [[ $MODE == outbound ]]; then
+  CAROL=$(free_port)
+  cat >"$TMP/carol_reg.xml" <<EOF
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="carol">
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:example.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:carol@example.org>;tag=[pid]carol
+To: <sip:carol@example.org>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:carol@127.0.0.1:$CAROL>
+Max-Forwards: 70
+Expires: 600
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <pause milliseconds="5000"/>
+</scenario>
+EOF
+  cat >"$TMP/carol.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="carol-answers">
+  <recv request="INVITE"/>
+  <send retrans="500">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]carol
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:carol@[local_ip]:[local_port]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+EOF
+  sipp -nostdin -sf "$TMP/carol_reg.xml" -oocsf "$TMP/carol.xml" -i 127.0.0.1 -p "$CAROL" -m 1 \
+    -t u1 -timeout 20s -trace_msg -message_file "$TMP/carol_msgs.log" -trace_err \
+    -error_file "$TMP/carol_err.log" "127.0.0.1:$KPORT" >"$TMP/carol.out" 2>&1 &
+  PIDS+=($!)
+  sleep 0.5
+  sed 's/sip:bob@example.org/sip:carol@example.org/g' "$TMP/caller.xml" >"$TMP/outbound.xml"
+  sipp -nostdin -sf "$TMP/outbound.xml" -i 127.0.0.1 -p "$CALLER" -m 1 -t u1 -timeout 15s \
+    -timeout_error -trace_err -error_file "$TMP/outbound_err.log" "127.0.0.1:$GPORT" \
+    >"$TMP/outbound.out" 2>&1 ||
+    { logs; cat "$TMP/outbound_err.log" "$TMP/carol_err.log" >&2 2>/dev/null; fail "the outbound call through the gateway did not complete (200, ACK, BYE)"; }
+  grep -q "^Record-Route: <sip:127.0.0.1:$GPORT" "$TMP/carol_msgs.log" ||
+    { cat "$TMP/carol_msgs.log" >&2; fail "carol's INVITE carries no Record-Route of the gateway"; }
+  grep -q "^BYE sip:carol@127.0.0.1:$CAROL" "$TMP/carol_msgs.log" ||
+    { cat "$TMP/carol_msgs.log" >&2; fail "the BYE never reached carol"; }
+  echo "PASS: outbound-proxy call through the gateway, record-routed, ACK and BYE in the dialog"
+  exit 0
+fi
+
 if [[ $MODE == cancel ]]; then
 cat >"$TMP/caller.xml" <<'EOF'
 <?xml version="1.0" encoding="ISO-8859-1" ?>
