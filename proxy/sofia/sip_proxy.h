@@ -16,7 +16,9 @@
 //   5. Anything else (a phone's request, outbound-proxy use): relayed statefully (provisional
 //      responses of INVITE, CANCEL, final response) to the configured backend only; with
 //      no backend configured, to the request URI's domain only if it is an explicitly allowed
-//      domain (never with "*"); otherwise 403. Never to an arbitrary host.
+//      domain (never with "*"); otherwise 403. Never to an arbitrary host. With a call handler,
+//      a relayed INVITE carries its Record-Route (naming the phone's TCP/TLS flow), so the
+//      dialog's later requests come back through the gateway (step 0).
 //
 // Threads: everything runs on the SofiaLoop given to Create(); the public methods hop onto it.
 #pragma once
