@@ -21,6 +21,11 @@
 # BENCH_RATES ("2000 4000 ... 20000"), BENCH_STEP_SECONDS (3),
 # BENCH_RELAY_CHILDREN (2, as the registrar: kamailio UDP worker processes of the relay),
 # BENCH_PROBE_BINDINGS (1000000), KEEP_TMP=1 keeps logs.
+# Diagnosis: BENCH_PROXY_RCVBUF=<bytes> runs pushgate-proxy with an LD_PRELOAD shim (built here
+# with gcc) that sets SO_RCVBUF on its UDP sockets, as Kamailio does for itself (it raises its own
+# to 512 KiB, the kernel doubles it); pushgate-proxy keeps the kernel default (212992) otherwise.
+# BENCH_PROXY_ENV="VAR=value ..." adds environment variables to pushgate-proxy only (e.g.
+# GLIBC_TUNABLES=glibc.malloc.top_pad=67108864 against heap growth in its loop thread's arena).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -118,12 +123,39 @@ listen = ""
 [log]
 level = "warn"
 EOF
-"$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
+PRELOAD_ENV=(env)
+if [[ -n ${BENCH_PROXY_RCVBUF:-} ]]; then
+  command -v gcc >/dev/null || fail "BENCH_PROXY_RCVBUF needs gcc"
+  gcc -shared -fPIC -O2 -o "$TMP/rcvbuf.so" -x c - -ldl <<'SHIM' || fail "cannot build the SO_RCVBUF shim"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+int bind(int fd, const struct sockaddr* a, socklen_t l) {
+  static int (*real)(int, const struct sockaddr*, socklen_t);
+  if (!real) real = (int (*)(int, const struct sockaddr*, socklen_t))dlsym(RTLD_NEXT, "bind");
+  int type = 0; socklen_t tl = sizeof type;
+  const char* v = getenv("PUSHGATE_BENCH_RCVBUF");
+  if (v && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_DGRAM) {
+    int n = atoi(v);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+  }
+  return real(fd, a, l);
+}
+SHIM
+  PRELOAD_ENV+=("LD_PRELOAD=$TMP/rcvbuf.so" "PUSHGATE_BENCH_RCVBUF=$BENCH_PROXY_RCVBUF")
+fi
+read -r -a extra_env <<<"${BENCH_PROXY_ENV:-}"
+PRELOAD_ENV+=("${extra_env[@]}")
+"${PRELOAD_ENV[@]}" "$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=($PROXY_PID)
 wait_listen u "$KPORT" "registrar kamailio"
 wait_listen u "$RPORT" "relay kamailio"
 wait_listen u "$PPORT" "pushgate-proxy"
+echo "receive buffers: pushgate $(ss -Hlnum "sport = :$PPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
+  "relay $(ss -Hlnum "sport = :$RPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
+  "registrar $(ss -Hlnum "sport = :$KPORT" | grep -o 'rb[0-9]*' | head -n 1)" >&2
 
 # CPU ticks (utime+stime) of a process and its children (kamailio forks its workers).
 ticks() {
@@ -211,5 +243,11 @@ if [[ -n $PROBE && -x $PROBE ]]; then
   [[ -n $rss ]] || { cat "$TMP/probe.out" >&2; fail "proxy_store_memory_probe printed no bytes_per_binding"; }
   cp "$TMP/probe.out" "$BENCH_OUT/memory_probe.txt"
 fi
+# CPU per REGISTER (all processes of the target), averaged over its passing steps: the figure that
+# says whether a gap comes from work per request or from something else (drops, scheduling).
+for t in pushgate kamailio_relay; do
+  awk -F, -v t="$t" '$1 == t && $NF == 1 && $7 > 0 {us += $11 * 10000 / $7; n++}
+    END {if (n) printf "bench/register: %s uses %.0f us CPU per REGISTER (mean of %d passing steps)\n", t, us / n, n}' "$CSV" >&2
+done
 echo "steps: $CSV" >&2
 echo "BENCH register pushgate_rps=$pushgate_rps kamailio_relay_rps=$relay_rps ratio=$ratio rss_per_binding_bytes=$rss"
