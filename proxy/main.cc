@@ -49,7 +49,9 @@ void ScheduleSweep(sofia::SofiaLoop& loop, MemoryBindingStore* memory, RedisBind
                    const bool& alive) {
   loop.RunAfter(1000, [&loop, memory, redis, &store_up, &store, &gauge, &alive] {
     if (!alive) return;
-    if (memory != nullptr) memory->Sweep(RealClock::Get().Now());
+    // 8 of the store's 64 shards a second: a full pass every 8 s at ~1 ms per call at a million
+    // bindings, instead of one long stall of the SIP loop (bench/register).
+    if (memory != nullptr) memory->SweepSome(RealClock::Get().Now(), 8);
     if (redis != nullptr) store_up = redis->connected();
     gauge.Set(static_cast<double>(store.ApproximateSize()));
     ScheduleSweep(loop, memory, redis, store_up, store, gauge, alive);

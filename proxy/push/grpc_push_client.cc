@@ -38,8 +38,13 @@ GrpcPushClient::GrpcPushClient(const GrpcPushClientOptions& options, Poster post
   args.SetLoadBalancingPolicyName("round_robin");
   // Re-resolve often enough that new pusher replicas get traffic soon after they appear.
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 5000);
+  // gRPC's default backoff grows to 120 s: a pusher (or its DNS name) missing for a moment at
+  // start-up would leave calls without pushes for minutes. Retry within seconds instead.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   channel_ = grpc::CreateCustomChannel(options.target, MakeCredentials(options), args);
   stub_ = v1::Pusher::NewStub(channel_);
+  channel_->GetState(/*try_to_connect=*/true);  // resolve and connect before the first call
 }
 
 GrpcPushClient::~GrpcPushClient() { Drain(absl::Seconds(5)); }
