@@ -54,6 +54,9 @@ void GrpcPushClient::Send(v1::PushRequest request, absl::Duration timeout, Callb
   call->request = std::move(request);
   call->done = std::move(done);
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  // A pusher that is (re)connecting gets the whole deadline to come back instead of the push
+  // failing at once while the channel is in TRANSIENT_FAILURE.
+  call->context.set_wait_for_ready(true);
   if (!api_key_.empty()) call->context.AddMetadata("x-api-key", api_key_);
   in_flight_.fetch_add(1);
   stub_->async()->Send(
