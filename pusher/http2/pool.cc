@@ -796,6 +796,13 @@ absl::Status Pool::Impl::Start() {
   // evdns randomises the letter case of queries (0x20 encoding) by default; some resolvers
   // (podman's aardvark-dns) match names case-sensitively and answer NXDOMAIN to "EmuLaTor".
   evdns_base_set_option(dns_, "randomize-case:", "0");
+  // Container resolv.conf files may list a nameserver that never answers. By default evdns
+  // marks a nameserver down after 3 timeouts and then only probes it every 10 s or more, so a
+  // name that is not resolvable yet at start-up stays unresolvable for a long while. Keep every
+  // nameserver in rotation and fail fast: the pool retries the connection with its own backoff.
+  evdns_base_set_option(dns_, "max-timeouts:", "255");
+  evdns_base_set_option(dns_, "timeout:", "2");
+  evdns_base_set_option(dns_, "initial-probe-timeout:", "1");
   wakeup_event_ = event_new(base_, -1, 0, OnWakeupCb, this);
   dispatch_event_ = event_new(base_, -1, 0, OnDispatchCb, this);
   reap_event_ = event_new(base_, -1, 0, OnReapCb, this);

@@ -158,6 +158,35 @@ sipp_run() {  # sipp_run NAME ARGS...: sipp in a container on the stack's networ
   timeout --kill-after=10 150 podman run --rm --name "${PROJ}_sipp_$name" --network "$NET" -v "$TMP/sipp:/scenarios" \
     "${PREFIX}pushgate-sipp:${TAG}" -nostdin -trace_err -error_file "/scenarios/$name.err" "$@"
 }
+# Wait until the proxy reaches the backend: an OPTIONS for an unknown user, relayed by the proxy,
+# comes back as Kamailio's 404. Right after start-up podman's DNS may not know "kamailio" yet and
+# the proxy's resolver would keep that answer for a while: registering before would time out.
+cat >"$TMP/sipp/probe.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="backend reachable through the proxy">
+  <send retrans="500">
+    <![CDATA[
+OPTIONS sip:probe@demo.pushgate.org SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:probe@demo.pushgate.org>;tag=[pid]p[call_number]
+To: <sip:probe@demo.pushgate.org>
+Call-ID: [call_id]
+CSeq: 1 OPTIONS
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="404"/>
+</scenario>
+EOF
+for attempt in $(seq 1 20); do
+  sipp_run probe -sf /scenarios/probe.xml -m 1 -timeout 4s -timeout_error proxy:5060 \
+    >"$TMP/probe.out" 2>&1 && break
+  ((attempt < 20)) || fail "the proxy never relayed an OPTIONS to Kamailio and back (20 probes)"
+  sleep 1
+done
+log "the proxy reaches the backend (after $attempt probe(s))"
 sipp_run phones -sf /scenarios/phones.xml -m "$PHONES" -r 10 -timeout 30s -timeout_error \
   proxy:5060 >"$TMP/phones.out" 2>&1 ||
   { { cat "$TMP/sipp/phones.err" 2>/dev/null; echo; } >&2 || true; fail "phones did not all get a 200 for REGISTER through the proxy (listing their own contact)"; }
