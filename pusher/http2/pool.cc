@@ -799,9 +799,8 @@ absl::Status Pool::Impl::Start() {
   // Container resolv.conf files may list a nameserver that never answers. By default evdns
   // marks a nameserver down after 3 timeouts and then only probes it every 10 s or more, so a
   // name that is not resolvable yet at start-up stays unresolvable for a long while. Keep every
-  // nameserver in rotation and fail fast: the pool retries the connection with its own backoff.
+  // nameserver in rotation: the pool retries the connection with its own backoff.
   evdns_base_set_option(dns_, "max-timeouts:", "255");
-  evdns_base_set_option(dns_, "timeout:", "2");
   evdns_base_set_option(dns_, "initial-probe-timeout:", "1");
   wakeup_event_ = event_new(base_, -1, 0, OnWakeupCb, this);
   dispatch_event_ = event_new(base_, -1, 0, OnDispatchCb, this);
