@@ -113,6 +113,7 @@ class PusherTest : public ::testing::Test {
 
   void TearDown() override {
     if (server_) server_->Shutdown(absl::Seconds(5));
+    server_.reset();  // before any clock a derived fixture owns goes away
     emulator_.Stop();
   }
 
