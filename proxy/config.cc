@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/file.h"
 #include "common/status.h"
 #include "proxy/core/domain_policy.h"
 #include "proxy/core/masquerade.h"
@@ -217,14 +218,9 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
   o.domains = c.domains;
   o.insert_domain = c.insert_domain;
   if (!c.masquerade_secret_file.empty()) {
-    std::ifstream in(c.masquerade_secret_file);
-    if (!in) {
-      return KeyError("sip.masquerade_secret_file",
-                      absl::StrCat("cannot read ", c.masquerade_secret_file));
-    }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    o.masquerade_secret = std::string(absl::StripAsciiWhitespace(buf.str()));
+    absl::StatusOr<std::string> secret = ReadFile(c.masquerade_secret_file);
+    if (!secret.ok()) return KeyError("sip.masquerade_secret_file", secret.status().message());
+    o.masquerade_secret = std::string(absl::StripAsciiWhitespace(*secret));
     if (o.masquerade_secret.empty()) {
       return KeyError("sip.masquerade_secret_file",
                       absl::StrCat(c.masquerade_secret_file, " is empty"));

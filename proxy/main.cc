@@ -18,6 +18,7 @@
 #include "common/admin_http.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/shutdown.h"
@@ -171,16 +172,14 @@ int Run(int argc, char** argv) {
     GrpcPushClientOptions po;
     po.target = cfg.push_target;
     if (!cfg.push_api_key_file.empty()) {
-      std::ifstream in(cfg.push_api_key_file);
-      std::stringstream key;
-      key << in.rdbuf();
-      if (!in) {
-        log->critical("push.api_key_file {}: cannot read it", cfg.push_api_key_file);
+      absl::StatusOr<std::string> key = ReadFile(cfg.push_api_key_file);
+      if (!key.ok()) {
+        log->critical("push.api_key_file: {}", key.status().message());
         proxy->reset();
         release_store();
         return config::kConfigErrorExitCode;
       }
-      po.api_key = std::string(absl::StripAsciiWhitespace(key.str()));
+      po.api_key = std::string(absl::StripAsciiWhitespace(*key));
     }
     push = std::make_unique<GrpcPushClient>(
         po, [&sofia_loop](std::function<void()> fn) { sofia_loop.Post(std::move(fn)); });
