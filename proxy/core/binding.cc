@@ -6,103 +6,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "proxy/core/byte_codec.h"
 
 namespace pushgate::proxy {
 namespace {
 
+using bytes::Reader;
+using bytes::Writer;
+
 constexpr uint8_t kRecordVersion = 1;
 enum PushTag : uint8_t { kNoPush = 0, kDerivedPush = 1, kExplicitPush = 2 };
-
-class Writer {
- public:
-  void Byte(uint8_t b) { out_.push_back(static_cast<char>(b)); }
-  void Varint(uint64_t v) {
-    while (v >= 0x80) {
-      Byte(static_cast<uint8_t>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    Byte(static_cast<uint8_t>(v));
-  }
-  void Signed(int64_t v) {
-    Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-  }
-  void String(absl::string_view s) {
-    Varint(s.size());
-    out_.append(s.data(), s.size());
-  }
-  void Float(float f) {
-    uint32_t bits = 0;
-    std::memcpy(&bits, &f, sizeof bits);
-    for (int i = 0; i < 4; ++i) Byte(static_cast<uint8_t>(bits >> (8 * i)));
-  }
-  void Time(absl::Time t) { Signed(absl::ToUnixNanos(t)); }
-  std::string Take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(absl::string_view data) : data_(data) {}
-  bool Byte(uint8_t& b) {
-    if (data_.empty()) return false;
-    b = static_cast<uint8_t>(data_.front());
-    data_.remove_prefix(1);
-    return true;
-  }
-  bool Varint(uint64_t& v) {
-    v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      uint8_t b = 0;
-      if (!Byte(b)) return false;
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
-  template <typename T>
-  bool Uint(T& out) {
-    uint64_t v = 0;
-    if (!Varint(v) || v > std::numeric_limits<T>::max()) return false;
-    out = static_cast<T>(v);
-    return true;
-  }
-  bool Signed(int64_t& out) {
-    uint64_t v = 0;
-    if (!Varint(v)) return false;
-    out = static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
-    return true;
-  }
-  bool String(std::string& s) {
-    uint64_t n = 0;
-    if (!Varint(n) || n > data_.size()) return false;
-    s.assign(data_.data(), n);
-    data_.remove_prefix(n);
-    return true;
-  }
-  bool Float(float& f) {
-    uint32_t bits = 0;
-    for (int i = 0; i < 4; ++i) {
-      uint8_t b = 0;
-      if (!Byte(b)) return false;
-      bits |= static_cast<uint32_t>(b) << (8 * i);
-    }
-    std::memcpy(&f, &bits, sizeof f);
-    return true;
-  }
-  bool Time(absl::Time& t) {
-    int64_t nanos = 0;
-    if (!Signed(nanos)) return false;
-    t = absl::FromUnixNanos(nanos);
-    return true;
-  }
-  bool empty() const { return data_.empty(); }
-  size_t remaining() const { return data_.size(); }
-
- private:
-  absl::string_view data_;
-};
 
 void WriteUri(Writer& w, const Uri& uri) {
   if (uri.scheme == "sip") {

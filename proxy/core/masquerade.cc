@@ -12,6 +12,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "proxy/core/byte_codec.h"
 
 namespace pushgate::proxy {
 namespace {
@@ -80,45 +81,7 @@ std::optional<std::string> Base64UrlDecode(absl::string_view in) {
   return out;
 }
 
-void PutString(std::string& out, absl::string_view s) {
-  // Length as a varint (hosts, domains and AORs are short, but stay general).
-  size_t n = s.size();
-  while (n >= 0x80) {
-    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
-    n >>= 7;
-  }
-  out.push_back(static_cast<char>(n));
-  out.append(s.data(), s.size());
-}
-
-class Reader {
- public:
-  explicit Reader(absl::string_view data) : data_(data) {}
-  bool Byte(uint8_t& b) {
-    if (data_.empty()) return false;
-    b = static_cast<uint8_t>(data_.front());
-    data_.remove_prefix(1);
-    return true;
-  }
-  bool String(std::string& s) {
-    size_t n = 0;
-    int shift = 0;
-    uint8_t b = 0;
-    do {
-      if (shift > 28 || !Byte(b)) return false;
-      n |= static_cast<size_t>(b & 0x7f) << shift;
-      shift += 7;
-    } while (b & 0x80);
-    if (n > data_.size()) return false;
-    s.assign(data_.data(), n);
-    data_.remove_prefix(n);
-    return true;
-  }
-  bool empty() const { return data_.empty(); }
-
- private:
-  absl::string_view data_;
-};
+using bytes::Reader;
 
 absl::Status Malformed(absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("masquerade value malformed: ", why));
@@ -220,14 +183,14 @@ Uri MasqueradeCodec::Masquerade(const Contact& contact, const TransportInfo& adv
   payload.push_back(static_cast<char>(kVersion));
   payload.push_back(static_cast<char>(flags));
   if (insert_domain_aor_domain) {
-    PutString(payload, *insert_domain_aor_domain);
+    bytes::AppendString(payload, *insert_domain_aor_domain);
   } else {
     payload.push_back(static_cast<char>(original.transport));
     payload.push_back(static_cast<char>(original.port >> 8));
     payload.push_back(static_cast<char>(original.port & 0xff));
-    PutString(payload, original.host);
+    bytes::AppendString(payload, original.host);
   }
-  if (!aor.empty()) PutString(payload, aor);
+  if (!aor.empty()) bytes::AppendString(payload, aor);
   const std::string tag = Tag(*keys_.front(), payload);
 
   Uri out;
