@@ -71,17 +71,8 @@ for k in sip.listen sip.backend sip.masquerade_secret sip.max_pending_registers 
 done
 
 USED=" "
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    [[ $USED == *" $p "* ]] && continue
-    if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
-      echo "$p"; return 0
-    fi
-  done
-  fail "no free port found"
-}
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/e2e/lib.sh"
 port() { local p; p=$(free_port); USED+="$p "; echo "$p"; }
 wait_listen() {  # wait_listen PROTO(u|t) PORT WHAT
   for _ in $(seq 1 100); do

@@ -34,16 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 logs() { for f in "$TMP"/*.log "$TMP"/*.out; do [[ -f $f ]] && { echo "== $f"; tail -40 "$f"; }; done >&2; }
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
-    if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
-      echo "$p"; return 0
-    fi
-  done
-  fail "no free port found"
-}
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 wait_for() {  # wait_for WHAT COMMAND...
   local what=$1; shift
   for _ in $(seq 1 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done

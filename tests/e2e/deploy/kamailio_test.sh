@@ -25,17 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free UDP+TCP port on 127.0.0.1 (random, checked against the listening sockets).
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
-    if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
-      echo "$p"; return 0
-    fi
-  done
-  fail "no free port found"
-}
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 wait_listen() {  # wait_listen PROTO(u|t) PORT WHAT
   for _ in $(seq 1 100); do
     ss -Hln"$1" "sport = :$2" | grep -q . && return 0

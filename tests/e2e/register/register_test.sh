@@ -56,20 +56,9 @@ for k in sip.listen sip.backend sip.masquerade_secret sip.domains push.target ad
   need_key "${k%%.*}" "${k#*.}"
 done
 
-# A free UDP+TCP port on 127.0.0.1 (random, checked against the listening sockets, never one
-# already handed out by this script).
-USED=" "
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    [[ $USED == *" $p "* ]] && continue
-    if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
-      echo "$p"; return 0
-    fi
-  done
-  fail "no free port found"
-}
+USED=" "  # ports handed out by this script: free_port (tests/e2e/lib.sh) skips them
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 wait_listen() {  # wait_listen PROTO(u|t) PORT WHAT
   for _ in $(seq 1 100); do
     ss -Hln"$1" "sport = :$2" | grep -q . && return 0
