@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -214,7 +216,13 @@ class SipProxy::Impl {
   void HandleOther(nta_incoming_t* irq, const sip_t* sip);
   int OnResponse(uint64_t id, nta_outgoing_t* orq, const sip_t* sip);
   void OnRegisterFinal(Txn& txn, int status, const sip_t* sip);
+  // Binds the registration once the backend said 2xx (and answers the phone), one AOR at a
+  // time: FinishRegister queues behind a registration of the same AOR still in the store.
   void FinishRegister(uint64_t id, RegisterRequest request, std::vector<absl::Duration> granted);
+  void UpdateBindings(uint64_t id, RegisterRequest request, std::vector<absl::Duration> granted);
+  void NextTurn(const std::string& aor);
+  void Reply2xx(uint64_t id, const std::string& aor, const std::vector<std::string>& answer,
+                const absl::Status& st);
 
   // Replies on a server transaction we do not proxy, and releases it.
   void Reply(nta_incoming_t* irq, int status, const std::string& phrase,
@@ -261,6 +269,8 @@ class SipProxy::Impl {
   AgentPtr agent_;
   LegPtr leg_;
   std::map<uint64_t, std::unique_ptr<Txn>> txns_;
+  // AORs with a registration between store Fetch and Replace, and who waits for each.
+  absl::flat_hash_map<std::string, std::deque<std::function<void()>>> aor_turns_;
   uint64_t next_id_ = 1;
   std::atomic<size_t> in_flight_{0};
   std::atomic<bool> draining_{false};
@@ -923,21 +933,56 @@ void SipProxy::Impl::OnRegisterFinal(Txn& txn, int status, const sip_t* sip) {
 
 void SipProxy::Impl::FinishRegister(uint64_t id, RegisterRequest request,
                                     std::vector<absl::Duration> granted) {
-  Txn* txn = FindTxn(id);
-  if (txn == nullptr) return;
   std::string aor = request.aor;
+  auto [turn, first] = aor_turns_.try_emplace(aor);
+  auto work = [this, id, request = std::move(request), granted = std::move(granted)]() mutable {
+    UpdateBindings(id, std::move(request), std::move(granted));
+  };
+  if (!first) {
+    // Another registration of this AOR is between its Fetch and its Replace: with an
+    // asynchronous store, running both at once would let the later Replace drop the earlier
+    // one's binding. Each waits for the one before it.
+    turn->second.push_back(std::move(work));
+    return;
+  }
+  work();
+}
+
+void SipProxy::Impl::NextTurn(const std::string& aor) {
+  auto it = aor_turns_.find(aor);
+  if (it == aor_turns_.end()) return;
+  if (it->second.empty()) {
+    aor_turns_.erase(it);
+    return;
+  }
+  std::function<void()> next = std::move(it->second.front());
+  it->second.pop_front();
+  next();
+}
+
+void SipProxy::Impl::UpdateBindings(uint64_t id, RegisterRequest request,
+                                    std::vector<absl::Duration> granted) {
+  std::string aor = request.aor;
+  if (FindTxn(id) == nullptr) {
+    NextTurn(aor);
+    return;
+  }
   store_.Fetch(
       aor, clock_.Now(),
       [this, id, request = std::move(request),
        granted = std::move(granted)](absl::StatusOr<std::vector<Binding>> existing) mutable {
         Txn* t = FindTxn(id);
-        if (t == nullptr) return;
+        if (t == nullptr) {
+          NextTurn(request.aor);
+          return;
+        }
         if (!existing.ok()) {
           metrics_.Registrations("store_error").Inc();
           log_->error("REGISTER aor={}: store fetch failed: {}", request.aor,
                       existing.status().message());
           ReplyTxn(id, 503, "Registrar store unavailable",
                    {{"Retry-After", absl::StrCat(options_.store_retry_after_seconds)}});
+          NextTurn(request.aor);
           return;
         }
         absl::Time now = clock_.Now();
@@ -971,29 +1016,8 @@ void SipProxy::Impl::FinishRegister(uint64_t id, RegisterRequest request,
           }
         }
         auto reply = [this, id, answer = std::move(answer), aor = request.aor](absl::Status st) {
-          Txn* tx = FindTxn(id);
-          if (tx == nullptr) return;
-          if (!st.ok()) {
-            metrics_.Registrations("store_error").Inc();
-            log_->error("REGISTER aor={}: store update failed: {}", aor, st.message());
-            ReplyTxn(id, 503, "Registrar store unavailable",
-                     {{"Retry-After", absl::StrCat(options_.store_retry_after_seconds)}});
-            return;
-          }
-          MsgPtr msg = std::move(tx->response);
-          sip_t* rsip = sip_object(msg.get());
-          while (rsip->sip_contact != nullptr) {
-            sip_header_remove(msg.get(), rsip, reinterpret_cast<sip_header_t*>(rsip->sip_contact));
-          }
-          for (const std::string& c : answer)
-            sip_add_make(msg.get(), rsip, sip_contact_class, c.c_str());
-          if (!tx->pns_provider.empty()) {
-            std::string caps = absl::StrCat("Feature-Caps: *;+sip.pns=\"", tx->pns_provider, "\"");
-            sip_add_make(msg.get(), rsip, sip_unknown_class, caps.c_str());
-          }
-          metrics_.Registrations(tx->check.fetch ? "fetched" : "ok").Inc();
-          log_->info("REGISTER ok aor={} contacts={}", aor, answer.size());
-          RelayAndFinish(id, std::move(msg));
+          Reply2xx(id, aor, answer, st);
+          NextTurn(aor);
         };
         if (query_only) {
           reply(absl::OkStatus());
@@ -1001,6 +1025,32 @@ void SipProxy::Impl::FinishRegister(uint64_t id, RegisterRequest request,
           store_.Replace(request.aor, std::move(bindings), now, std::move(reply));
         }
       });
+}
+
+void SipProxy::Impl::Reply2xx(uint64_t id, const std::string& aor,
+                              const std::vector<std::string>& answer, const absl::Status& st) {
+  Txn* tx = FindTxn(id);
+  if (tx == nullptr) return;
+  if (!st.ok()) {
+    metrics_.Registrations("store_error").Inc();
+    log_->error("REGISTER aor={}: store update failed: {}", aor, st.message());
+    ReplyTxn(id, 503, "Registrar store unavailable",
+             {{"Retry-After", absl::StrCat(options_.store_retry_after_seconds)}});
+    return;
+  }
+  MsgPtr msg = std::move(tx->response);
+  sip_t* rsip = sip_object(msg.get());
+  while (rsip->sip_contact != nullptr) {
+    sip_header_remove(msg.get(), rsip, reinterpret_cast<sip_header_t*>(rsip->sip_contact));
+  }
+  for (const std::string& c : answer) sip_add_make(msg.get(), rsip, sip_contact_class, c.c_str());
+  if (!tx->pns_provider.empty()) {
+    std::string caps = absl::StrCat("Feature-Caps: *;+sip.pns=\"", tx->pns_provider, "\"");
+    sip_add_make(msg.get(), rsip, sip_unknown_class, caps.c_str());
+  }
+  metrics_.Registrations(tx->check.fetch ? "fetched" : "ok").Inc();
+  log_->info("REGISTER ok aor={} contacts={}", aor, answer.size());
+  RelayAndFinish(id, std::move(msg));
 }
 
 void SipProxy::Impl::ReplyTxn(uint64_t id, int status, const std::string& phrase,

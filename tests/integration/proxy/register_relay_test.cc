@@ -60,6 +60,39 @@ class UnavailableStore final : public BindingStore {
   void Unsubscribe(SubscriptionId) override {}
 };
 
+// An asynchronous store like Redis: each operation takes effect when called, its answer comes
+// back on the loop `delay` later (a network round trip).
+class DelayedStore final : public BindingStore {
+ public:
+  DelayedStore(sofia::SofiaLoop& loop, unsigned delay_ms) : loop_(loop), delay_ms_(delay_ms) {}
+  void Fetch(const std::string& aor, absl::Time now, FetchDone done) override {
+    inner_.Fetch(aor, now, [this, done](absl::StatusOr<std::vector<Binding>> b) {
+      loop_.RunAfter(delay_ms_, [done, b] { done(b); });
+    });
+  }
+  void Replace(const std::string& aor, std::vector<Binding> bindings, absl::Time now,
+               ReplaceDone done) override {
+    inner_.Replace(aor, std::move(bindings), now, [this, done](absl::Status st) {
+      loop_.RunAfter(delay_ms_, [done, st] { done(st); });
+    });
+  }
+  void RemoveByPushKey(const std::string& aor, const std::string& push_key, absl::Time now,
+                       RemoveDone done) override {
+    inner_.RemoveByPushKey(aor, push_key, now, [this, done](absl::StatusOr<size_t> n) {
+      loop_.RunAfter(delay_ms_, [done, n] { done(n); });
+    });
+  }
+  size_t ApproximateSize() const override { return inner_.ApproximateSize(); }
+  SubscriptionId Subscribe(Listener listener) override { return inner_.Subscribe(listener); }
+  void Unsubscribe(SubscriptionId id) override { inner_.Unsubscribe(id); }
+  MemoryBindingStore& inner() { return inner_; }  // answers at once, for checks
+
+ private:
+  sofia::SofiaLoop& loop_;
+  unsigned delay_ms_;
+  MemoryBindingStore inner_;
+};
+
 bool Ipv6LoopbackAvailable() {
   int fd = socket(AF_INET6, SOCK_DGRAM, 0);
   if (fd < 0) return false;
@@ -82,8 +115,9 @@ class RegisterRelayTest : public ::testing::Test {
     auto loop = sofia::SofiaLoop::Start();
     ASSERT_TRUE(loop.ok()) << loop.status();
     loop_ = std::move(*loop);
-    store_ = loop_->Call([failing_store]() -> std::unique_ptr<BindingStore> {
+    store_ = loop_->Call([this, failing_store]() -> std::unique_ptr<BindingStore> {
       if (failing_store) return std::make_unique<UnavailableStore>();
+      if (store_delay_ms_ > 0) return std::make_unique<DelayedStore>(*loop_, store_delay_ms_);
       return std::make_unique<MemoryBindingStore>();
     });
     sofia::SipProxyOptions options;
@@ -118,7 +152,9 @@ class RegisterRelayTest : public ::testing::Test {
   std::vector<Binding> Bindings(const std::string& aor) {
     return loop_->Call([&] {
       std::vector<Binding> out;
-      store_->Fetch(aor, absl::Now(), [&](absl::StatusOr<std::vector<Binding>> b) {
+      BindingStore* store = store_.get();
+      if (auto* delayed = dynamic_cast<DelayedStore*>(store)) store = &delayed->inner();
+      store->Fetch(aor, absl::Now(), [&](absl::StatusOr<std::vector<Binding>> b) {
         ASSERT_TRUE(b.ok()) << b.status();
         out = *b;
       });
@@ -181,6 +217,7 @@ class RegisterRelayTest : public ::testing::Test {
     StartProxy(customize, failing_store);
   }
 
+  unsigned store_delay_ms_ = 0;  // > 0: a DelayedStore (asynchronous like Redis)
   std::unique_ptr<BindingStore> store_;
   std::unique_ptr<sofia::SipProxy> proxy_;
   uint16_t udp6_port_ = 0;
@@ -378,6 +415,35 @@ TEST_F(RegisterRelayTest, TwoContactsInOneRegister) {
   EXPECT_THAT(ok.text(), HasSubstr(kToken));
   EXPECT_THAT(ok.text(), HasSubstr("pn-prid=fcmtoken123"));
   EXPECT_EQ(Bindings("sip:alice@example.org").size(), 2u);
+}
+
+// Two devices of one AOR register at the same time and the store answers asynchronously (Redis):
+// the second registration must not overwrite the first one's binding with a stale read.
+TEST_F(RegisterRelayTest, ConcurrentRegistrationsOfOneAorKeepBothBindings) {
+  store_delay_ms_ = 50;
+  RestartProxy([](sofia::SipProxyOptions&) {});
+  UdpPeer desk;
+  RegisterSpec phone_spec;
+  phone_spec.via_port = phone_.port();
+  phone_spec.call_id = "reg-phone";
+  phone_spec.contacts = {ApnsContact(phone_.port())};
+  RegisterSpec desk_spec;
+  desk_spec.via_port = desk.port();
+  desk_spec.call_id = "reg-desk";
+  desk_spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", desk.port(), ">")};
+  SipText reg_phone = ForwardedToBackend(MakeRegister(phone_spec));
+  desk.SendTo(udp_port_, MakeRegister(desk_spec));
+  std::optional<SipText> reg_desk = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(reg_desk.has_value()) << "the desk's REGISTER never reached the backend";
+  // Both 2xx back to back: both registrations are in the store at once.
+  BackendAccepts(reg_phone, 300);
+  BackendAccepts(*reg_desk, 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  std::optional<SipText> desk_ok = desk.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(desk_ok.has_value()) << "the desk never got its 200";
+  ASSERT_EQ(desk_ok->Status(), 200) << desk_ok->text();
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 2u) << "one registration overwrote the other";
+  EXPECT_EQ(proxy_->InFlight(), 0u);
 }
 
 TEST_F(RegisterRelayTest, BackendGrantingOnlyOneContactBindsOnlyThatOne) {
