@@ -963,77 +963,72 @@ void SipProxy::Impl::NextTurn(const std::string& aor) {
 void SipProxy::Impl::UpdateBindings(uint64_t id, RegisterRequest request,
                                     std::vector<absl::Duration> granted) {
   std::string aor = request.aor;
-  if (FindTxn(id) == nullptr) {
+  Txn* txn = FindTxn(id);
+  if (txn == nullptr) {
     NextTurn(aor);
     return;
   }
-  store_.Fetch(
-      aor, clock_.Now(),
-      [this, id, request = std::move(request),
-       granted = std::move(granted)](absl::StatusOr<std::vector<Binding>> existing) mutable {
-        Txn* t = FindTxn(id);
-        if (t == nullptr) {
-          NextTurn(request.aor);
-          return;
+  if (txn->check.fetch) {
+    // A query (no Contact): list the AOR's bindings, change nothing.
+    store_.Fetch(aor, clock_.Now(), [this, id, aor](absl::StatusOr<std::vector<Binding>> found) {
+      absl::Time now = clock_.Now();
+      std::vector<std::string> answer;
+      if (found.ok()) {
+        for (const Binding& b : *found) {
+          Contact c;
+          c.uri = b.contact;
+          // Another device's push parameters never leave the gateway.
+          c.uri.params.erase(std::remove_if(c.uri.params.begin(), c.uri.params.end(),
+                                            [](const auto& p) { return IsPushParamName(p.first); }),
+                             c.uri.params.end());
+          c.SetParam("expires",
+                     absl::StrCat(std::max<int64_t>(0, absl::ToInt64Seconds(b.expires_at - now))));
+          answer.push_back(FormatContact(c));
         }
-        if (!existing.ok()) {
-          metrics_.Registrations("store_error").Inc();
-          log_->error("REGISTER aor={}: store fetch failed: {}", request.aor,
-                      existing.status().message());
-          ReplyTxn(id, 503, "Registrar store unavailable",
-                   {{"Retry-After", absl::StrCat(options_.store_retry_after_seconds)}});
-          NextTurn(request.aor);
-          return;
-        }
-        absl::Time now = clock_.Now();
-        std::vector<Binding> bindings = std::move(*existing);
-        bool query_only = t->check.fetch;
-        if (!query_only) {
-          bindings =
-              ApplyRegistration(std::move(bindings), request, granted, now, options_.registrar);
-        }
-        // The phone's own contacts and the expiry granted to each (removed ones are not listed).
-        std::vector<std::string> answer;
-        if (query_only) {
-          for (const Binding& b : bindings) {
-            Contact c;
-            c.uri = b.contact;
-            // Another device's push parameters never leave the gateway.
-            c.uri.params.erase(
-                std::remove_if(c.uri.params.begin(), c.uri.params.end(),
-                               [](const auto& p) { return IsPushParamName(p.first); }),
-                c.uri.params.end());
-            c.SetParam("expires", absl::StrCat(std::max<int64_t>(
-                                      0, absl::ToInt64Seconds(b.expires_at - now))));
-            answer.push_back(FormatContact(c));
-          }
-        } else if (!t->check.wildcard) {
-          for (size_t i = 0; i < request.contacts.contacts.size() && i < granted.size(); ++i) {
-            if (granted[i] <= absl::ZeroDuration()) continue;
-            Contact c = request.contacts.contacts[i];
-            c.SetParam("expires", absl::StrCat(absl::ToInt64Seconds(granted[i])));
-            answer.push_back(FormatContact(c));
-          }
-        }
-        auto reply = [this, id, answer = std::move(answer), aor = request.aor](absl::Status st) {
-          Reply2xx(id, aor, answer, st);
-          NextTurn(aor);
-        };
-        if (query_only) {
-          reply(absl::OkStatus());
-        } else {
-          store_.Replace(request.aor, std::move(bindings), now, std::move(reply));
-        }
-      });
+      }
+      Reply2xx(id, aor, answer, found.status());
+      NextTurn(aor);
+    });
+    return;
+  }
+  // The phone's own contacts and the expiry granted to each (removed ones are not listed).
+  std::vector<std::string> answer;
+  if (!txn->check.wildcard) {
+    for (size_t i = 0; i < request.contacts.contacts.size() && i < granted.size(); ++i) {
+      if (granted[i] <= absl::ZeroDuration()) continue;
+      Contact c = request.contacts.contacts[i];
+      c.SetParam("expires", absl::StrCat(absl::ToInt64Seconds(granted[i])));
+      answer.push_back(FormatContact(c));
+    }
+  }
+  absl::Time now = clock_.Now();
+  // Atomic read-modify-write: with Redis, another replica may register a device of this AOR
+  // at the same instant; the store re-applies the registration to what it then holds.
+  BindingStore::Mutation apply = [request = std::move(request), granted = std::move(granted), now,
+                                  rules = options_.registrar](std::vector<Binding> live) {
+    return ApplyRegistration(std::move(live), request, granted, now, rules);
+  };
+  store_.Update(aor, now, std::move(apply),
+                [this, id, aor, answer = std::move(answer)](absl::Status st) {
+                  Reply2xx(id, aor, answer, st);
+                  NextTurn(aor);
+                });
 }
 
 void SipProxy::Impl::Reply2xx(uint64_t id, const std::string& aor,
                               const std::vector<std::string>& answer, const absl::Status& st) {
   Txn* tx = FindTxn(id);
   if (tx == nullptr) return;
+  if (absl::IsAborted(st)) {
+    // The AOR kept changing under us (many devices of it registering at once).
+    metrics_.Registrations("store_conflict").Inc();
+    log_->warn("REGISTER aor={}: {}", aor, st.message());
+    ReplyTxn(id, 503, "Registrar busy", {{"Retry-After", "1"}});
+    return;
+  }
   if (!st.ok()) {
     metrics_.Registrations("store_error").Inc();
-    log_->error("REGISTER aor={}: store update failed: {}", aor, st.message());
+    log_->error("REGISTER aor={}: store operation failed: {}", aor, st.message());
     ReplyTxn(id, 503, "Registrar store unavailable",
              {{"Retry-After", absl::StrCat(options_.store_retry_after_seconds)}});
     return;

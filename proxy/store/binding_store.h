@@ -39,6 +39,16 @@ class BindingStore {
   virtual void Replace(const std::string& aor, std::vector<Binding> bindings, absl::Time now,
                        ReplaceDone done) = 0;
 
+  // Read-modify-write of `aor`'s bindings, atomic with respect to every other writer of this
+  // process or of another replica sharing the store: `mutate` gets the live bindings and returns
+  // the set to store instead (empty deletes the AOR; expired ones are dropped as in Replace).
+  // A store that detects a concurrent change re-reads and calls `mutate` again, so `mutate` must
+  // depend only on its argument. Listeners run as for Replace. ABORTED when the AOR kept
+  // changing, UNAVAILABLE when the store is down.
+  using Mutation = std::function<std::vector<Binding>(std::vector<Binding> live)>;
+  virtual void Update(const std::string& aor, absl::Time now, Mutation mutate,
+                      ReplaceDone done) = 0;
+
   // Removes the bindings of `aor` whose push_key() equals `push_key` (a dead token reported by
   // the pusher). `done` gets how many were removed.
   virtual void RemoveByPushKey(const std::string& aor, const std::string& push_key, absl::Time now,

@@ -77,6 +77,18 @@ void MemoryBindingStore::Fetch(const std::string& aor, absl::Time now, FetchDone
   done(*std::move(bindings));
 }
 
+void MemoryBindingStore::Update(const std::string& aor, absl::Time now, Mutation mutate,
+                                ReplaceDone done) {
+  // Single-threaded and synchronous: nothing can change the AOR between the read and the write.
+  absl::StatusOr<std::vector<Binding>> live;
+  Fetch(aor, now, [&live](absl::StatusOr<std::vector<Binding>> b) { live = std::move(b); });
+  if (!live.ok()) {
+    done(live.status());
+    return;
+  }
+  Replace(aor, mutate(*std::move(live)), now, std::move(done));
+}
+
 void MemoryBindingStore::Replace(const std::string& aor, std::vector<Binding> bindings,
                                  absl::Time now, ReplaceDone done) {
   DropExpired(bindings, now);

@@ -22,6 +22,7 @@ class MemoryBindingStore final : public BindingStore {
   void Fetch(const std::string& aor, absl::Time now, FetchDone done) override;
   void Replace(const std::string& aor, std::vector<Binding> bindings, absl::Time now,
                ReplaceDone done) override;
+  void Update(const std::string& aor, absl::Time now, Mutation mutate, ReplaceDone done) override;
   void RemoveByPushKey(const std::string& aor, const std::string& push_key, absl::Time now,
                        RemoveDone done) override;
   size_t ApproximateSize() const override { return binding_count_; }

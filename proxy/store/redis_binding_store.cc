@@ -33,7 +33,7 @@ constexpr absl::string_view kTransientErrors[] = {"LOADING",     "BUSY",       "
 // Compare-and-set: writes ARGV[2] (with PX ARGV[3], "0" = no TTL; "" = delete) only if the key
 // still holds ARGV[1]. Returns 1 when written, 0 when the key changed meanwhile.
 constexpr absl::string_view kCasScript = R"lua(
-local cur = redis.call('GET', KEYS[1])
+local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
@@ -45,7 +45,7 @@ end
 return 1
 )lua";
 
-constexpr int kMaxRemoveAttempts = 8;
+constexpr int kMaxCasAttempts = 8;
 
 std::shared_ptr<spdlog::logger> Logger() {
   static const std::shared_ptr<spdlog::logger> logger = log::Get("proxy.redis");
@@ -55,7 +55,8 @@ std::shared_ptr<spdlog::logger> Logger() {
 metrics::Counter& CasConflicts() {
   static metrics::Counter& counter = metrics::Registry::Default().GetCounter(
       "pushgate_redis_cas_conflicts_total",
-      "RemoveByPushKey writes retried because another writer changed the AOR meanwhile");
+      "Read-modify-write updates (registrations, dead-token removals) retried because another "
+      "writer changed the AOR meanwhile");
   return counter;
 }
 
@@ -664,26 +665,7 @@ void RedisBindingStore::Replace(const std::string& aor, std::vector<Binding> bin
       done(absl::InternalError(absl::StrCat("redis: SET of ", aor, ": unexpected reply")));
       return;
     }
-    size_estimate_ += static_cast<int64_t>(live.size()) - static_cast<int64_t>(old.size());
-    std::vector<Binding> changed;
-    for (const Binding& b : live) {
-      bool same = std::any_of(old.begin(), old.end(),
-                              [&](const Binding& o) { return !o.expired(now) && o == b; });
-      if (!same) changed.push_back(b);
-    }
-    if (!changed.empty()) {
-      NotifyListeners(aor, changed);
-      if (aor.find('\n') == std::string::npos) {
-        std::string payload = absl::StrCat(origin_, "\n", aor, "\n", EncodeBindings(changed));
-        commands_->Command({"PUBLISH", channel(), payload},
-                           [aor](absl::StatusOr<const redisReply*> published) {
-                             if (!published.ok()) {
-                               Logger()->debug("redis: PUBLISH failed aor={} error=\"{}\"", aor,
-                                               published.status().message());
-                             }
-                           });
-      }
-    }
+    AfterWrite(aor, old, live, now);
     done(absl::OkStatus());
   };
   if (live.empty()) {
@@ -697,6 +679,97 @@ void RedisBindingStore::Replace(const std::string& aor, std::vector<Binding> bin
   } else {
     commands_->Command({"SET", key, record, "PX", ttl, "GET"}, std::move(on_reply));
   }
+}
+
+void RedisBindingStore::AfterWrite(const std::string& aor, const std::vector<Binding>& old,
+                                   const std::vector<Binding>& live, absl::Time now) {
+  size_estimate_ += static_cast<int64_t>(live.size()) - static_cast<int64_t>(old.size());
+  std::vector<Binding> changed;
+  for (const Binding& b : live) {
+    bool same = std::any_of(old.begin(), old.end(),
+                            [&](const Binding& o) { return !o.expired(now) && o == b; });
+    if (!same) changed.push_back(b);
+  }
+  if (changed.empty()) return;
+  NotifyListeners(aor, changed);
+  if (aor.find('\n') != std::string::npos) return;
+  std::string payload = absl::StrCat(origin_, "\n", aor, "\n", EncodeBindings(changed));
+  commands_->Command({"PUBLISH", channel(), payload},
+                     [aor](absl::StatusOr<const redisReply*> published) {
+                       if (!published.ok()) {
+                         Logger()->debug("redis: PUBLISH failed aor={} error=\"{}\"", aor,
+                                         published.status().message());
+                       }
+                     });
+}
+
+void RedisBindingStore::Update(const std::string& aor, absl::Time now, Mutation mutate,
+                               ReplaceDone done) {
+  UpdateAttempt(aor, now, std::move(mutate), 0, std::move(done));
+}
+
+// GET, mutate, then the compare-and-set script: written only if the key still holds what was
+// read, else read again (another request or replica changed the AOR in between).
+void RedisBindingStore::UpdateAttempt(std::string aor, absl::Time now, Mutation mutate, int attempt,
+                                      ReplaceDone done) {
+  std::string key = AorKey(aor);
+  commands_->Command({"GET", key}, [this, key, aor = std::move(aor), now, attempt,
+                                    mutate = std::move(mutate), done = std::move(done)](
+                                       absl::StatusOr<const redisReply*> reply) mutable {
+    if (!reply.ok()) {
+      done(reply.status());
+      return;
+    }
+    const redisReply* r = *reply;
+    std::string old_record;
+    std::vector<Binding> old;
+    if (r->type == REDIS_REPLY_STRING) {
+      old_record.assign(r->str, r->len);
+      auto decoded = DecodeBindings(old_record, aor);
+      if (!decoded.ok()) {
+        done(absl::DataLossError(absl::StrCat("redis: ", aor, ": ", decoded.status().message())));
+        return;
+      }
+      old = *std::move(decoded);
+    } else if (r->type != REDIS_REPLY_NIL) {
+      done(absl::InternalError(absl::StrCat("redis: GET of ", aor, ": unexpected reply")));
+      return;
+    }
+    std::vector<Binding> live_old;
+    for (const Binding& b : old) {
+      if (!b.expired(now)) live_old.push_back(b);
+    }
+    std::vector<Binding> live;
+    for (Binding& b : mutate(std::move(live_old))) {
+      if (b.expired(now)) continue;
+      b.aor = aor;
+      live.push_back(std::move(b));
+    }
+    std::string new_record = live.empty() ? std::string() : EncodeBindings(live);
+    std::string ttl = live.empty() ? "0" : TtlMillis(LatestExpiry(live), now);
+    commands_->Command({"EVAL", kCasScript, "1", key, old_record, new_record, ttl},
+                       [this, aor = std::move(aor), now, attempt, mutate = std::move(mutate),
+                        old = std::move(old), live = std::move(live),
+                        done = std::move(done)](absl::StatusOr<const redisReply*> cas) mutable {
+                         if (!cas.ok()) {
+                           done(cas.status());
+                           return;
+                         }
+                         if ((*cas)->type == REDIS_REPLY_INTEGER && (*cas)->integer == 1) {
+                           AfterWrite(aor, old, live, now);
+                           done(absl::OkStatus());
+                           return;
+                         }
+                         CasConflicts().Inc();
+                         if (attempt + 1 >= kMaxCasAttempts) {
+                           done(absl::AbortedError(
+                               absl::StrCat("redis: ", aor, " kept changing during an update")));
+                           return;
+                         }
+                         UpdateAttempt(std::move(aor), now, std::move(mutate), attempt + 1,
+                                       std::move(done));
+                       });
+  });
 }
 
 void RedisBindingStore::RemoveByPushKey(const std::string& aor, const std::string& push_key,
@@ -764,7 +837,7 @@ void RedisBindingStore::RemoveAttempt(std::string aor, std::string push_key, abs
                 return;
               }
               CasConflicts().Inc();
-              if (attempt + 1 >= kMaxRemoveAttempts) {
+              if (attempt + 1 >= kMaxCasAttempts) {
                 done(absl::AbortedError(
                     absl::StrCat("redis: ", aor, " kept changing during RemoveByPushKey")));
                 return;

@@ -8,11 +8,11 @@
 //  - Replace: one atomic `SET key record PX ttl GET` (or `GETDEL` for an empty set): the old
 //    record comes back in the same step, so "added or changed" bindings are computed exactly
 //    even when another replica wrote the key just before.
-//  - RemoveByPushKey: GET, filter, then a compare-and-set Lua script (EVAL) that writes only if
-//    the key still holds what was read; retried a few times on a concurrent change (then
-//    ABORTED).
-//  Replace is a blind overwrite: two replicas registering the same AOR at the same instant each
-//  write their own view (last writer wins), as with any read-then-Replace BindingStore user.
+//  - Update and RemoveByPushKey: GET, compute the new set, then a compare-and-set Lua script
+//    (EVAL) that writes only if the key still holds what was read; on a concurrent change, read
+//    and compute again (a few times, then ABORTED). The proxy registers through Update, so two
+//    replicas registering devices of one AOR at the same instant keep both.
+//  Replace is a blind overwrite (last writer wins).
 //
 // Listeners (Subscribe) hear of added/changed bindings from two sources:
 //  1. this store's own Replace calls (before `done`, like the in-memory store), and
@@ -103,6 +103,7 @@ class RedisBindingStore final : public BindingStore {
   void Fetch(const std::string& aor, absl::Time now, FetchDone done) override;
   void Replace(const std::string& aor, std::vector<Binding> bindings, absl::Time now,
                ReplaceDone done) override;
+  void Update(const std::string& aor, absl::Time now, Mutation mutate, ReplaceDone done) override;
   void RemoveByPushKey(const std::string& aor, const std::string& push_key, absl::Time now,
                        RemoveDone done) override;
   // Local estimate: bindings written minus bindings overwritten/removed, as seen by this
@@ -131,6 +132,11 @@ class RedisBindingStore final : public BindingStore {
   void Start();
   void NotifyListeners(const std::string& aor, const std::vector<Binding>& changed);
   void OnMessage(absl::string_view payload);
+  // Size estimate, listeners and the PUBLISH after `old` was replaced by `live`.
+  void AfterWrite(const std::string& aor, const std::vector<Binding>& old,
+                  const std::vector<Binding>& live, absl::Time now);
+  void UpdateAttempt(std::string aor, absl::Time now, Mutation mutate, int attempt,
+                     ReplaceDone done);
   void RemoveAttempt(std::string aor, std::string push_key, absl::Time now, int attempt,
                      RemoveDone done);
 

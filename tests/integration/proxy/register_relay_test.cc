@@ -51,6 +51,9 @@ class UnavailableStore final : public BindingStore {
   void Replace(const std::string&, std::vector<Binding>, absl::Time, ReplaceDone done) override {
     done(absl::UnavailableError("store down"));
   }
+  void Update(const std::string&, absl::Time, Mutation, ReplaceDone done) override {
+    done(absl::UnavailableError("store down"));
+  }
   void RemoveByPushKey(const std::string&, const std::string&, absl::Time,
                        RemoveDone done) override {
     done(absl::UnavailableError("store down"));
@@ -73,6 +76,11 @@ class DelayedStore final : public BindingStore {
   void Replace(const std::string& aor, std::vector<Binding> bindings, absl::Time now,
                ReplaceDone done) override {
     inner_.Replace(aor, std::move(bindings), now, [this, done](absl::Status st) {
+      loop_.RunAfter(delay_ms_, [done, st] { done(st); });
+    });
+  }
+  void Update(const std::string& aor, absl::Time now, Mutation mutate, ReplaceDone done) override {
+    inner_.Update(aor, now, std::move(mutate), [this, done](absl::Status st) {
       loop_.RunAfter(delay_ms_, [done, st] { done(st); });
     });
   }

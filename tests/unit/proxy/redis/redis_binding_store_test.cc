@@ -250,7 +250,8 @@ TEST_F(RedisStoreTest, RemoveByPushKeyNeverLosesAConcurrentRegistration) {
                        absl::Hours(1), now_);
   metrics::Counter& conflicts = metrics::Registry::Default().GetCounter(
       "pushgate_redis_cas_conflicts_total",
-      "RemoveByPushKey writes retried because another writer changed the AOR meanwhile");
+      "Read-modify-write updates (registrations, dead-token removals) retried because another "
+      "writer changed the AOR meanwhile");
   const uint64_t conflicts_before = conflicts.Value();
   for (int round = 0; round < 20; ++round) {
     ASSERT_TRUE(Replace(*a, kAor, {apns, fcm}).ok());
@@ -287,6 +288,64 @@ TEST_F(RedisStoreTest, RemoveByPushKeyNeverLosesAConcurrentRegistration) {
   }
   // The race was really run (not only the easy order); the outcome above held through it.
   EXPECT_GT(conflicts.Value(), conflicts_before) << "no compare-and-set conflict in 10 rounds";
+}
+
+TEST_F(RedisStoreTest, ConcurrentUpdatesFromTwoReplicasKeepEveryDevice) {
+  // Two replicas each register another device of one AOR at the same instant (Redis paused while
+  // both read): compare-and-set makes the loser read again, so both devices stay bound.
+  auto a = NewStore();
+  auto b = NewStore();
+  Binding apns = Make(kApns, absl::Hours(1), now_);
+  Binding fcm = Make(kFcm, absl::Hours(1), now_);
+  auto add = [](Binding binding) {
+    return [binding](std::vector<Binding> live) {
+      live.push_back(binding);
+      return live;
+    };
+  };
+  int mutations = 0;
+  for (int round = 0; round < 5; ++round) {
+    ASSERT_TRUE(Replace(*a, kAor, {}).ok());
+    server_.Pause();
+    absl::Status sa = absl::UnknownError("never answered");
+    absl::Status sb = absl::UnknownError("never answered");
+    bool da = false;
+    bool db = false;
+    a->Update(
+        kAor, now_,
+        [&, f = add(apns)](std::vector<Binding> live) {
+          ++mutations;
+          return f(std::move(live));
+        },
+        [&](absl::Status s) {
+          sa = s;
+          da = true;
+        });
+    b->Update(
+        kAor, now_,
+        [&, f = add(fcm)](std::vector<Binding> live) {
+          ++mutations;
+          return f(std::move(live));
+        },
+        [&](absl::Status s) {
+          sb = s;
+          db = true;
+        });
+    loop_.RunFor(absl::Milliseconds(20));  // both GETs written to their sockets
+    server_.Resume();
+    ASSERT_TRUE(loop_.RunUntil([&] { return da && db; }, absl::Seconds(5)))
+        << "an Update never answered";
+    ASSERT_TRUE(sa.ok()) << sa;
+    ASSERT_TRUE(sb.ok()) << sb;
+    auto got = Fetch(*a, kAor);
+    ASSERT_TRUE(got.ok()) << got.status();
+    std::vector<std::string> hosts;
+    for (const Binding& binding : *got) hosts.push_back(binding.contact.host);
+    EXPECT_THAT(hosts, ::testing::UnorderedElementsAre("192.0.2.1", "198.51.100.2"))
+        << "round " << round;
+  }
+  // Both GETs were answered before either write, so one of each round had to mutate again.
+  EXPECT_GT(mutations, 10) << "no Update ever retried: the race was not run";
 }
 
 TEST_F(RedisStoreTest, ProxyRestartKeepsBindings) {

@@ -88,6 +88,18 @@ class BindingStoreSuite : public ::testing::TestWithParam<BindingStoreSuiteParam
     return result;
   }
 
+  absl::Status Update(const std::string& aor, BindingStore::Mutation mutate) {
+    bool called = false;
+    absl::Status result = absl::UnknownError("not called");
+    store_->Update(aor, now_, std::move(mutate), [&](absl::Status s) {
+      EXPECT_FALSE(called) << "Update done called twice";
+      called = true;
+      result = s;
+    });
+    EXPECT_TRUE(Wait([&] { return called; }, "Update"));
+    return result;
+  }
+
   // A binding as the registrar would make it from a REGISTER.
   Binding Make(const std::string& aor, const std::string& contact, absl::Duration expires) {
     RegisterRequest r;
@@ -188,6 +200,46 @@ TEST_P(BindingStoreSuite, RemoveByPushKeyRemovesOnlyThatDevice) {
   removed = RemoveByPushKey("sip:nobody@example.org", fcm.push_key());
   ASSERT_TRUE(removed.ok());
   EXPECT_EQ(*removed, 0u);
+}
+
+TEST_P(BindingStoreSuite, UpdateMutatesTheLiveBindings) {
+  const std::string aor = "sip:alice@example.org";
+  Binding apns = Make(aor, kApns, absl::Hours(1));
+  Binding fcm = Make(aor, kFcm, absl::Hours(1));
+  Binding old = Make(aor, "<sip:alice@old.example>", absl::Seconds(5));
+  std::vector<std::string> seen;
+  const auto id = store_->Subscribe(
+      [&](const std::string&, const Binding& b) { seen.push_back(b.contact.host); });
+  // Unknown AOR: the mutation starts from nothing.
+  std::vector<std::string> given;
+  ASSERT_TRUE(Update(aor, [&](std::vector<Binding> live) {
+                for (const Binding& b : live) given.push_back(b.contact.host);
+                return std::vector<Binding>{apns, old};
+              }).ok());
+  EXPECT_TRUE(given.empty());
+  EXPECT_THAT(seen, ::testing::UnorderedElementsAre("192.0.2.1", "old.example"));
+  seen.clear();
+  // Later: the expired binding is not given to the mutation; what it returns is stored.
+  now_ += absl::Seconds(10);
+  ASSERT_TRUE(Update(aor, [&](std::vector<Binding> live) {
+                for (const Binding& b : live) given.push_back(b.contact.host);
+                live.push_back(fcm);
+                return live;
+              }).ok());
+  EXPECT_THAT(given, ::testing::ElementsAre("192.0.2.1"));
+  EXPECT_THAT(seen, ::testing::ElementsAre("198.51.100.2")) << "only the new binding announced";
+  auto got = Fetch(aor);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ(got->at(0).contact.host, "192.0.2.1");
+  EXPECT_EQ(got->at(1).contact.host, "198.51.100.2");
+  EXPECT_EQ(got->at(1).aor, aor);
+  // Returning nothing deletes the AOR.
+  ASSERT_TRUE(Update(aor, [](std::vector<Binding>) { return std::vector<Binding>(); }).ok());
+  got = Fetch(aor);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->empty());
+  store_->Unsubscribe(id);
 }
 
 TEST_P(BindingStoreSuite, ListenerSeesNewAndChangedBindingsOnly) {
