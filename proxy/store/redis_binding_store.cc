@@ -746,6 +746,10 @@ void RedisBindingStore::UpdateAttempt(std::string aor, absl::Time now, Mutation 
       live.push_back(std::move(b));
     }
     std::string new_record = live.empty() ? std::string() : EncodeBindings(live);
+    if (new_record == old_record) {  // nothing changes (e.g. no such device to remove)
+      done(absl::OkStatus());
+      return;
+    }
     std::string ttl = live.empty() ? "0" : TtlMillis(LatestExpiry(live), now);
     commands_->Command({"EVAL", kCasScript, "1", key, old_record, new_record, ttl},
                        [this, aor = std::move(aor), now, attempt, mutate = std::move(mutate),
@@ -778,72 +782,28 @@ void RedisBindingStore::RemoveByPushKey(const std::string& aor, const std::strin
     done(size_t{0});
     return;
   }
-  RemoveAttempt(aor, push_key, now, 0, std::move(done));
-}
-
-void RedisBindingStore::RemoveAttempt(std::string aor, std::string push_key, absl::Time now,
-                                      int attempt, RemoveDone done) {
-  std::string key = AorKey(aor);
-  commands_->Command(
-      {"GET", key}, [this, key, aor = std::move(aor), push_key = std::move(push_key), now, attempt,
-                     done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
-        if (!reply.ok()) {
-          done(reply.status());
-          return;
-        }
-        const redisReply* r = *reply;
-        if (r->type == REDIS_REPLY_NIL) {
-          done(size_t{0});
-          return;
-        }
-        if (r->type != REDIS_REPLY_STRING) {
-          done(absl::InternalError(absl::StrCat("redis: GET of ", aor, ": unexpected reply")));
-          return;
-        }
-        std::string old_record(r->str, r->len);
-        auto decoded = DecodeBindings(old_record, aor);
-        if (!decoded.ok()) {
-          done(absl::DataLossError(absl::StrCat("redis: ", aor, ": ", decoded.status().message())));
-          return;
-        }
+  // Counted by the last run of the mutation (the one whose write succeeded).
+  auto removed = std::make_shared<size_t>(0);
+  Update(
+      aor, now,
+      [push_key, removed](std::vector<Binding> live) {
+        *removed = 0;
         std::vector<Binding> kept;
-        size_t removed = 0;
-        for (Binding& b : *decoded) {
-          if (b.expired(now)) continue;
+        for (Binding& b : live) {
           if (b.push_key() == push_key) {
-            ++removed;
-            continue;
+            ++*removed;
+          } else {
+            kept.push_back(std::move(b));
           }
-          kept.push_back(std::move(b));
         }
-        if (removed == 0) {
-          done(size_t{0});
+        return kept;
+      },
+      [removed, done = std::move(done)](absl::Status st) {
+        if (!st.ok()) {
+          done(st);
           return;
         }
-        int64_t delta = static_cast<int64_t>(kept.size()) - static_cast<int64_t>(decoded->size());
-        std::string new_record = kept.empty() ? std::string() : EncodeBindings(kept);
-        std::string ttl = kept.empty() ? "0" : TtlMillis(LatestExpiry(kept), now);
-        commands_->Command(
-            {"EVAL", kCasScript, "1", key, old_record, new_record, ttl},
-            [this, aor = std::move(aor), push_key = std::move(push_key), now, attempt, removed,
-             delta, done = std::move(done)](absl::StatusOr<const redisReply*> cas) mutable {
-              if (!cas.ok()) {
-                done(cas.status());
-                return;
-              }
-              if ((*cas)->type == REDIS_REPLY_INTEGER && (*cas)->integer == 1) {
-                size_estimate_ += delta;
-                done(removed);
-                return;
-              }
-              CasConflicts().Inc();
-              if (attempt + 1 >= kMaxCasAttempts) {
-                done(absl::AbortedError(
-                    absl::StrCat("redis: ", aor, " kept changing during RemoveByPushKey")));
-                return;
-              }
-              RemoveAttempt(std::move(aor), std::move(push_key), now, attempt + 1, std::move(done));
-            });
+        done(*removed);
       });
 }
 

@@ -137,8 +137,6 @@ class RedisBindingStore final : public BindingStore {
                   const std::vector<Binding>& live, absl::Time now);
   void UpdateAttempt(std::string aor, absl::Time now, Mutation mutate, int attempt,
                      ReplaceDone done);
-  void RemoveAttempt(std::string aor, std::string push_key, absl::Time now, int attempt,
-                     RemoveDone done);
 
   EventLoop& loop_;
   RedisStoreConfig config_;
