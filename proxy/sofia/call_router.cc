@@ -8,6 +8,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/su_tag.h>
+#include <sofia-sip/su_wait.h>
 #include <sofia-sip/tport.h>
 
 #include <algorithm>
@@ -143,6 +144,8 @@ CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store,
       log_->error("record_route \"{}\": {}", options_.record_route, own.status().message());
     }
   }
+  timer_ = su_timer_create(su_root_task(loop_.root()), 0);
+  if (timer_ == nullptr) log_->critical("su_timer_create failed: calls will never time out");
   subscription_ = store_.Subscribe(
       [this](const std::string& aor, const Binding& binding) { OnRegistration(aor, binding); });
 }
@@ -150,6 +153,8 @@ CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store,
 CallRouter::~CallRouter() {
   store_.Unsubscribe(subscription_);
   alive_.reset();
+  if (timer_ != nullptr) su_timer_destroy(timer_);
+  timer_ = nullptr;
   for (auto& [id, call] : calls_) {
     for (auto& [bid, b] : call->branches) {
       if (b->orq != nullptr) nta_outgoing_destroy(b->orq);
@@ -555,29 +560,68 @@ void CallRouter::OnRegistration(const std::string& aor, const Binding& binding) 
 }
 
 void CallRouter::ArmTimer(Call& call) {
+  if (call.free_scheduled) return;  // the fork is over: only the free wakeup counts
   std::optional<absl::Time> next = call.fork.NextWakeup();
-  if (!next) return;
-  if (call.timer_at && *call.timer_at <= *next) return;  // an earlier timer is armed
-  call.timer_at = *next;
-  absl::Duration delay = std::max(absl::ZeroDuration(), *next - clock_.Now());
-  unsigned ms =
-      static_cast<unsigned>(absl::ToInt64Milliseconds(absl::Ceil(delay, absl::Milliseconds(1)))) +
-      1;
-  uint64_t id = call.id;
-  std::weak_ptr<CallRouter*> alive = alive_;
-  loop_.RunAfter(ms, [alive, id] {
-    auto self = alive.lock();
-    if (self) (*self)->OnTimer(id);
-  });
+  if (next != call.timer_at) SetWakeup(call, next);
+}
+
+void CallRouter::SetWakeup(Call& call, std::optional<absl::Time> at) {
+  if (call.timer_at) wakeups_.erase({*call.timer_at, call.id});
+  call.timer_at = at;
+  if (at) wakeups_.insert({*at, call.id});
+  ArmRouterTimer();
+}
+
+// One su timer for every call, armed at the earliest wakeup: per-call timers would pile up in
+// the loop (one per call for its 90 s deadline) and wake it for nothing.
+void CallRouter::ArmRouterTimer() {
+  if (timer_ == nullptr) return;
+  if (wakeups_.empty()) {
+    if (timer_armed_for_) su_timer_reset(timer_);
+    timer_armed_for_.reset();
+    return;
+  }
+  absl::Time earliest = wakeups_.begin()->first;
+  if (timer_armed_for_ && *timer_armed_for_ == earliest) return;
+  timer_armed_for_ = earliest;
+  absl::Duration delay = std::max(absl::ZeroDuration(), earliest - clock_.Now());
+  // Rounded up: sofia's timers have millisecond resolution, and an early wakeup only re-arms.
+  auto ms = static_cast<su_duration_t>(
+      absl::ToInt64Milliseconds(absl::Ceil(delay, absl::Milliseconds(1))) + 1);
+  su_timer_set_interval(timer_, &CallRouter::OnRouterTimerCb,
+                        reinterpret_cast<su_timer_arg_t*>(this), ms);
+}
+
+void CallRouter::OnRouterTimerCb(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
+  reinterpret_cast<CallRouter*>(arg)->OnRouterTimer();
+}
+
+void CallRouter::OnRouterTimer() {
+  timer_armed_for_.reset();
+  absl::Time now = clock_.Now();
+  std::vector<uint64_t> due;
+  while (!wakeups_.empty() && wakeups_.begin()->first <= now) {
+    uint64_t id = wakeups_.begin()->second;
+    wakeups_.erase(wakeups_.begin());
+    if (Call* call = FindCall(id); call != nullptr) call->timer_at.reset();
+    due.push_back(id);
+  }
+  for (uint64_t id : due) {
+    Call* call = FindCall(id);
+    if (call == nullptr) continue;
+    if (call->free_scheduled) {
+      FreeCall(id);
+    } else {
+      OnTimer(id);
+    }
+  }
+  ArmRouterTimer();
 }
 
 void CallRouter::OnTimer(uint64_t call_id) {
   Call* call = FindCall(call_id);
-  if (call == nullptr) return;
-  absl::Time now = clock_.Now();
-  if (call->timer_at && *call->timer_at <= now) call->timer_at.reset();
-  if (call->finished) return;
-  Apply(*call, call->fork.OnTimer(now));
+  if (call == nullptr || call->finished) return;
+  Apply(*call, call->fork.OnTimer(clock_.Now()));
 }
 
 void CallRouter::MaybeFree(uint64_t call_id) {
@@ -590,25 +634,33 @@ void CallRouter::MaybeFree(uint64_t call_id) {
     // The fork ended without an answer to the caller (should not happen): never leave it hanging.
     Respond(*call, 500, "Fork ended");
   }
-  // su timers need a positive delay.
-  unsigned ms = all_final ? 1 : static_cast<unsigned>(absl::ToInt64Milliseconds(options_.linger));
+  if (!all_final) {
+    // Late 2xx and branch CANCELs still need the call for a while.
+    SetWakeup(*call, clock_.Now() + options_.linger);
+    return;
+  }
+  SetWakeup(*call, std::nullopt);
+  // Freed on the next loop turn (never inside an nta callback that still uses it).
   std::weak_ptr<CallRouter*> alive = alive_;
-  loop_.RunAfter(ms, [alive, call_id] {
+  loop_.Post([alive, call_id] {
     auto self = alive.lock();
-    if (!self) return;
-    CallRouter* router = *self;
-    auto it = router->calls_.find(call_id);
-    if (it == router->calls_.end()) return;
-    Call& c = *it->second;
-    for (auto& [bid, b] : c.branches) {
-      if (b->orq != nullptr) nta_outgoing_destroy(b->orq);
-      b->orq = nullptr;
-    }
-    if (c.irq != nullptr) nta_incoming_destroy(c.irq);
-    c.irq = nullptr;
-    router->calls_.erase(it);
-    M().Open().Set(static_cast<double>(router->calls_.size()));
+    if (self) (*self)->FreeCall(call_id);
   });
+}
+
+void CallRouter::FreeCall(uint64_t call_id) {
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  Call& c = *it->second;
+  if (c.timer_at) wakeups_.erase({*c.timer_at, c.id});
+  for (auto& [bid, b] : c.branches) {
+    if (b->orq != nullptr) nta_outgoing_destroy(b->orq);
+    b->orq = nullptr;
+  }
+  if (c.irq != nullptr) nta_incoming_destroy(c.irq);
+  c.irq = nullptr;
+  calls_.erase(it);
+  M().Open().Set(static_cast<double>(calls_.size()));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,12 +16,16 @@
 // the server transaction. Loop thread only (construct and destroy on it too).
 #pragma once
 
+#include <sofia-sip/su_wait.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -93,9 +97,17 @@ class CallRouter final : public CallHandler {
   void OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,
                   const std::string& push_key, absl::StatusOr<v1::PushResult> result);
   void OnRegistration(const std::string& aor, const Binding& binding);
+  // Timers: the calls' wakeups (Fork::NextWakeup, or the end of a finished call's linger) are
+  // kept in `wakeups_`; one su timer fires at the earliest.
   void ArmTimer(Call& call);
+  void SetWakeup(Call& call, std::optional<absl::Time> at);
+  void ArmRouterTimer();
+  static void OnRouterTimerCb(su_root_magic_t* magic, su_timer_t* timer,
+                              su_timer_arg_t* arg) noexcept;
+  void OnRouterTimer();
   void OnTimer(uint64_t call_id);
   void MaybeFree(uint64_t call_id);
+  void FreeCall(uint64_t call_id);
   bool Reachable(const Binding& binding);
   bool PointsAtUs(const Binding& binding) const;
   Call* FindCall(uint64_t id);
@@ -112,6 +124,9 @@ class CallRouter final : public CallHandler {
   BindingStore::SubscriptionId subscription_ = 0;
   std::map<uint64_t, std::unique_ptr<Call>> calls_;
   std::map<uint64_t, std::unique_ptr<Relay>> relays_;
+  std::set<std::pair<absl::Time, uint64_t>> wakeups_;  // (when, call id)
+  su_timer_t* timer_ = nullptr;
+  std::optional<absl::Time> timer_armed_for_;
   uint64_t next_id_ = 1;
   // Timers and push completions may run after the router is gone: they hold a weak reference.
   std::shared_ptr<CallRouter*> alive_;
