@@ -43,6 +43,15 @@ absl::StatusOr<int> AdminServer::Start(const std::string& host, int port) {
                [this](const httplib::Request&, httplib::Response& res) { Answer(live_, res); });
   server_->Get("/readyz",
                [this](const httplib::Request&, httplib::Response& res) { Answer(ready_, res); });
+  for (const auto& [path, handler] : routes_) {
+    server_->Get(path, [handler](const httplib::Request& req, httplib::Response& res) {
+      std::map<std::string, std::string> query;
+      for (const auto& [name, value] : req.params) query.emplace(name, value);
+      Reply reply = handler(query);
+      res.status = reply.status;
+      res.set_content(reply.body, reply.content_type);
+    });
+  }
   int bound = port;
   if (port == 0) {
     bound = server_->bind_to_any_port(host);
@@ -58,6 +67,10 @@ absl::StatusOr<int> AdminServer::Start(const std::string& host, int port) {
   // stop() is a no-op until the loop runs: wait for it so Stop() right after Start() works.
   while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return bound;
+}
+
+void AdminServer::AddGet(std::string path, Handler handler) {
+  routes_.emplace_back(std::move(path), std::move(handler));
 }
 
 void AdminServer::Stop() {

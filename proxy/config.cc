@@ -113,7 +113,11 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
                 "Repeat APNs alert pushes at this interval until answered; 0 = once.");
   s.Section("admin", "Admin HTTP endpoint: /metrics, /healthz, /readyz.")
       .String("admin", "listen", &c->admin_listen,
-              "host:port of the admin endpoint; empty disables it.");
+              "host:port of the admin endpoint; empty disables it.")
+      .Bool("admin", "bindings", &c->admin_bindings,
+            "Also serve GET /bindings?aor=sip:user@domain: the registrar's bindings of one AOR "
+            "as JSON (push tokens redacted, phones' addresses shown: keep the admin endpoint "
+            "on a private network).");
   s.Section("log", "Logging.")
       .String("log", "format", &c->log.format, "\"text\" or \"json\" (one object per line).",
               {"text", "json"})

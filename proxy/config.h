@@ -57,6 +57,7 @@ struct ProxyConfig {
   absl::Duration fork_alert_repeat_interval = absl::ZeroDuration();
   // [admin]
   std::string admin_listen = "127.0.0.1:9090";
+  bool admin_bindings = false;
   // [log]
   log::LogConfig log;
 };

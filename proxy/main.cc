@@ -5,10 +5,12 @@
 //
 // Exit codes: 0 after a graceful stop, 2 for a configuration error, 1 when starting fails.
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -23,6 +25,7 @@
 #include "common/metrics.h"
 #include "common/shutdown.h"
 #include "proxy/config.h"
+#include "proxy/core/binding.h"
 #include "proxy/core/sip_uri.h"
 #include "proxy/push/grpc_push_client.h"
 #include "proxy/sofia/call_router.h"
@@ -57,6 +60,37 @@ void ScheduleSweep(sofia::SofiaLoop& loop, MemoryBindingStore* memory, RedisBind
     gauge.Set(static_cast<double>(store.ApproximateSize()));
     ScheduleSweep(loop, memory, redis, store_up, store, gauge, alive);
   });
+}
+
+// GET /bindings?aor=...: the store is read on the SIP loop; the admin thread waits up to 2 s.
+AdminServer::Reply BindingsReply(sofia::SofiaLoop& loop, BindingStore& store,
+                                 const std::map<std::string, std::string>& query) {
+  auto error = [](int status, absl::string_view message) {
+    return AdminServer::Reply{status, "application/json",
+                              absl::StrCat("{\"error\":\"", log::JsonEscape(message), "\"}\n")};
+  };
+  auto it = query.find("aor");
+  if (it == query.end() || it->second.empty()) {
+    return error(400, "missing query parameter aor (e.g. ?aor=sip:alice@example.org)");
+  }
+  auto uri = ParseUri(it->second);
+  if (!uri.ok()) return error(400, absl::StrCat("aor: ", uri.status().message()));
+  const std::string aor = AorKey(*uri);
+  auto result = std::make_shared<std::promise<absl::StatusOr<std::vector<Binding>>>>();
+  std::future<absl::StatusOr<std::vector<Binding>>> fetched = result->get_future();
+  bool posted = loop.Post([&store, aor, result] {
+    store.Fetch(aor, RealClock::Get().Now(), [result](absl::StatusOr<std::vector<Binding>> b) {
+      result->set_value(std::move(b));
+    });
+  });
+  if (!posted) return error(503, "the proxy is stopping");
+  if (fetched.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+    return error(504, "the binding store did not answer within 2 s");
+  }
+  absl::StatusOr<std::vector<Binding>> bindings = fetched.get();
+  if (!bindings.ok()) return error(503, bindings.status().message());
+  return AdminServer::Reply{200, "application/json",
+                            BindingsJson(aor, *bindings, RealClock::Get().Now()) + "\n"};
 }
 
 int Run(int argc, char** argv) {
@@ -231,6 +265,13 @@ int Run(int argc, char** argv) {
           if (!store_up.load()) return std::string("binding store unavailable");
           return std::string();
         });
+    if (cfg.admin_bindings) {
+      BindingStore* store_ptr = store.get();
+      admin->AddGet("/bindings",
+                    [&sofia_loop, store_ptr](const std::map<std::string, std::string>& query) {
+                      return BindingsReply(sofia_loop, *store_ptr, query);
+                    });
+    }
     auto port = admin->Start(hp->first, hp->second);
     if (!port.ok()) {
       log->critical("admin endpoint {}: {}", cfg.admin_listen, port.status().message());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -178,6 +179,38 @@ absl::Time EarliestExpiry(const std::vector<Binding>& bindings) {
   absl::Time earliest = absl::InfiniteFuture();
   for (const Binding& b : bindings) earliest = std::min(earliest, b.expires_at);
   return earliest;
+}
+
+std::string BindingsJson(absl::string_view aor, const std::vector<Binding>& bindings,
+                         absl::Time now) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const Binding& b : bindings) {
+    Uri contact = b.contact;
+    contact.params.erase(std::remove_if(contact.params.begin(), contact.params.end(),
+                                        [](const auto& p) { return IsPushParamName(p.first); }),
+                         contact.params.end());
+    nlohmann::json j = {
+        {"contact", FormatUri(contact)},
+        {"instance", b.instance_id},
+        {"reg_id", b.reg_id},
+        {"q", b.q},
+        {"received", DebugString(b.received)},
+        {"flow", !b.flow_token.empty()},
+        {"expires_in_s", std::max<int64_t>(0, absl::ToInt64Seconds(b.expires_at - now))},
+        {"call_id", b.call_id},
+        {"cseq", b.cseq},
+    };
+    if (b.push) {
+      j["push"] = {{"provider", b.push->provider_name},
+                   {"param", b.push->param},
+                   {"token", log::RedactToken(b.push->prid)},
+                   {"voip", b.push->voip}};
+    }
+    list.push_back(std::move(j));
+  }
+  nlohmann::json out = {{"aor", std::string(aor)}, {"bindings", std::move(list)}};
+  // Replace, not throw, on invalid UTF-8 from a phone's Call-ID or contact.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string DebugString(const Binding& b) {

@@ -48,6 +48,13 @@ absl::StatusOr<std::vector<Binding>> DecodeBindings(absl::string_view record,
 // The earliest expires_at of `bindings` (InfiniteFuture() when empty).
 absl::Time EarliestExpiry(const std::vector<Binding>& bindings);
 
+// The bindings of `aor` as JSON for the admin endpoint (operators checking why a phone does not
+// ring): {"aor", "bindings": [{"contact" (push parameters removed), "instance", "reg_id", "q",
+// "received", "flow" (true when a TCP/TLS connection is kept), "expires_in_s", "call_id",
+// "cseq", "push": {"provider", "param", "token" (redacted), "voip"}}]}.
+std::string BindingsJson(absl::string_view aor, const std::vector<Binding>& bindings,
+                         absl::Time now);
+
 // One line for logs: aor, contact host (no push token), instance, expiry. Tokens are redacted.
 std::string DebugString(const Binding& binding);
 

@@ -154,7 +154,8 @@ TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
                       << "listen = [\"udp:127.0.0.1:" << sip_port << "\"]\n"
                       << "backend = \"sip:127.0.0.1:" << backend.port() << "\"\n"
                       << "masquerade_secret = \"main-test\"\n"
-                      << "[admin]\nlisten = \"127.0.0.1:" << admin_port << "\"\n";
+                      << "[admin]\nlisten = \"127.0.0.1:" << admin_port << "\"\n"
+                      << "bindings = true\n";
   Child c = Spawn({"--config", path}, {"PUSHGATE_LOG_LEVEL=debug"});
 
   httplib::Client admin("127.0.0.1", admin_port);
@@ -186,6 +187,26 @@ TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
   ASSERT_TRUE(ok.has_value()) << "the phone never got its answer";
   EXPECT_EQ(ok->Status(), 200);
   EXPECT_THAT(ok->Header("Contact"), HasSubstr("pn-prid=tok123"));
+
+  // The operator's view of the registrar: the phone's own contact, its token redacted.
+  auto bindings = admin.Get("/bindings?aor=sip%3Aalice%40example.org");
+  ASSERT_TRUE(bindings);
+  EXPECT_EQ(bindings->status, 200) << bindings->body;
+  EXPECT_THAT(bindings->body, HasSubstr("\"aor\":\"sip:alice@example.org\""));
+  EXPECT_THAT(bindings->body, HasSubstr(absl::StrCat("sip:alice@127.0.0.1:", phone.port())));
+  EXPECT_THAT(bindings->body, HasSubstr("\"provider\":\"fcm\""));
+  EXPECT_THAT(bindings->body, ::testing::Not(HasSubstr("tok123")));
+  auto nobody = admin.Get("/bindings?aor=sip%3Anobody%40example.org");
+  ASSERT_TRUE(nobody);
+  EXPECT_EQ(nobody->status, 200);
+  EXPECT_THAT(nobody->body, HasSubstr("\"bindings\":[]"));
+  auto bad = admin.Get("/bindings?aor=not-a-uri");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  auto missing = admin.Get("/bindings");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 400);
+  EXPECT_THAT(missing->body, HasSubstr("missing query parameter aor"));
 
   auto metrics = admin.Get("/metrics");
   ASSERT_TRUE(metrics);

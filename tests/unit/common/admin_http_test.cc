@@ -44,6 +44,31 @@ TEST(AdminServer, ServesMetricsHealthAndReadiness) {
   server.Stop();
 }
 
+TEST(AdminServer, AddedRoutesGetTheQueryAndSetStatusAndType) {
+  metrics::Registry registry;
+  AdminServer server(registry, nullptr, nullptr);
+  server.AddGet("/echo", [](const std::map<std::string, std::string>& query) {
+    auto it = query.find("name");
+    if (it == query.end()) return AdminServer::Reply{400, "text/plain", "name missing\n"};
+    return AdminServer::Reply{200, "application/json", "{\"name\":\"" + it->second + "\"}"};
+  });
+  auto port = server.Start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.status();
+  httplib::Client client("127.0.0.1", *port);
+  auto ok = client.Get("/echo?name=sip%3Aalice%40example.org");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "{\"name\":\"sip:alice@example.org\"}");
+  EXPECT_EQ(ok->get_header_value("Content-Type"), "application/json");
+  auto missing = client.Get("/echo");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 400);
+  EXPECT_EQ(missing->body, "name missing\n");
+  auto unknown = client.Get("/nothing-here");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+}
+
 TEST(AdminServer, PortInUseIsAClearError) {
   metrics::Registry registry;
   AdminServer first(registry, nullptr, nullptr);

@@ -1,5 +1,7 @@
 #include "proxy/core/binding.h"
 
+#include <nlohmann/json.hpp>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -94,6 +96,39 @@ TEST(BindingTest, PushKeyExpiryAndDebugString) {
   Binding early = Sample();
   early.expires_at = kT0;
   EXPECT_EQ(EarliestExpiry({Sample(), early}), kT0);
+}
+
+TEST(BindingTest, JsonForOperatorsHidesTokensAndPushParameters) {
+  Binding b = Sample();
+  b.call_id = "bad\xff utf8";
+  Binding plain = Sample();
+  plain.contact = *ParseUri("sip:alice@192.0.2.9:5062");
+  plain.push.reset();
+  plain.flow_token.clear();
+  plain.expires_at = kT0 - absl::Seconds(1);
+  const std::string text = BindingsJson("sip:alice@example.org", {b, plain}, kT0);
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("abcdef0123"))) << text;
+  const nlohmann::json j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["aor"], "sip:alice@example.org");
+  ASSERT_EQ(j["bindings"].size(), 2u);
+  const nlohmann::json& first = j["bindings"][0];
+  EXPECT_EQ(first["contact"], "sip:alice@[2001:db8::7]:50123;transport=tcp;ob");
+  EXPECT_EQ(first["instance"], "<urn:uuid:00000000-0000-1000-8000-000a95a0e128>");
+  EXPECT_EQ(first["reg_id"], 2);
+  EXPECT_EQ(first["flow"], true);
+  EXPECT_EQ(first["expires_in_s"], 3600);
+  EXPECT_EQ(first["cseq"], 314159);
+  EXPECT_EQ(first["push"]["provider"], "apns");
+  EXPECT_EQ(first["push"]["param"], "ABCD123456.org.example.phone.voip");
+  EXPECT_EQ(first["push"]["voip"], true);
+  EXPECT_NE(first["push"]["token"], "abcdef0123");
+  EXPECT_THAT(first["received"].get<std::string>(), HasSubstr("2001:db8::7"));
+  const nlohmann::json& second = j["bindings"][1];
+  EXPECT_EQ(second["contact"], "sip:alice@192.0.2.9:5062");
+  EXPECT_FALSE(second.contains("push"));
+  EXPECT_EQ(second["flow"], false);
+  EXPECT_EQ(second["expires_in_s"], 0);
+  EXPECT_EQ(nlohmann::json::parse(BindingsJson("sip:x@y", {}, kT0))["bindings"].size(), 0u);
 }
 
 }  // namespace
