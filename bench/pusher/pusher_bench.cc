@@ -36,6 +36,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "pushgate/v1/pusher.grpc.pb.h"
 #include "pushgate/v1/pusher.pb.h"
 
@@ -373,6 +374,9 @@ double Percentile(const std::vector<int64_t>& sorted, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built without NDEBUG: without this every absl::Mutex lock inside gRPC
+  // runs the debug deadlock detector (the pusher turns it off too).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Options options;
   if (!ParseOptions(argc, argv, &options)) {
     std::fputs(kUsage, stderr);

@@ -24,25 +24,25 @@ ApnsBackend::ApnsBackend(v1::Provider environment, std::string bundle_id)
 
 void ApnsBackend::Prepare(const v1::PushRequest& request, absl::Time now,
                           std::function<void(absl::StatusOr<http2::Request>)> done) {
-  absl::StatusOr<ApnsTopic> topic = ParseApnsPnParam(request.destination().app());
+  absl::StatusOr<const ApnsTopic*> topic = ParseApnsPnParamCached(request.destination().app());
   if (!topic.ok()) {
     done(topic.status());
     return;
   }
-  absl::StatusOr<HttpRequestSpec> spec = BuildApnsRequest(request, *topic, now);
+  absl::StatusOr<HttpRequestSpec> spec = BuildApnsRequest(request, **topic, now);
   if (!spec.ok()) {
     done(spec.status());
     return;
   }
   http2::Request http = ToHttp2Request(*std::move(spec));
   if (signer_ != nullptr) {
-    absl::StatusOr<std::string> token = signer_->Token(now);
-    if (!token.ok()) {
+    absl::StatusOr<std::string> authorization = signer_->AuthorizationHeader(now);
+    if (!authorization.ok()) {
       done(absl::UnauthenticatedError(
-          absl::StrCat("cannot sign the APNs provider token: ", token.status().message())));
+          absl::StrCat("cannot sign the APNs provider token: ", authorization.status().message())));
       return;
     }
-    http.headers.emplace_back("authorization", absl::StrCat("bearer ", *token));
+    http.headers.emplace_back("authorization", *std::move(authorization));
   }
   done(std::move(http));
 }

@@ -47,19 +47,31 @@ ApnsTokenSigner::ApnsTokenSigner(std::string team_id, std::string key_id, PKey k
 
 absl::StatusOr<std::string> ApnsTokenSigner::Token(absl::Time now) {
   absl::MutexLock lock(&mu_);
+  if (absl::Status s = RefreshLocked(now); !s.ok()) return s;
+  return token_;
+}
+
+absl::StatusOr<std::string> ApnsTokenSigner::AuthorizationHeader(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = RefreshLocked(now); !s.ok()) return s;
+  return header_;
+}
+
+absl::Status ApnsTokenSigner::RefreshLocked(absl::Time now) {
   absl::Duration age = now - issued_at_;
   bool stale = token_.empty() || age >= refresh_age_ || (invalidated_ && age >= kMinRefreshAge);
-  if (!stale) return token_;
+  if (!stale) return absl::OkStatus();
   int64_t iat = absl::ToUnixSeconds(now);
   absl::StatusOr<std::string> token =
       SignJwt(JwtAlg::kEs256, key_, {{"alg", "ES256"}, {"kid", key_id_}},
               {{"iss", team_id_}, {"iat", iat}});
   if (!token.ok()) return token.status();
   token_ = *std::move(token);
+  header_ = absl::StrCat("bearer ", token_);
   // issued_at_ is the whole second put in "iat", so ages compare with what Apple sees.
   issued_at_ = absl::FromUnixSeconds(iat);
   invalidated_ = false;
-  return token_;
+  return absl::OkStatus();
 }
 
 absl::Time ApnsTokenSigner::Invalidate(absl::Time now) {

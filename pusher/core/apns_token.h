@@ -32,6 +32,10 @@ class ApnsTokenSigner final {
   // Invalidate() as soon as the 20-minute floor allows.
   absl::StatusOr<std::string> Token(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // "bearer <Token(now)>", the authorization header value, kept with the token so that a push
+  // copies it once instead of building it.
+  absl::StatusOr<std::string> AuthorizationHeader(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Called after APNs refused the token (403 ExpiredProviderToken / InvalidProviderToken): the
   // next Token() signs a new one, but not before the current one is kMinRefreshAge old, because
   // a faster switch earns 429 TooManyProviderTokenUpdates and every request with the new token
@@ -54,7 +58,11 @@ class ApnsTokenSigner final {
   const absl::Duration refresh_age_;
 
   mutable absl::Mutex mu_;
+  // Signs a new token when the current one is stale (or there is none).
+  absl::Status RefreshLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   std::string token_ ABSL_GUARDED_BY(mu_);
+  std::string header_ ABSL_GUARDED_BY(mu_);  // "bearer " + token_
   absl::Time issued_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool invalidated_ ABSL_GUARDED_BY(mu_) = false;
 };

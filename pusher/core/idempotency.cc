@@ -4,29 +4,52 @@
 
 namespace pushgate::pusher {
 
+void IdempotencyCache::AgeList::PushNewest(Entry* e) {
+  e->older = newest;
+  e->newer = nullptr;
+  if (newest != nullptr) {
+    newest->newer = e;
+  } else {
+    oldest = e;
+  }
+  newest = e;
+}
+
+void IdempotencyCache::AgeList::Unlink(Entry* e) {
+  (e->older != nullptr ? e->older->newer : oldest) = e->newer;
+  (e->newer != nullptr ? e->newer->older : newest) = e->older;
+  e->older = e->newer = nullptr;
+}
+
 IdempotencyCache::IdempotencyCache(absl::Duration window, size_t max_entries)
     : window_(window), max_entries_(std::max<size_t>(max_entries, 1)) {}
 
-void IdempotencyCache::EraseLocked(absl::flat_hash_map<std::string, Entry>::iterator it) {
-  (it->second.done ? done_order_ : in_flight_order_).erase(it->second.order);
+IdempotencyCache::~IdempotencyCache() = default;
+
+void IdempotencyCache::EraseLocked(Entry* entry) {
+  (entry->done ? done_ : in_flight_).Unlink(entry);
+  auto it = entries_.find(*entry->key);
   entries_.erase(it);
 }
 
 void IdempotencyCache::ExpireLocked(absl::Time now) {
-  // done_order_ is sorted by completion time as long as `now` does not go backwards; an entry
+  // done_ is sorted by completion time as long as `now` does not go backwards; an entry
   // completed with an earlier `now` only expires a little late.
-  while (!done_order_.empty()) {
-    auto it = entries_.find(done_order_.front());
-    if (it->second.expires_at > now) break;
-    EraseLocked(it);
-  }
+  while (done_.oldest != nullptr && done_.oldest->expires_at <= now) EraseLocked(done_.oldest);
 }
 
 void IdempotencyCache::EvictLocked() {
   while (entries_.size() > max_entries_) {
-    std::list<std::string>& order = done_order_.empty() ? in_flight_order_ : done_order_;
-    EraseLocked(entries_.find(order.front()));
+    EraseLocked(done_.oldest != nullptr ? done_.oldest : in_flight_.oldest);
   }
+}
+
+IdempotencyCache::Entry* IdempotencyCache::InsertInFlightLocked(absl::string_view request_id) {
+  auto [it, inserted] = entries_.try_emplace(request_id);
+  Entry* entry = &it->second;
+  entry->key = &it->first;
+  in_flight_.PushNewest(entry);
+  return entry;
 }
 
 IdempotencyCache::BeginResult IdempotencyCache::Begin(absl::string_view request_id,
@@ -39,17 +62,13 @@ IdempotencyCache::BeginResult IdempotencyCache::Begin(absl::string_view request_
   if (it != entries_.end()) {
     if (it->second.done) {
       out.state = State::kDone;
-      out.result = it->second.result;
+      out.result.ParseFromString(it->second.result);
     } else {
       out.state = State::kInFlight;
     }
     return out;
   }
-  std::string id(request_id);
-  in_flight_order_.push_back(id);
-  Entry entry;
-  entry.order = std::prev(in_flight_order_.end());
-  entries_.emplace(std::move(id), std::move(entry));
+  InsertInFlightLocked(request_id);
   EvictLocked();
   return out;
 }
@@ -59,18 +78,13 @@ void IdempotencyCache::Complete(absl::string_view request_id, const v1::PushResu
   if (request_id.empty()) return;
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(request_id);
-  if (it == entries_.end()) {
-    // Evicted while in flight (or never begun): remember the result anyway.
-    it = entries_.emplace(std::string(request_id), Entry{}).first;
-    in_flight_order_.push_back(it->first);
-    it->second.order = std::prev(in_flight_order_.end());
-  }
-  Entry& entry = it->second;
-  // Move the order node to the done list (no allocation, iterators stay valid).
-  done_order_.splice(done_order_.end(), entry.done ? done_order_ : in_flight_order_, entry.order);
-  entry.done = true;
-  entry.result = result;
-  entry.expires_at = now + window_;
+  // Evicted while in flight (or never begun): remember the result anyway.
+  Entry* entry = it != entries_.end() ? &it->second : InsertInFlightLocked(request_id);
+  (entry->done ? done_ : in_flight_).Unlink(entry);
+  done_.PushNewest(entry);
+  entry->done = true;
+  result.SerializeToString(&entry->result);
+  entry->expires_at = now + window_;
   ExpireLocked(now);
   EvictLocked();
 }
@@ -78,7 +92,7 @@ void IdempotencyCache::Complete(absl::string_view request_id, const v1::PushResu
 void IdempotencyCache::Abandon(absl::string_view request_id) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(request_id);
-  if (it != entries_.end() && !it->second.done) EraseLocked(it);
+  if (it != entries_.end() && !it->second.done) EraseLocked(&it->second);
 }
 
 size_t IdempotencyCache::size() const {

@@ -3,11 +3,10 @@
 #pragma once
 
 #include <cstddef>
-#include <list>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -26,6 +25,9 @@ class IdempotencyCache final {
   // Completed results are kept for `window` after completion; at most `max_entries` ids are
   // remembered (the oldest completed ones are evicted first, then the oldest in-flight ones).
   IdempotencyCache(absl::Duration window, size_t max_entries);
+  ~IdempotencyCache();
+  IdempotencyCache(const IdempotencyCache&) = delete;
+  IdempotencyCache& operator=(const IdempotencyCache&) = delete;
 
   // kNew: the id is now in flight, the caller sends and must call Complete or Abandon.
   // kInFlight: another call is sending it (waiting for it is the service's business).
@@ -43,24 +45,36 @@ class IdempotencyCache final {
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Every push passes here twice, and the cache holds up to max_entries (100,000 by default)
+  // mostly cold entries: an entry is one map node (stable address) linked into an intrusive
+  // age list, and a result is kept serialized (one allocation instead of one per string field).
   struct Entry {
+    const std::string* key = nullptr;  // the map's key of this node
+    Entry* older = nullptr;
+    Entry* newer = nullptr;
     bool done = false;
     absl::Time expires_at = absl::InfiniteFuture();
-    v1::PushResult result;
-    std::list<std::string>::iterator order;  // in in_flight_order_ or done_order_
+    std::string result;  // serialized v1::PushResult once done
   };
+  struct AgeList {  // oldest first
+    Entry* oldest = nullptr;
+    Entry* newest = nullptr;
+    void PushNewest(Entry* e);
+    void Unlink(Entry* e);
+  };
+  using Map = absl::node_hash_map<std::string, Entry>;
 
   void ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EraseLocked(absl::flat_hash_map<std::string, Entry>::iterator it)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EraseLocked(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Entry* InsertInFlightLocked(absl::string_view request_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const absl::Duration window_;
   const size_t max_entries_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
-  std::list<std::string> in_flight_order_ ABSL_GUARDED_BY(mu_);  // oldest Begin first
-  std::list<std::string> done_order_ ABSL_GUARDED_BY(mu_);       // oldest Complete first
+  Map entries_ ABSL_GUARDED_BY(mu_);
+  AgeList in_flight_ ABSL_GUARDED_BY(mu_);  // by Begin time
+  AgeList done_ ABSL_GUARDED_BY(mu_);       // by Complete time
 };
 
 }  // namespace pushgate::pusher

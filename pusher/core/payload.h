@@ -47,6 +47,12 @@ inline constexpr char kCallerNameKey[] = "display-name";  // caller_display_name
 absl::StatusOr<HttpRequestSpec> BuildApnsRequest(const v1::PushRequest& request,
                                                  const ApnsTopic& topic, absl::Time now);
 
+// The APNs body built as an nlohmann DOM and dumped (invalid UTF-8 replaced by U+FFFD).
+// BuildApnsRequest writes the same bytes without the DOM when every string is well-formed UTF-8
+// (the usual case: protobuf checks UTF-8 when it parses), and falls back to this otherwise.
+// Exposed so that tests compare the two.
+absl::StatusOr<std::string> ApnsBodyWithDom(const v1::PushRequest& request);
+
 // FCM HTTP v1: POST /v1/projects/<project_id>/messages:send, content-type application/json,
 // body {"message":{"token", "data":{call fields, data... (all strings)},
 //   "android":{"priority":"high"|"normal", "ttl":"<seconds>s", "collapse_key"}}}.

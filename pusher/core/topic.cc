@@ -61,6 +61,19 @@ absl::StatusOr<ApnsTopic> ParseApnsPnParam(absl::string_view pn_param) {
   return topic;
 }
 
+absl::StatusOr<const ApnsTopic*> ParseApnsPnParamCached(absl::string_view pn_param) {
+  thread_local std::string last_pn_param;
+  thread_local ApnsTopic last_topic;
+  thread_local bool valid = false;
+  if (valid && pn_param == last_pn_param) return &last_topic;
+  absl::StatusOr<ApnsTopic> topic = ParseApnsPnParam(pn_param);
+  if (!topic.ok()) return topic.status();
+  last_topic = *std::move(topic);
+  last_pn_param.assign(pn_param.data(), pn_param.size());
+  valid = true;
+  return &last_topic;
+}
+
 std::string ApnsTopicFor(const ApnsTopic& topic, v1::PushKind kind) {
   if (kind == v1::VOIP) return absl::StrCat(topic.bundle_id, ".voip");
   return topic.bundle_id;

@@ -21,6 +21,11 @@ struct ApnsTopic {
 // of them is "voip"). The bundle id is dot-separated labels of letters, digits and '-'.
 absl::StatusOr<ApnsTopic> ParseApnsPnParam(absl::string_view pn_param);
 
+// ParseApnsPnParam memoized for the last pn-param parsed on this thread (pushes come in runs for
+// the same app, and every push needs its topic twice: routing and request building). The
+// pointer stays valid until the next call on the same thread.
+absl::StatusOr<const ApnsTopic*> ParseApnsPnParamCached(absl::string_view pn_param);
+
 // The apns-topic header for a push of `kind`: the bundle id, plus ".voip" for VOIP pushes.
 std::string ApnsTopicFor(const ApnsTopic& topic, v1::PushKind kind);
 

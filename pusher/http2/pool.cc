@@ -28,6 +28,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -443,24 +444,33 @@ size_t Connection::FreeSlots() const {
 
 void Connection::StartStream(std::unique_ptr<Call> call) {
   const Request& req = call->request;
+  // Lower-cased copies of names that were not lower-case (rare); reserved before the first one
+  // so that the pointers in `nva` stay valid.
   std::vector<std::string> lower_names;
-  lower_names.reserve(req.headers.size());
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(4 + req.headers.size());
-  auto add = [&nva](const std::string& n, const std::string& v) {
+  absl::InlinedVector<nghttp2_nv, 12> nva;
+  auto add = [&nva](const std::string& n, const std::string& v, uint8_t flags) {
     nva.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(n.data())),
                    const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(v.data())), n.size(),
-                   v.size(), NGHTTP2_NV_FLAG_NONE});
+                   v.size(), flags});
   };
   static const std::string kMethod = ":method", kScheme = ":scheme", kHttps = "https",
                            kAuthority = ":authority", kPath = ":path";
-  add(kMethod, req.method);
-  add(kScheme, kHttps);
-  add(kAuthority, pool_.origin().authority);
-  add(kPath, req.path);
+  add(kMethod, req.method, NGHTTP2_NV_FLAG_NONE);
+  add(kScheme, kHttps, NGHTTP2_NV_FLAG_NONE);
+  add(kAuthority, pool_.origin().authority, NGHTTP2_NV_FLAG_NONE);
+  add(kPath, req.path, NGHTTP2_NV_FLAG_NONE);
+  const auto& unindexed = pool_.options().unindexed_headers;
   for (const auto& [n, v] : req.headers) {
-    lower_names.push_back(absl::AsciiStrToLower(n));
-    add(lower_names.back(), v);
+    const std::string* name = &n;
+    if (std::any_of(n.begin(), n.end(), absl::ascii_isupper)) {
+      if (lower_names.empty()) lower_names.reserve(req.headers.size());
+      lower_names.push_back(absl::AsciiStrToLower(n));
+      name = &lower_names.back();
+    }
+    // A value that changes with every request would only evict the repeating ones (the
+    // authorization token above all) from the HPACK table: send it as a literal.
+    const bool index = std::find(unindexed.begin(), unindexed.end(), *name) == unindexed.end();
+    add(*name, v, index ? NGHTTP2_NV_FLAG_NONE : NGHTTP2_NV_FLAG_NO_INDEX);
   }
   nghttp2_data_provider provider;
   provider.source.ptr = nullptr;

@@ -85,6 +85,10 @@ struct PoolOptions {
   absl::Duration reconnect_backoff_initial = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(30);
   std::string name;  // for logs and metrics
+  // Header names (lower-case) whose values change with every request (APNs: apns-id): sent as
+  // HPACK literals that are never indexed, so they do not push the headers that repeat (the
+  // authorization token) out of the compression table of both ends.
+  std::vector<std::string> unindexed_headers;
 };
 
 class Pool {

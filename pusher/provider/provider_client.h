@@ -17,8 +17,9 @@ using ResultCallback = std::function<void(absl::StatusOr<v1::PushResult>)>;
 class ProviderClient {
  public:
   virtual ~ProviderClient() = default;
-  // Sends one validated push, retrying within `deadline` where the provider allows it.
-  virtual void Send(const v1::PushRequest& request, absl::Time deadline, ResultCallback done) = 0;
+  // Sends one validated push, retrying within `deadline` where the provider allows it. The
+  // request is taken by value: callers move it in (a push is copied nowhere on its way).
+  virtual void Send(v1::PushRequest request, absl::Time deadline, ResultCallback done) = 0;
   // Empty while the credential works (or is not known not to), else why it does not.
   virtual std::string Problem() const = 0;
   // Waits (bounded) for pushes in flight, for graceful shutdown.

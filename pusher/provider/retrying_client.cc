@@ -82,10 +82,9 @@ RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Pool> po
 
 RetryingClient::~RetryingClient() = default;
 
-void RetryingClient::Send(const v1::PushRequest& request, absl::Time deadline,
-                          ResultCallback done) {
+void RetryingClient::Send(v1::PushRequest request, absl::Time deadline, ResultCallback done) {
   auto attempt = std::make_shared<Attempt>();
-  attempt->request = request;
+  attempt->request = std::move(request);
   attempt->deadline = deadline;
   attempt->started = clock_.Now();
   attempt->done = std::move(done);

@@ -48,7 +48,7 @@ class RetryingClient final : public ProviderClient {
                  const Clock& clock);
   ~RetryingClient() override;
 
-  void Send(const v1::PushRequest& request, absl::Time deadline, ResultCallback done) override;
+  void Send(v1::PushRequest request, absl::Time deadline, ResultCallback done) override;
   std::string Problem() const override;
   void Drain(absl::Duration timeout) override;
 

@@ -61,24 +61,31 @@ void PushHandler::Handle(v1::PushRequest request, const ApiKeyEntry* client, abs
     done(provider.status());
     return;
   }
-  const std::string id = request.request_id();
+  IdempotencyCache::BeginResult begin;
   {
     std::lock_guard lock(mu_);
-    IdempotencyCache::BeginResult begin = idempotency_.Begin(id, clock_.Now());
-    if (begin.state == IdempotencyCache::State::kDone) {
-      done(std::move(begin.result));
+    begin = idempotency_.Begin(request.request_id(), clock_.Now());
+    if (begin.state == IdempotencyCache::State::kInFlight) {
+      // Answered with the first send's verdict (under mu_, so Complete cannot miss it).
+      duplicates_[request.request_id()].push_back(std::move(done));
       return;
     }
-    waiters_[id].push_back(std::move(done));
-    if (begin.state == IdempotencyCache::State::kInFlight) return;  // answered with the first
   }
-  (*provider)->Send(request, deadline, [this, id](absl::StatusOr<v1::PushResult> result) {
-    Complete(id, std::move(result));
-  });
+  if (begin.state == IdempotencyCache::State::kDone) {
+    done(std::move(begin.result));
+    return;
+  }
+  std::string id = request.request_id();
+  (*provider)->Send(std::move(request), deadline,
+                    [this, id = std::move(id),
+                     done = std::move(done)](absl::StatusOr<v1::PushResult> result) mutable {
+                      Complete(id, std::move(result), std::move(done));
+                    });
 }
 
-void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result) {
-  std::vector<ResultCallback> waiters;
+void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result,
+                           ResultCallback done) {
+  std::vector<ResultCallback> duplicates;
   {
     std::lock_guard lock(mu_);
     // Remember only verdicts a retry must not change; a retry after RETRY_LATER or a request
@@ -88,15 +95,17 @@ void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::Pus
     } else {
       idempotency_.Abandon(request_id);
     }
-    auto it = waiters_.find(request_id);
-    if (it != waiters_.end()) {
-      waiters = std::move(it->second);
-      waiters_.erase(it);
+    if (!duplicates_.empty()) {  // the common case needs no lookup
+      auto it = duplicates_.find(request_id);
+      if (it != duplicates_.end()) {
+        duplicates = std::move(it->second);
+        duplicates_.erase(it);
+      }
     }
   }
-  // Usually one waiter: it gets the result moved, duplicates of the request id get copies.
-  for (size_t i = 0; i + 1 < waiters.size(); ++i) waiters[i](result);
-  if (!waiters.empty()) waiters.back()(std::move(result));
+  // Duplicates of the request id (rare) get copies; the first caller gets the result moved.
+  for (ResultCallback& duplicate : duplicates) duplicate(result);
+  done(std::move(result));
 }
 
 }  // namespace pushgate::pusher

@@ -2,10 +2,11 @@
 // idempotency, routing to the provider client. The gRPC reactors only translate.
 #pragma once
 
-#include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
 #include "pusher/core/idempotency.h"
 #include "pusher/provider/provider_client.h"
@@ -29,13 +30,16 @@ class PushHandler {
   static v1::PushResult ErrorResult(const std::string& request_id, const absl::Status& status);
 
  private:
-  void Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result);
+  void Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result,
+                ResultCallback done);
 
   const Router& router_;
   IdempotencyCache& idempotency_;
   const Clock& clock_;
   std::mutex mu_;
-  std::map<std::string, std::vector<ResultCallback>> waiters_;  // request_id -> callers
+  // request_id -> callers that sent an id already in flight (the first caller's callback
+  // travels with its push).
+  absl::flat_hash_map<std::string, std::vector<ResultCallback>> duplicates_;
 };
 
 }  // namespace pushgate::pusher

@@ -28,11 +28,14 @@ absl::StatusOr<ProviderClient*> Router::Route(const v1::Destination& destination
   switch (destination.provider()) {
     case v1::APNS:
     case v1::APNS_SANDBOX: {
-      auto topic = ParseApnsPnParam(destination.app());
-      if (!topic.ok()) return topic.status();
-      if (auto it = bundles_.find({destination.provider(), topic->bundle_id});
-          it != bundles_.end()) {
-        return it->second.get();
+      absl::StatusOr<const ApnsTopic*> parsed = ParseApnsPnParamCached(destination.app());
+      if (!parsed.ok()) return parsed.status();
+      const ApnsTopic* topic = *parsed;
+      if (!bundles_.empty()) {
+        if (auto it = bundles_.find({destination.provider(), topic->bundle_id});
+            it != bundles_.end()) {
+          return it->second.get();
+        }
       }
       if (auto it = teams_.find({destination.provider(), topic->team_id}); it != teams_.end()) {
         return it->second.get();

@@ -32,7 +32,7 @@ absl::StatusOr<std::string> ReadNamedFile(const std::string& path, absl::string_
 class BrokenClient final : public ProviderClient {
  public:
   explicit BrokenClient(std::string problem) : problem_(std::move(problem)) {}
-  void Send(const v1::PushRequest& request, absl::Time, ResultCallback done) override {
+  void Send(v1::PushRequest request, absl::Time, ResultCallback done) override {
     v1::PushResult result;
     result.set_request_id(request.request_id());
     result.set_outcome(v1::AUTH_FAILED);
@@ -140,9 +140,10 @@ absl::Status PusherServer::LoadCredentials() {
         ASSIGN_OR_RETURN(auto signer,
                          ApnsTokenSigner::Create(spec.team_id, spec.key_id, std::move(key),
                                                  config_.apns.token_refresh_age));
-        ASSIGN_OR_RETURN(auto pool,
-                         http2::Pool::Create(MakePool(config_.http2, env.url,
-                                                      absl::StrCat(env.name, "-", spec.team_id))));
+        http2::PoolOptions options =
+            MakePool(config_.http2, env.url, absl::StrCat(env.name, "-", spec.team_id));
+        options.unindexed_headers = {"apns-id"};
+        ASSIGN_OR_RETURN(auto pool, http2::Pool::Create(std::move(options)));
         return std::make_shared<RetryingClient>(
             absl::StrCat(env.name, ":", spec.team_id), std::move(pool),
             std::make_unique<ApnsBackend>(env.provider, std::move(signer)), policy, scheduler_,
@@ -160,6 +161,7 @@ absl::Status PusherServer::LoadCredentials() {
           MakePool(config_.http2, env.url, absl::StrCat(env.name, "-", spec.bundle_id));
       options.tls.client_cert_file = spec.cert_file;
       options.tls.client_key_file = spec.key_file;
+      options.unindexed_headers = {"apns-id"};
       auto pool = http2::Pool::Create(std::move(options));
       std::shared_ptr<ProviderClient> client;
       if (pool.ok()) {

@@ -333,6 +333,40 @@ TEST_F(PusherTest, SameRequestIdPushesOnce) {
   EXPECT_EQ(ReceivedFor(emu::Provider::kApns).size(), 1u);
 }
 
+TEST_F(PusherTest, SameRequestIdInFlightOnAStreamPushesOnceAndAnswersEveryCopy) {
+  emu::Faults f;
+  f.delay_ms = 300;  // the first send is still in flight when its copies arrive
+  emulator_.SetFaults(f);
+  constexpr int kCopies = 5;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto stream = stub_->SendStream(&ctx);
+  v1::PushRequest req = Apns();
+  req.set_request_id("5b0e6a7c-3f1d-4e2a-9c8b-7a6d5e4f3a2b");
+  v1::PushRequest other = Apns(std::string(64, 'c'));
+  other.set_request_id("5b0e6a7c-3f1d-4e2a-9c8b-000000000001");
+  for (int i = 0; i < kCopies; ++i) ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Write(other));
+  stream->WritesDone();
+  std::vector<v1::PushResult> results;
+  v1::PushResult result;
+  while (stream->Read(&result)) results.push_back(result);
+  grpc::Status s = stream->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(results.size(), static_cast<size_t>(kCopies + 1)) << "every copy is answered";
+  int copies = 0;
+  std::string first;
+  for (const auto& r : results) {
+    EXPECT_EQ(r.outcome(), v1::ACCEPTED) << r.ShortDebugString();
+    if (r.request_id() != req.request_id()) continue;
+    ++copies;
+    if (first.empty()) first = r.SerializeAsString();
+    EXPECT_EQ(r.SerializeAsString(), first) << "every copy gets the first send's verdict";
+  }
+  EXPECT_EQ(copies, kCopies);
+  EXPECT_EQ(ReceivedFor(emu::Provider::kApns).size(), 2u) << "the copies were pushed again";
+}
+
 TEST_F(PusherTest, StreamWithGoawayLosesNoPushAndSendsNoneTwice) {
   emu::Faults f;
   f.goaway_after_streams = 7;

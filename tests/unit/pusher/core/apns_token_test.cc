@@ -49,6 +49,21 @@ TEST(ApnsTokenSigner, ReusedUntilRefreshAgeThenRenewed) {
   EXPECT_EQ(*signer->Token(kT0 + absl::Minutes(41)), second);
 }
 
+TEST(ApnsTokenSigner, AuthorizationHeaderFollowsTheToken) {
+  auto signer = MakeSigner(nullptr, absl::Minutes(40));
+  std::string header = *signer->AuthorizationHeader(kT0);
+  EXPECT_EQ(header, "bearer " + *signer->Token(kT0));
+  // Renewed together: the header never carries a token other than the current one.
+  std::string renewed = *signer->AuthorizationHeader(kT0 + absl::Minutes(40));
+  EXPECT_NE(renewed, header);
+  EXPECT_EQ(renewed, "bearer " + *signer->Token(kT0 + absl::Minutes(41)));
+  EXPECT_EQ(DecodeJwtUnverified(renewed.substr(7))->claims["iat"], 1'700'000'000 + 40 * 60);
+  signer->Invalidate(kT0 + absl::Minutes(61));
+  EXPECT_EQ(*signer->AuthorizationHeader(kT0 + absl::Minutes(61)),
+            "bearer " + *signer->Token(kT0 + absl::Minutes(61)));
+  EXPECT_NE(*signer->AuthorizationHeader(kT0 + absl::Minutes(61)), renewed);
+}
+
 TEST(ApnsTokenSigner, InvalidateRespectsTwentyMinuteFloor) {
   auto signer = MakeSigner();
   std::string first = *signer->Token(kT0);

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
+#include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -97,6 +100,81 @@ TEST(IdempotencyCache, CompleteAfterEvictionStillRemembers) {
   EXPECT_EQ(a.state, State::kDone);
   EXPECT_EQ(a.result.outcome(), v1::REJECTED);
   EXPECT_EQ(cache.Begin("c", kT0 + absl::Seconds(2)).state, State::kInFlight);
+}
+
+// Random operations against a plain model of the documented behaviour (ordered by Begin /
+// Complete time, completed evicted first, expiry after the window).
+TEST(IdempotencyCache, MatchesAModelUnderRandomOperations) {
+  struct ModelEntry {
+    bool done = false;
+    absl::Time expires_at;
+    v1::Outcome outcome = v1::OUTCOME_UNSPECIFIED;
+    uint64_t order = 0;  // Begin order while in flight, Complete order once done
+  };
+  const size_t kMax = 20;
+  const absl::Duration kWindow = absl::Seconds(30);
+  IdempotencyCache cache(kWindow, kMax);
+  std::map<std::string, ModelEntry> model;
+  uint64_t seq = 0;
+  absl::Time now = kT0;
+  std::mt19937 rng(7);
+  auto expire = [&] {
+    for (auto it = model.begin(); it != model.end();) {
+      it = it->second.done && it->second.expires_at <= now ? model.erase(it) : std::next(it);
+    }
+  };
+  auto evict = [&] {
+    while (model.size() > kMax) {
+      auto victim = model.end();
+      bool any_done = false;
+      for (const auto& [k, e] : model) any_done |= e.done;
+      for (auto it = model.begin(); it != model.end(); ++it) {
+        if (it->second.done != any_done) continue;
+        if (victim == model.end() || it->second.order < victim->second.order) victim = it;
+      }
+      model.erase(victim);
+    }
+  };
+  for (int step = 0; step < 20000; ++step) {
+    now += absl::Milliseconds(rng() % 500);
+    std::string id = absl::StrCat("request-id-long-enough-to-allocate-", rng() % 40);
+    switch (rng() % 4) {
+      case 0:
+      case 1: {
+        IdempotencyCache::BeginResult got = cache.Begin(id, now);
+        expire();
+        auto it = model.find(id);
+        State want = it == model.end() ? State::kNew
+                     : it->second.done ? State::kDone
+                                       : State::kInFlight;
+        ASSERT_EQ(got.state, want) << "step " << step << " id " << id;
+        if (want == State::kDone) {
+          EXPECT_EQ(got.result.outcome(), it->second.outcome);
+          EXPECT_EQ(got.result.request_id(), id);
+        }
+        if (want == State::kNew) {
+          model[id] = ModelEntry{false, absl::InfiniteFuture(), v1::OUTCOME_UNSPECIFIED, ++seq};
+          evict();
+        }
+        break;
+      }
+      case 2: {
+        v1::Outcome outcome = rng() % 2 ? v1::ACCEPTED : v1::TOKEN_INVALID;
+        cache.Complete(id, Result(id, outcome), now);
+        auto& e = model[id];
+        e = ModelEntry{true, now + kWindow, outcome, ++seq};
+        expire();
+        evict();
+        break;
+      }
+      default: {
+        cache.Abandon(id);
+        auto it = model.find(id);
+        if (it != model.end() && !it->second.done) model.erase(it);
+      }
+    }
+    ASSERT_EQ(cache.size(), model.size()) << "step " << step;
+  }
 }
 
 TEST(IdempotencyCache, ConcurrentBeginGivesOneNew) {

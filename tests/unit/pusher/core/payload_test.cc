@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
 namespace pushgate::pusher {
@@ -154,6 +158,143 @@ v1::PushRequest FcmVoip() {
   r.mutable_time_to_live()->set_seconds(30);
   r.set_collapse_id("call");
   return r;
+}
+
+// BuildApnsRequest writes the body without a DOM; it must be byte for byte what the nlohmann
+// DOM dumps (sorted keys, nlohmann's escaping), and parse back to the request's strings.
+std::string RandomString(std::mt19937& rng, size_t max_len) {
+  static const std::vector<std::string> kPieces = {"a",
+                                                   "Z",
+                                                   "0",
+                                                   " ",
+                                                   "/",
+                                                   "\"",
+                                                   "\\",
+                                                   "\b",
+                                                   "\f",
+                                                   "\n",
+                                                   "\r",
+                                                   "\t",
+                                                   std::string(1, '\0'),
+                                                   "\x01",
+                                                   "\x1f",
+                                                   "\x7f",
+                                                   "\xc3\xa9",
+                                                   "\xe2\x82\xac",
+                                                   "\xf0\x9f\x98\x80",
+                                                   "aps",
+                                                   "call-id",
+                                                   "<",
+                                                   "&",
+                                                   "'",
+                                                   "\xed\x9f\xbf",
+                                                   "\xef\xbf\xbd"};
+  std::string out;
+  size_t n = std::uniform_int_distribution<size_t>(0, max_len)(rng);
+  for (size_t i = 0; i < n; ++i) out += kPieces[rng() % kPieces.size()];
+  return out;
+}
+
+TEST(ApnsBody, DirectWriterMatchesDomAndParsesBack) {
+  std::mt19937 rng(20261127);
+  const std::vector<std::string> kKeys = {"",  "A",      "aaa",      "ap",   "apt", "apsx",
+                                          "b", "call-i", "call-idx", "zz",   "\"",  "\xc3\xa9",
+                                          "~", "from",   "display",  "Data", "\t"};
+  for (int i = 0; i < 3000; ++i) {
+    v1::PushRequest r = Voip();
+    const v1::PushKind kinds[] = {v1::VOIP, v1::ALERT, v1::BACKGROUND};
+    r.set_kind(kinds[i % 3]);
+    r.set_request_id(absl::StrCat("id-", i));
+    r.set_call_id(rng() % 4 == 0 ? "" : RandomString(rng, 6));
+    r.set_caller_uri(rng() % 4 == 0 ? "" : RandomString(rng, 6));
+    r.set_caller_display_name(rng() % 4 == 0 ? "" : RandomString(rng, 6));
+    r.set_loc_key(rng() % 2 == 0 ? "" : RandomString(rng, 4));
+    r.set_alert_body(rng() % 2 == 0 ? "" : RandomString(rng, 4));
+    r.set_alert_title(rng() % 2 == 0 ? "" : RandomString(rng, 4));
+    r.set_sound(rng() % 2 == 0 ? "" : RandomString(rng, 3));
+    r.set_badge(static_cast<int>(rng() % 5) - 2);
+    r.clear_data();
+    size_t entries = rng() % 5;
+    for (size_t e = 0; e < entries; ++e) {
+      std::string key = rng() % 3 == 0 ? RandomString(rng, 3) : kKeys[rng() % kKeys.size()];
+      if (key == "aps" || key == kCallIdKey || key == kCallerUriKey || key == kCallerNameKey) {
+        continue;  // collisions: tested separately
+      }
+      (*r.mutable_data())[key] = RandomString(rng, 5);
+    }
+    absl::StatusOr<HttpRequestSpec> s = BuildApnsRequest(r, Topic(), kNow);
+    ASSERT_TRUE(s.ok()) << s.status();
+    absl::StatusOr<std::string> dom = ApnsBodyWithDom(r);
+    ASSERT_TRUE(dom.ok()) << dom.status();
+    ASSERT_EQ(s->body, *dom) << "request " << i << ": " << r.ShortDebugString();
+    json body = json::parse(s->body);  // throws (fails the test) on invalid JSON
+    if (!r.call_id().empty()) {
+      EXPECT_EQ(body[kCallIdKey], r.call_id());
+    }
+    if (!r.caller_uri().empty()) {
+      EXPECT_EQ(body[kCallerUriKey], r.caller_uri());
+    }
+    if (!r.caller_display_name().empty()) {
+      EXPECT_EQ(body[kCallerNameKey], r.caller_display_name());
+    }
+    for (const auto& [k, v] : r.data()) EXPECT_EQ(body[k], v) << "data key '" << k << "'";
+    if (r.kind() == v1::ALERT) {
+      if (!r.sound().empty()) {
+        EXPECT_EQ(body["aps"]["sound"], r.sound());
+      }
+      if (r.badge() >= 0) {
+        EXPECT_EQ(body["aps"]["badge"], r.badge());
+      }
+      if (!r.alert_title().empty()) {
+        EXPECT_EQ(body["aps"]["alert"]["title"], r.alert_title());
+      }
+    }
+  }
+}
+
+TEST(ApnsBody, EscapingIsNlohmanns) {
+  v1::PushRequest r = Voip();
+  r.clear_data();
+  r.set_caller_display_name(std::string("q\"b\\n\n\x01\x1f\x7f/\xc3\xa9\t\0", 14));  // NUL too
+  absl::StatusOr<HttpRequestSpec> s = BuildApnsRequest(r, Topic(), kNow);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(absl::StrContains(s->body,
+                                "\"display-name\":\"q\\\"b\\\\n\\n\\u0001\\u001f\x7f/"
+                                "\xc3\xa9\\t\\u0000\""))
+      << s->body;
+  EXPECT_EQ(json::parse(s->body)[kCallerNameKey], r.caller_display_name());
+  EXPECT_EQ(s->body,
+            "{\"aps\":{},\"call-id\":\"c-1@example.com\",\"display-name\":\"q\\\"b\\\\n\\n"
+            "\\u0001\\u001f\x7f/\xc3\xa9\\t\\u0000\",\"from-uri\":\"sip:alice@example.com\"}");
+}
+
+TEST(ApnsBody, InvalidUtf8IsReplacedAsTheDomDoes) {
+  for (std::string bad : {std::string("\xff"), std::string("a\xc3"), std::string("\xc0\xaf"),
+                          std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80")}) {
+    v1::PushRequest r = Voip();
+    r.set_caller_display_name(bad);
+    (*r.mutable_data())["k"] = bad;
+    absl::StatusOr<HttpRequestSpec> s = BuildApnsRequest(r, Topic(), kNow);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->body, *ApnsBodyWithDom(r));
+    json body = json::parse(s->body);
+    EXPECT_TRUE(absl::StrContains(body[kCallerNameKey].get<std::string>(), "\xef\xbf\xbd"));
+  }
+}
+
+TEST(ApnsBody, DataKeyApsCollides) {
+  v1::PushRequest r = Voip();
+  (*r.mutable_data())["aps"] = "x";
+  absl::StatusOr<HttpRequestSpec> s = BuildApnsRequest(r, Topic(), kNow);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.status().message(), "data: key 'aps' collides with a field the request already sets");
+  EXPECT_EQ(ApnsBodyWithDom(r).status(), s.status());
+  r.clear_data();
+  r.clear_call_id();
+  (*r.mutable_data())[kCallIdKey] = "mine";  // no call id in the request: a data key like any
+  s = BuildApnsRequest(r, Topic(), kNow);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(json::parse(s->body)[kCallIdKey], "mine");
 }
 
 TEST(BuildFcmRequest, VoipIsHighPriorityDataMessage) {

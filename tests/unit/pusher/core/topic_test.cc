@@ -58,5 +58,25 @@ TEST(FcmPnParam, ProjectId) {
   EXPECT_FALSE(ParseFcmPnParam(std::string(101, 'a')).ok());
 }
 
+TEST(ParseApnsPnParamCached, SameAnswersAsTheParser) {
+  const char* params[] = {"ABCD123456.com.example.phone.voip", "ABCD123456.com.example.phone",
+                          "WXYZ987654.org.other.app.remote&voip", "bad", "ABCD123456.com.x!y"};
+  for (int round = 0; round < 3; ++round) {
+    for (const char* p : params) {
+      absl::StatusOr<ApnsTopic> want = ParseApnsPnParam(p);
+      absl::StatusOr<const ApnsTopic*> got = ParseApnsPnParamCached(p);
+      ASSERT_EQ(got.ok(), want.ok()) << p;
+      if (!want.ok()) {
+        EXPECT_EQ(got.status(), want.status());
+        continue;
+      }
+      EXPECT_EQ((*got)->team_id, want->team_id) << p;
+      EXPECT_EQ((*got)->bundle_id, want->bundle_id) << p;
+      EXPECT_EQ((*got)->voip, want->voip) << p;
+      EXPECT_EQ(ParseApnsPnParamCached(p).value(), *got) << "a repeat is answered from the cache";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pushgate::pusher
