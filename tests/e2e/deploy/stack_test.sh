@@ -35,7 +35,6 @@ TAG=${IMAGE_TAG:-latest}
 PROJ=pgstack$$
 NET=${PROJ}_default
 
-
 skip() { echo "SKIP: $*"; exit 77; }
 log() { echo "[stack] $*"; }
 LOG_DIR=${STACK_LOG_DIR:-/tmp}
