@@ -110,7 +110,11 @@ Fork::Actions Fork::OnResponse(BranchId id, int status, absl::Time now) {
   if (status < 200) {
     if (b->state == State::kTrying || b->state == State::kWaiting) b->state = State::kRinging;
     b->push_due.reset();  // it rang: the device is awake, no push
-    if (!finished_) out.push_back(Act(Type::kForwardProvisional, id, status));
+    // A cancelled branch's 1xx (it releases our held CANCEL, RFC 3261 9.1) is no news for the
+    // caller.
+    if (!finished_ && b->state != State::kCancelled) {
+      out.push_back(Act(Type::kForwardProvisional, id, status));
+    }
     return out;
   }
   bool was_live = b->state == State::kTrying || b->state == State::kRinging;

@@ -198,6 +198,18 @@ TEST(Fork, LateRegistrationAfterPushGoesToTheNewContactAndCancelsTheOldBranch) {
   EXPECT_EQ(f.branch(2)->binding.contact.host, "10.0.0.7");
 }
 
+// The superseded branch's CANCEL went out once it sent a provisional response (RFC 3261 9.1):
+// that 180 is the cancelled branch's, not news for the caller; the new branch's 180 is.
+TEST(Fork, ProvisionalOfACancelledBranchIsNotRelayed) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1", "<urn:uuid:1>")}, {true}, kT0);
+  f.OnRegistration(IosVoip("10.0.0.7", "<urn:uuid:1>"), true, kT0 + absl::Seconds(3));
+  EXPECT_THAT(f.OnResponse(1, 180, kT0 + absl::Seconds(4)), IsEmpty());
+  EXPECT_EQ(f.branch(1)->state, Branch::State::kCancelled);
+  EXPECT_THAT(f.OnResponse(2, 180, kT0 + absl::Seconds(4)),
+              ElementsAre(A(Type::kForwardProvisional, 2, 180)));
+}
+
 TEST(Fork, RegistrationWithSameContactWhileTryingSendsNothingTwice) {
   Fork f(Policy(), kT0);
   f.Start({Android("10.0.0.1")}, {true}, kT0);

@@ -1,0 +1,322 @@
+// Fork late across replicas: two gateway replicas (each a SofiaLoop with SipProxy + CallRouter and
+// its own RedisBindingStore) share one real redis-server started by the test; pushes go through
+// the real pusher to the APNs emulator. The replica that holds a call's fork hears of the phone's
+// new registration through Redis pub/sub when the phone registers through the other replica.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/clock.h"
+#include "proxy/push/grpc_push_client.h"
+#include "proxy/sofia/call_router.h"
+#include "proxy/sofia/loop.h"
+#include "proxy/sofia/sip_proxy.h"
+#include "proxy/sofia/su_event_loop.h"
+#include "proxy/store/redis_binding_store.h"
+#include "pusher/emulator/emulator.h"
+#include "pusher/service/server.h"
+#include "tests/integration/proxy/sip_peer.h"
+#include "tests/unit/proxy/redis/redis_test_server.h"
+
+namespace pushgate::proxy::sofia {
+namespace {
+
+using testing::MakeResponse;
+using testing::SipText;
+using testing::UdpPeer;
+namespace emu = pusher::emulator;
+
+constexpr char kTeam[] = "TEAM123456";
+constexpr char kKeyId[] = "KEY1234567";
+constexpr char kBundle[] = "com.example.phone";
+constexpr char kSecret[] = "0123456789abcdef0123456789abcdef";
+constexpr char kInstance[] = "<urn:uuid:00000000-0000-0000-0000-00000000ab01>";
+const std::string kToken(64, 'c');
+const absl::Duration kWait = absl::Seconds(5);
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+const std::string& CredsDir() {
+  static std::string* dir = [] {
+    char tmpl[] = "/tmp/pushgate-replicas-test-XXXXXX";
+    auto* d = new std::string(mkdtemp(tmpl));
+    std::string cmd = absl::StrCat("tests/fakes/make-test-credentials.sh ", *d, " >/dev/null");
+    if (std::system(cmd.c_str()) != 0) std::abort();
+    return d;
+  }();
+  return *dir;
+}
+
+// Waits for the next message on `peer` that `match` accepts; `from` gets its source port.
+std::optional<SipText> WaitFor(UdpPeer& peer, const std::function<bool(const SipText&)>& match,
+                               uint16_t* from = nullptr, absl::Duration timeout = kWait) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    uint16_t port = 0;
+    auto m = peer.Receive(deadline - absl::Now(), &port);
+    if (!m) break;
+    if (match(*m)) {
+      if (from != nullptr) *from = port;
+      return m;
+    }
+  }
+  return std::nullopt;
+}
+auto IsRequest(const std::string& method) {
+  return [method](const SipText& m) { return !m.IsResponse() && m.Method() == method; };
+}
+auto IsFinal() {
+  return [](const SipText& m) { return m.IsResponse() && m.Status() >= 200; };
+}
+
+std::string Request(const std::string& method, const std::string& request_uri, int cseq,
+                    const std::string& call_id, const std::string& to, uint16_t via_port,
+                    const std::string& branch, const std::string& extra = "") {
+  return absl::StrCat(method, " ", request_uri, " SIP/2.0\r\n",
+                      "Via: SIP/2.0/UDP 127.0.0.1:", via_port, ";branch=", branch, ";rport\r\n",
+                      "Max-Forwards: 70\r\n", "From: <sip:bob@example.org>;tag=caller-1\r\n",
+                      "To: ", to, "\r\n", "Call-ID: ", call_id, "\r\n", "CSeq: ", cseq, " ", method,
+                      "\r\n", extra, "Content-Length: 0\r\n\r\n");
+}
+
+class ReplicasTest : public ::testing::Test {
+ protected:
+  struct Replica {
+    std::unique_ptr<SofiaLoop> loop;
+    std::unique_ptr<SuEventLoop> events;
+    std::unique_ptr<RedisBindingStore> store;
+    std::unique_ptr<GrpcPushClient> push;
+    std::unique_ptr<SipProxy> proxy;
+    uint16_t port = 0;
+  };
+
+  void SetUp() override {
+    ASSERT_TRUE(redis_.Start().ok()) << "redis-server did not start (is it installed?)";
+    emu::EmulatorOptions o;
+    o.tls_cert_pem = ReadFile(CredsDir() + "/server.pem");
+    o.tls_key_pem = ReadFile(CredsDir() + "/server.key");
+    o.apns_keys.push_back({kTeam, kKeyId, ReadFile(CredsDir() + "/apns-key.pub.pem")});
+    o.control_port = -1;
+    auto ports = emulator_.Start(o);
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    std::string url = absl::StrCat("https://127.0.0.1:", ports->h2);
+    pusher::PusherConfig cfg;
+    cfg.grpc.listen = "127.0.0.1:0";
+    cfg.apns.token_keys = {absl::StrCat(kTeam, ":", kKeyId, ":", CredsDir(), "/apns-key.p8")};
+    cfg.apns.production_url = url;
+    cfg.apns.sandbox_url = url;
+    cfg.http2.ca_file = CredsDir() + "/ca.pem";
+    cfg.admin.listen = "";
+    auto server = pusher::PusherServer::Create(cfg, RealClock::Get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    pusher_ = *std::move(server);
+    auto port = pusher_->Start();
+    ASSERT_TRUE(port.ok()) << port.status();
+    pusher_port_ = *port;
+  }
+
+  void TearDown() override {
+    for (Replica* r : {&a_, &b_}) {
+      r->proxy.reset();  // its CallRouter first
+      if (r->loop) {
+        r->loop->Call([&] {
+          r->store.reset();
+          r->events.reset();
+          return 0;
+        });
+      }
+      if (r->push) r->push->Drain(absl::Seconds(2));
+      r->push.reset();
+      if (r->loop) r->loop->Stop();
+    }
+    if (pusher_) pusher_->Shutdown(absl::Seconds(2));
+    emulator_.Stop();
+  }
+
+  // One gateway replica on its own loop, sharing the Redis registrar, the masquerade secret, the
+  // backend and the pusher with the other.
+  void StartReplica(Replica& r) {
+    auto loop = SofiaLoop::Start();
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    r.loop = *std::move(loop);
+    RedisStoreConfig rc;
+    rc.address = redis_.address();
+    rc.key_prefix = "replicas-test:";
+    absl::Status created = r.loop->Call([&]() -> absl::Status {
+      r.events = std::make_unique<SuEventLoop>(*r.loop);
+      auto store = RedisBindingStore::Create(*r.events, rc);
+      if (!store.ok()) return store.status();
+      r.store = *std::move(store);
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(created.ok()) << created;
+    SipProxyOptions options;
+    options.listen = {{Transport::kUdp, "127.0.0.1", 0}};
+    options.backend_uri = absl::StrCat("sip:127.0.0.1:", backend_.port());
+    options.masquerade_secret = kSecret;
+    options.registrar.min_expires = absl::Seconds(60);
+    auto proxy = SipProxy::Create(*r.loop, options, *r.store, RealClock::Get());
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    r.proxy = *std::move(proxy);
+    r.port = r.proxy->Listening().at(0).port;
+    GrpcPushClientOptions po;
+    po.target = absl::StrCat("dns:///127.0.0.1:", pusher_port_);
+    SofiaLoop* lp = r.loop.get();
+    r.push = std::make_unique<GrpcPushClient>(
+        po, [lp](std::function<void()> fn) { lp->Post(std::move(fn)); });
+    CallRouterOptions co;
+    co.fork.call_timeout = absl::Seconds(10);
+    co.record_route = absl::StrCat("sip:127.0.0.1:", r.port);
+    co.linger = absl::Seconds(2);
+    PushClient* push = r.push.get();
+    RedisBindingStore* store = r.store.get();
+    r.proxy->SetCallHandler([lp, store, push, co](nta_agent_t* agent, FlowLookup flows) {
+      return std::make_unique<CallRouter>(*lp, agent, *store, push, RealClock::Get(), co,
+                                          std::move(flows));
+    });
+    // Registrations published before the subscriber connection is up would be missed.
+    absl::Time deadline = absl::Now() + kWait;
+    while (!r.loop->Call([&] { return r.store->connected() && r.store->listening(); })) {
+      ASSERT_LT(absl::Now(), deadline) << "a replica's Redis store never connected and subscribed";
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+
+  // `phone` registers through `replica` (the backend accepts); returns the masqueraded contact
+  // the backend stored.
+  std::string Register(UdpPeer& phone, const Replica& replica, int cseq) {
+    testing::RegisterSpec spec;
+    spec.via_port = phone.port();
+    spec.cseq = cseq;
+    spec.call_id = absl::StrCat("reg-", phone.port());
+    spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
+                                  ";pn-provider=apns;pn-prid=", kToken, ";pn-param=", kTeam, ".",
+                                  kBundle, ".voip>;+sip.instance=\"", kInstance, "\"")};
+    phone.SendTo(replica.port, testing::MakeRegister(spec));
+    uint16_t from = 0;
+    auto reg = WaitFor(backend_, IsRequest("REGISTER"), &from);
+    if (!reg) {
+      ADD_FAILURE() << "the backend never got the REGISTER";
+      return "";
+    }
+    EXPECT_EQ(from, replica.port) << "the REGISTER did not come from the replica it went through";
+    std::string contacts;
+    for (const std::string& c : reg->Headers("Contact")) {
+      absl::StrAppend(&contacts, "Contact: ", c, "\r\n");
+    }
+    backend_.SendTo(replica.port, MakeResponse(*reg, 200, "OK", contacts));
+    auto ok = WaitFor(phone, IsFinal());
+    if (!ok || ok->Status() != 200) ADD_FAILURE() << "the phone's REGISTER got no 200";
+    std::string contact = reg->Header("Contact");
+    size_t lt = contact.find('<'), gt = contact.find('>');
+    return contact.substr(lt + 1, gt - lt - 1);
+  }
+
+  testing::RedisTestServer redis_;
+  emu::Emulator emulator_;
+  std::unique_ptr<pusher::PusherServer> pusher_;
+  int pusher_port_ = 0;
+  UdpPeer backend_;
+  Replica a_, b_;
+};
+
+// The call reaches replica A, which holds the fork while the phone sleeps and pushes it; the
+// phone wakes up and registers through replica B; A hears of it through Redis and sends the
+// INVITE to the new contact itself; the call completes through A (200, ACK, BYE).
+TEST_F(ReplicasTest, RegistrationThroughOtherReplicaDeliversTheHeldFork) {
+  StartReplica(a_);
+  StartReplica(b_);
+  UdpPeer sleeping, awake;
+  std::string masqueraded = Register(sleeping, a_, 1);
+  ASSERT_THAT(masqueraded, ::testing::HasSubstr("pgw="));
+
+  const std::string call_id = "replicas-1@example.org";
+  backend_.SendTo(a_.port, Request("INVITE", masqueraded, 1, call_id, "<sip:alice@example.org>",
+                                   backend_.port(), "z9hG4bK-rep-inv"));
+  uint16_t from = 0;
+  auto first = WaitFor(sleeping, IsRequest("INVITE"), &from);
+  ASSERT_TRUE(first) << "replica A never tried the registered (sleeping) contact";
+  EXPECT_EQ(from, a_.port);
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "replica A never pushed the sleeping phone";
+
+  // The phone wakes up; its REGISTER lands on replica B.
+  Register(awake, b_, 2);
+  auto invite = WaitFor(awake, IsRequest("INVITE"), &from);
+  ASSERT_TRUE(invite) << "the woken phone never got the INVITE held by replica A";
+  EXPECT_EQ(from, a_.port) << "the INVITE must come from the replica holding the fork";
+  EXPECT_EQ(invite->Header("Call-ID"), call_id);
+  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(":", awake.port())));
+  EXPECT_THAT(invite->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", a_.port)));
+
+  std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(),
+                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
+  awake.SendTo(a_.port, MakeResponse(*invite, 200, "OK", contact, "ph-rep"));
+  auto ok = WaitFor(backend_, IsFinal(), &from);
+  ASSERT_TRUE(ok) << "the caller (backend) never got the final response";
+  EXPECT_EQ(ok->Status(), 200) << ok->text();
+  EXPECT_EQ(from, a_.port);
+
+  std::string route = absl::StrCat("Route: ", ok->Header("Record-Route"), "\r\n");
+  std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", awake.port());
+  backend_.SendTo(a_.port, Request("ACK", phone_uri, 1, call_id, ok->Header("To"), backend_.port(),
+                                   "z9hG4bK-rep-ack", route));
+  ASSERT_TRUE(WaitFor(awake, IsRequest("ACK"))) << "the ACK never reached the phone";
+  backend_.SendTo(a_.port, Request("BYE", phone_uri, 2, call_id, ok->Header("To"), backend_.port(),
+                                   "z9hG4bK-rep-bye", route));
+  auto bye = WaitFor(awake, IsRequest("BYE"));
+  ASSERT_TRUE(bye) << "the BYE never reached the phone";
+  awake.SendTo(a_.port, MakeResponse(*bye, 200, "OK", "", "ph-rep"));
+  auto bye_ok = WaitFor(backend_, IsFinal());
+  ASSERT_TRUE(bye_ok) << "the BYE's 200 never came back";
+  EXPECT_EQ(bye_ok->Status(), 200);
+  // Only one push: the phone registered, the fork stopped pushing.
+  EXPECT_EQ(emulator_.Received().size(), 1u);
+}
+
+// The caller gives up while the VoIP phone sleeps (fork on A); the phone then registers through
+// B: A still sends it the INVITE, then the CANCEL once the phone's 180 arrived (RFC 3261 9.1),
+// so CallKit can show the missed call.
+TEST_F(ReplicasTest, CancelledCallReachesPhoneRegisteringThroughOtherReplica) {
+  StartReplica(a_);
+  StartReplica(b_);
+  UdpPeer sleeping, awake;
+  std::string masqueraded = Register(sleeping, a_, 1);
+  const std::string call_id = "replicas-cancel@example.org";
+  const std::string branch = "z9hG4bK-rep-cancel";
+  backend_.SendTo(a_.port, Request("INVITE", masqueraded, 1, call_id, "<sip:alice@example.org>",
+                                   backend_.port(), branch));
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "replica A never tried the sleeping phone";
+  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "replica A never pushed the sleeping phone";
+  backend_.SendTo(a_.port, Request("CANCEL", masqueraded, 1, call_id, "<sip:alice@example.org>",
+                                   backend_.port(), branch));
+  auto terminated =
+      WaitFor(backend_, [](const SipText& m) { return m.IsResponse() && m.Status() == 487; });
+  ASSERT_TRUE(terminated) << "the caller's CANCEL did not end the call with 487";
+
+  Register(awake, b_, 2);
+  uint16_t from = 0;
+  auto invite = WaitFor(awake, IsRequest("INVITE"), &from);
+  ASSERT_TRUE(invite) << "the woken VoIP phone never got the missed call's INVITE";
+  EXPECT_EQ(from, a_.port);
+  EXPECT_EQ(invite->Header("Call-ID"), call_id);
+  awake.SendTo(a_.port, MakeResponse(*invite, 180, "Ringing", "", "ph-miss"));
+  auto cancel = WaitFor(awake, IsRequest("CANCEL"), &from);
+  ASSERT_TRUE(cancel) << "the woken VoIP phone never got the CANCEL after the INVITE";
+  EXPECT_EQ(from, a_.port);
+  EXPECT_EQ(cancel->Header("Call-ID"), call_id);
+}
+
+}  // namespace
+}  // namespace pushgate::proxy::sofia
