@@ -442,6 +442,66 @@ TEST_F(CallsTest, CancelBeforeWakeDeliversInviteThenCancelToVoipPhone) {
   EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
 }
 
+// A phone without push parameters (reached by its contact only) at 127.0.0.1:`port`.
+Binding PlainPhone(uint16_t port) {
+  Binding b;
+  b.aor = kAor;
+  b.contact = *ParseUri(absl::StrCat("sip:alice@127.0.0.1:", port));
+  b.instance_id = absl::StrCat("<urn:uuid:00000000-0000-0000-0000-0000000", port, ">");
+  b.received = TransportInfo{Transport::kUdp, "127.0.0.1", port};
+  b.expires_at = absl::Now() + absl::Hours(1);
+  b.call_id = absl::StrCat("reg-", port);
+  b.cseq = 1;
+  return b;
+}
+
+// RFC 3261 9.1: a branch is not CANCELled before it sent a provisional response. The caller
+// cancels while the phone is silent: the phone gets no CANCEL until its 180, then the CANCEL;
+// the 180 of the cancelled branch does not reach the caller.
+TEST_F(CallsTest, CancelWaitsForTheBranchsProvisionalResponse) {
+  StartRouter();
+  UdpPeer caller, phone;
+  Store({PlainPhone(phone.port())});
+  Dialog d = NewDialog("held-cancel-1@example.org");
+  SendInvite(caller, d);
+  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the phone never got the INVITE";
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
+  EXPECT_FALSE(WaitFor(phone, IsRequest("CANCEL"), absl::Milliseconds(600)))
+      << "a CANCEL went to a branch that sent no provisional response yet";
+
+  phone.SendTo(port_, MakeResponse(*invite, 180, "Ringing", "", "hc1"));
+  auto cancel = WaitFor(phone, IsRequest("CANCEL"));
+  ASSERT_TRUE(cancel) << "the branch's 180 did not release the held CANCEL";
+  EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
+  EXPECT_EQ(cancel->Header("Via"), invite->Header("Via"))
+      << "CANCEL must match the INVITE's branch";
+  phone.SendTo(port_, MakeResponse(*cancel, 200, "OK", "", "hc1"));
+  phone.SendTo(port_, MakeResponse(*invite, 487, "Request Terminated", "", "hc1"));
+  ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the branch's 487 was never acknowledged";
+  EXPECT_FALSE(WaitFor(caller, IsStatus(180), absl::Milliseconds(300)))
+      << "the cancelled branch's 180 was relayed to the caller";
+}
+
+// A branch cancelled before any provisional response that then answers with a final response:
+// the held CANCEL is dropped (nothing left to cancel), the final response is acknowledged.
+TEST_F(CallsTest, HeldCancelIsDroppedWhenTheBranchAnswersFinal) {
+  StartRouter();
+  UdpPeer caller, phone;
+  Store({PlainPhone(phone.port())});
+  Dialog d = NewDialog("held-cancel-2@example.org");
+  SendInvite(caller, d);
+  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the phone never got the INVITE";
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
+  phone.SendTo(port_, MakeResponse(*invite, 486, "Busy Here", "", "hc2"));
+  ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the branch's 486 was never acknowledged";
+  EXPECT_FALSE(WaitFor(phone, IsRequest("CANCEL"), absl::Milliseconds(600)))
+      << "a CANCEL went to a branch that had already answered finally";
+}
+
 // The pusher reports the token dead (APNs 410): the binding leaves the registrar.
 TEST_F(CallsTest, TokenInvalidRemovesTheBinding) {
   StartRouter();

@@ -311,6 +311,8 @@ TEST_F(ReplicasTest, CancelledCallReachesPhoneRegisteringThroughOtherReplica) {
   ASSERT_TRUE(invite) << "the woken VoIP phone never got the missed call's INVITE";
   EXPECT_EQ(from, a_.port);
   EXPECT_EQ(invite->Header("Call-ID"), call_id);
+  EXPECT_FALSE(WaitFor(awake, IsRequest("CANCEL"), nullptr, absl::Milliseconds(300)))
+      << "the CANCEL must wait for the phone's provisional response (RFC 3261 9.1)";
   awake.SendTo(a_.port, MakeResponse(*invite, 180, "Ringing", "", "ph-miss"));
   auto cancel = WaitFor(awake, IsRequest("CANCEL"), &from);
   ASSERT_TRUE(cancel) << "the woken VoIP phone never got the CANCEL after the INVITE";
