@@ -338,12 +338,11 @@ absl::StatusOr<HttpRequestSpec> BuildApnsRequest(const v1::PushRequest& request,
 
   absl::Duration ttl = TimeToLive(request);
   int64_t expiration = ttl <= absl::ZeroDuration() ? 0 : absl::ToUnixSeconds(now + ttl);
-  spec.headers = {
-      {"apns-push-type", std::string(push_type)},
-      {"apns-topic", ApnsTopicFor(topic, kind)},
-      {"apns-priority", high ? "10" : "5"},
-      {"apns-expiration", absl::StrCat(expiration)},
-  };
+  spec.headers.reserve(7);  // these, apns-collapse-id, apns-id, authorization (the caller's)
+  spec.headers.emplace_back("apns-push-type", push_type);
+  spec.headers.emplace_back("apns-topic", ApnsTopicFor(topic, kind));
+  spec.headers.emplace_back("apns-priority", high ? "10" : "5");
+  spec.headers.emplace_back("apns-expiration", absl::StrCat(expiration));
   if (!request.collapse_id().empty()) {
     spec.headers.emplace_back("apns-collapse-id", request.collapse_id());
   }

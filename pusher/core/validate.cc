@@ -89,7 +89,7 @@ absl::Status ValidateRequest(const v1::PushRequest& request) {
                         : "is empty (the pn-param: the Firebase project id)");
   }
   absl::Status app_status =
-      apns ? ParseApnsPnParam(dest.app()).status() : ParseFcmPnParam(dest.app()).status();
+      apns ? ParseApnsPnParamCached(dest.app()).status() : ParseFcmPnParam(dest.app()).status();
   if (!app_status.ok()) return Invalid("destination.app", app_status.message());
 
   if (dest.device_token().empty()) return Invalid("destination.device_token", "is empty");

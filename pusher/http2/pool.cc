@@ -21,7 +21,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
-#include <list>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -59,18 +58,33 @@ const char* Http2ErrorName(uint32_t code) { return nghttp2_http2_strerror(code);
 
 class Connection;
 
+struct Call;
+
+// Links of a call in one intrusive list (no allocation per call and per list).
+struct CallLinks {
+  Call* prev = nullptr;
+  Call* next = nullptr;
+  bool linked = false;
+};
+
+// Unlinks a call destroyed while its deadline is tracked (defined after Pool::Impl).
+void ForgetDeadline(Pool::Impl* pool, Call* call);
+
 struct Call {
+  ~Call() {
+    if (deadline_links.linked) ForgetDeadline(pool, this);
+  }
   Pool::Impl* pool = nullptr;
   Request request;
   ResponseCallback callback;
   Response response;
   size_t body_offset = 0;
-  event* deadline_timer = nullptr;
   Connection* conn = nullptr;  // null while queued in the pool
   int32_t stream_id = 0;
   bool headers_sent = false;
   bool response_complete = false;
-  std::list<std::unique_ptr<Call>>::iterator queue_pos;
+  CallLinks queue_links;     // in Pool::Impl::queue_ while waiting for a stream
+  CallLinks deadline_links;  // in Pool::Impl::deadlines_ while it has a finite deadline
 
   void ResetForReplay() {
     response = Response();
@@ -80,6 +94,59 @@ struct Call {
     headers_sent = false;
     response_complete = false;
   }
+};
+
+// An intrusive doubly-linked list of calls through their `Links` member.
+template <CallLinks Call::*Links>
+class CallList {
+ public:
+  bool empty() const { return head_ == nullptr; }
+  Call* front() const { return head_; }
+  Call* back() const { return tail_; }
+  static Call* Next(Call* c) { return (c->*Links).next; }
+  static Call* Prev(Call* c) { return (c->*Links).prev; }
+  static bool Linked(const Call* c) { return (c->*Links).linked; }
+  // Inserts `c` before `pos` (at the end when `pos` is null).
+  void InsertBefore(Call* pos, Call* c) {
+    CallLinks& l = c->*Links;
+    l.next = pos;
+    l.prev = pos != nullptr ? (pos->*Links).prev : tail_;
+    (l.prev != nullptr ? (l.prev->*Links).next : head_) = c;
+    (pos != nullptr ? (pos->*Links).prev : tail_) = c;
+    l.linked = true;
+  }
+  void PushBack(Call* c) { InsertBefore(nullptr, c); }
+  void PushFront(Call* c) { InsertBefore(head_, c); }
+  void Remove(Call* c) {
+    CallLinks& l = c->*Links;
+    if (!l.linked) return;
+    (l.prev != nullptr ? (l.prev->*Links).next : head_) = l.next;
+    (l.next != nullptr ? (l.next->*Links).prev : tail_) = l.prev;
+    l = CallLinks();
+  }
+
+ private:
+  Call* head_ = nullptr;
+  Call* tail_ = nullptr;
+};
+
+// Calls waiting for a stream; owns them (unique_ptr in and out).
+class CallQueue {
+ public:
+  ~CallQueue() {
+    while (!empty()) pop_front();
+  }
+  bool empty() const { return list_.empty(); }
+  void push_back(std::unique_ptr<Call> c) { list_.PushBack(c.release()); }
+  void push_front(std::unique_ptr<Call> c) { list_.PushFront(c.release()); }
+  std::unique_ptr<Call> pop_front() { return Take(list_.front()); }
+  std::unique_ptr<Call> Take(Call* c) {
+    list_.Remove(c);
+    return std::unique_ptr<Call>(c);
+  }
+
+ private:
+  CallList<&Call::queue_links> list_;
 };
 
 }  // namespace
@@ -109,6 +176,9 @@ class Pool::Impl {
   void OnConnectionReady(Connection* conn);
   void OnConnectionClosed(Connection* conn, const absl::Status& reason, bool was_ready,
                           bool transient);
+  // A call destroyed while its deadline is tracked (every path finishes calls first; this only
+  // keeps the deadline list sound should one not).
+  void ForgetDeadline(Call* call) { deadlines_.Remove(call); }
   void ScheduleDispatch() { event_active(dispatch_event_, EV_READ, 0); }
   void MovedToInFlight() {
     in_flight_.fetch_add(1);
@@ -131,13 +201,19 @@ class Pool::Impl {
   static void OnReapCb(evutil_socket_t, short, void* arg) noexcept {
     static_cast<Impl*>(arg)->graveyard_.clear();
   }
-  static void OnDeadlineCb(evutil_socket_t, short, void* arg) noexcept;
+  static void OnDeadlineCb(evutil_socket_t, short, void* arg) noexcept {
+    static_cast<Impl*>(arg)->OnDeadlines();
+  }
 
   void Loop();
   void OnWakeup();
   void Dispatch();
   void MaybeOpenConnection();
   void OnDeadline(Call* call);
+  // Deadlines: calls in deadline order, one timer for the earliest (instead of a timer per call).
+  void TrackDeadline(Call* call, absl::Time now);
+  void ArmDeadlineTimer(absl::Time now);
+  void OnDeadlines();
   void Shutdown();
   bool FailFast() const;
   void FailQueued(const absl::Status& status);
@@ -171,7 +247,10 @@ class Pool::Impl {
   std::condition_variable drain_cv_;
 
   // Loop thread only.
-  std::list<std::unique_ptr<Call>> queue_;
+  CallList<&Call::deadline_links> deadlines_;  // earliest deadline first; outlives queue_
+  CallQueue queue_;
+  event* deadline_timer_ = nullptr;
+  absl::Time deadline_timer_at_ = absl::InfiniteFuture();  // when the armed timer fires
   std::vector<std::unique_ptr<Connection>> conns_;
   std::vector<std::unique_ptr<Connection>> graveyard_;
   uint64_t next_conn_id_ = 1;
@@ -816,6 +895,7 @@ absl::Status Pool::Impl::Start() {
   dispatch_event_ = event_new(base_, -1, 0, OnDispatchCb, this);
   reap_event_ = event_new(base_, -1, 0, OnReapCb, this);
   reconnect_timer_ = evtimer_new(base_, OnDispatchCb, this);
+  deadline_timer_ = evtimer_new(base_, OnDeadlineCb, this);
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -837,7 +917,8 @@ Pool::Impl::~Impl() {
     rest.swap(inbox_);
   }
   for (auto& item : rest) item.callback(absl::UnavailableError("pool shut down"));
-  for (event* e : {wakeup_event_, dispatch_event_, reap_event_, reconnect_timer_}) {
+  for (event* e :
+       {wakeup_event_, dispatch_event_, reap_event_, reconnect_timer_, deadline_timer_}) {
     if (e != nullptr) event_free(e);
   }
   if (dns_ != nullptr) evdns_base_free(dns_, 0);
@@ -903,13 +984,8 @@ void Pool::Impl::OnWakeup() {
     } else if (FailFast()) {
       Finish(std::move(call), absl::UnavailableError(fatal_error_.message()), false);
     } else {
-      if (call->request.deadline != absl::InfiniteFuture()) {
-        call->deadline_timer = evtimer_new(base_, OnDeadlineCb, call.get());
-        timeval tv = AsTimeval(call->request.deadline - now);
-        evtimer_add(call->deadline_timer, &tv);
-      }
+      if (call->request.deadline != absl::InfiniteFuture()) TrackDeadline(call.get(), now);
       queue_.push_back(std::move(call));
-      queue_.back()->queue_pos = std::prev(queue_.end());
     }
   }
   if (stop) {
@@ -939,9 +1015,7 @@ void Pool::Impl::Dispatch() {
       }
     }
     if (target == nullptr) break;
-    std::unique_ptr<Call> call = std::move(queue_.front());
-    queue_.pop_front();
-    target->StartStream(std::move(call));
+    target->StartStream(queue_.pop_front());
     if (std::find(touched.begin(), touched.end(), target) == touched.end()) {
       touched.push_back(target);
     }
@@ -1028,11 +1102,7 @@ void Pool::Impl::OnConnectionClosed(Connection* conn, const absl::Status& reason
 }
 
 void Pool::Impl::FailQueued(const absl::Status& status) {
-  while (!queue_.empty()) {
-    std::unique_ptr<Call> call = std::move(queue_.front());
-    queue_.pop_front();
-    Finish(std::move(call), status, false);
-  }
+  while (!queue_.empty()) Finish(queue_.pop_front(), status, false);
 }
 
 void Pool::Impl::Requeue(std::unique_ptr<Call> call, bool replay) {
@@ -1048,19 +1118,48 @@ void Pool::Impl::Requeue(std::unique_ptr<Call> call, bool replay) {
     return;
   }
   queue_.push_front(std::move(call));
-  queue_.front()->queue_pos = queue_.begin();
   ScheduleDispatch();
 }
 
-void Pool::Impl::OnDeadlineCb(evutil_socket_t, short, void* arg) noexcept {
-  auto* call = static_cast<Call*>(arg);
-  call->pool->OnDeadline(call);
+namespace {
+void ForgetDeadline(Pool::Impl* pool, Call* call) { pool->ForgetDeadline(call); }
+}  // namespace
+
+void Pool::Impl::TrackDeadline(Call* call, absl::Time now) {
+  // Deadlines mostly arrive in order (the same timeout after ever later starts): the insertion
+  // point is found from the back, usually at once.
+  Call* pos = nullptr;  // insert before this one (null: at the end)
+  for (Call* c = deadlines_.back(); c != nullptr && c->request.deadline > call->request.deadline;
+       c = deadlines_.Prev(c)) {
+    pos = c;
+  }
+  deadlines_.InsertBefore(pos, call);
+  if (deadlines_.front() == call && call->request.deadline < deadline_timer_at_) {
+    ArmDeadlineTimer(now);
+  }
+}
+
+void Pool::Impl::ArmDeadlineTimer(absl::Time now) {
+  if (deadlines_.empty()) return;  // a pending timer fires for nothing and is not re-armed
+  deadline_timer_at_ = deadlines_.front()->request.deadline;
+  timeval tv = AsTimeval(deadline_timer_at_ - now);
+  evtimer_add(deadline_timer_, &tv);  // re-adding moves a pending timer
+}
+
+void Pool::Impl::OnDeadlines() {
+  deadline_timer_at_ = absl::InfiniteFuture();
+  const absl::Time now = absl::Now();
+  while (!deadlines_.empty() && deadlines_.front()->request.deadline <= now) {
+    Call* call = deadlines_.front();
+    deadlines_.Remove(call);
+    OnDeadline(call);
+  }
+  ArmDeadlineTimer(now);
 }
 
 void Pool::Impl::OnDeadline(Call* call) {
   if (call->conn == nullptr) {
-    std::unique_ptr<Call> owned = std::move(*call->queue_pos);
-    queue_.erase(call->queue_pos);
+    std::unique_ptr<Call> owned = queue_.Take(call);
     std::string msg = "deadline exceeded while waiting for a free HTTP/2 stream";
     if (!last_error_.ok())
       absl::StrAppend(&msg, " (last connection error: ", last_error_.message(), ")");
@@ -1099,10 +1198,7 @@ void Pool::Impl::CountResult(const absl::Status& status) {
 
 void Pool::Impl::Finish(std::unique_ptr<Call> call, absl::StatusOr<Response> result,
                         bool in_flight) {
-  if (call->deadline_timer != nullptr) {
-    event_free(call->deadline_timer);
-    call->deadline_timer = nullptr;
-  }
+  deadlines_.Remove(call.get());
   CountResult(result.status());
   if (!result.ok()) {
     // The last path segment may be a device token: redact it.

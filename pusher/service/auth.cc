@@ -17,8 +17,8 @@ std::string Digest(const std::string& key) {
 // The app id an api keys file names: bundle id (APNs) or project id (FCM).
 std::string AppOf(const v1::Destination& destination) {
   if (destination.provider() == v1::FCM) return destination.app();
-  auto topic = ParseApnsPnParam(destination.app());
-  return topic.ok() ? topic->bundle_id : destination.app();
+  auto topic = ParseApnsPnParamCached(destination.app());
+  return topic.ok() ? (*topic)->bundle_id : destination.app();
 }
 
 }  // namespace

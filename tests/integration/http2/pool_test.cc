@@ -283,6 +283,48 @@ TEST_F(PoolTest, DeadlineExceededInFlightAndWhileQueued) {
   EXPECT_EQ(seen[1].Header("x-id"), "after");
 }
 
+// The pool keeps one timer for the earliest deadline: requests queued with deadlines in any
+// order must each expire at their own time, not at a neighbour's.
+TEST_F(PoolTest, QueuedDeadlinesInAnyOrderEachExpireOnTime) {
+  TestServerOptions so;
+  so.max_concurrent_streams = 1;
+  so.response_delay = absl::Seconds(3);
+  auto server = StartServer(so);
+  PoolOptions po = Options(*server);
+  po.max_connections = 1;
+  std::mutex mu;
+  std::map<int, absl::Duration> elapsed;
+  std::map<int, absl::Status> statuses;
+  Results results;
+  auto pool = MakePool(po);  // after what its callbacks use: destroyed first
+  ASSERT_NE(pool, nullptr);
+  pool->Submit(Post("blocker", absl::Seconds(10)), results.Callback(0));  // takes the only stream
+  ASSERT_TRUE(Eventually([&] { return pool->GetStats().in_flight == 1; }, absl::Seconds(3),
+                         "the blocker in flight"));
+  const int kTimeoutsMs[] = {500, 150, 400, 150, 300, 250, 600, 200, 350, 450};
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 10; ++i) {
+    pool->Submit(Post(absl::StrCat("q", i), absl::Milliseconds(kTimeoutsMs[i])),
+                 [&, i, start](absl::StatusOr<Response> r) {
+                   std::lock_guard l(mu);
+                   elapsed[i] = absl::Now() - start;
+                   statuses[i] = r.status();
+                 });
+  }
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::lock_guard l(mu);
+        return elapsed.size() == 10;
+      },
+      absl::Seconds(3), "10 queued requests expired"));
+  std::lock_guard l(mu);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(statuses[i].code(), absl::StatusCode::kDeadlineExceeded) << i << statuses[i];
+    EXPECT_GE(elapsed[i], absl::Milliseconds(kTimeoutsMs[i])) << "request " << i << " early";
+    EXPECT_LT(elapsed[i], absl::Milliseconds(kTimeoutsMs[i] + 250)) << "request " << i << " late";
+  }
+}
+
 // GOAWAY after N requests on every connection: all requests complete exactly once, the server
 // processes each exactly once, unprocessed streams are replayed.
 TEST_F(PoolTest, GoawayReplaysUnprocessedStreamsWithoutLossOrDuplicates) {
