@@ -25,7 +25,7 @@
 # Environment: STACK_SKIP_BUILD=1, STORE_KIND=memory (proxy without Redis), STACK_KEEP=1 (leave the stack up for debugging),
 #              STACK_PHONES (default 6), STACK_UNTIL=register (stop after step 4), IMAGE_PREFIX/IMAGE_TAG as for build-images.sh,
 #              STACK_LOG_DIR (default /tmp): on failure every container's full log is saved in
-#              $STACK_LOG_DIR/pushgate-stack-<project>/.
+#              $STACK_LOG_DIR/pushgate-stack-logs-<project>/ (kept).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 PHONES=${STACK_PHONES:-6}
@@ -41,7 +41,7 @@ LOG_DIR=${STACK_LOG_DIR:-/tmp}
 fail() {
   echo "FAIL: $*" >&2
   if [[ -n ${PROJ:-} ]] && command -v podman >/dev/null; then
-    local dir="$LOG_DIR/pushgate-stack-$PROJ" c
+    local dir="$LOG_DIR/pushgate-stack-logs-$PROJ" c
     mkdir -p "$dir"
     for c in $(podman ps -a --filter "name=^${PROJ}_" --format '{{.Names}}' 2>/dev/null); do
       podman logs "$c" >"$dir/$c.log" 2>&1 || true
