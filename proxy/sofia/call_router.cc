@@ -12,6 +12,7 @@
 #include <sofia-sip/tport.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 
 #include "absl/strings/ascii.h"
@@ -62,9 +63,9 @@ Metrics& M() {
   return *m;
 }
 
-// A copy of `original` ready to forward: Max-Forwards decremented; when `strip_route` says so,
-// the top Route (ours) removed.
-MsgPtr CopyForForward(msg_t* original, bool strip_route) {
+// A copy of `original` ready to forward: Max-Forwards decremented, the top `strip_routes` Route
+// entries (ours) removed.
+MsgPtr CopyForForward(msg_t* original, int strip_routes) {
   MsgPtr msg(msg_copy(original));
   if (!msg) return nullptr;
   sip_t* sip = sip_object(msg.get());
@@ -72,7 +73,7 @@ MsgPtr CopyForForward(msg_t* original, bool strip_route) {
   if (hops > 70) hops = 70;
   std::string mf = absl::StrCat(hops == 0 ? 0 : hops - 1);
   sip_add_tl(msg.get(), sip, SIPTAG_MAX_FORWARDS_STR(mf.c_str()), TAG_END());
-  if (strip_route && sip->sip_route != nullptr) {
+  for (int i = 0; i < strip_routes && sip->sip_route != nullptr; ++i) {
     sip_header_remove(msg.get(), sip, reinterpret_cast<sip_header_t*>(sip->sip_route));
   }
   return msg;
@@ -104,6 +105,7 @@ struct CallRouter::Call {
   CallRouter* router = nullptr;
   std::string aor;
   std::string method;
+  std::optional<Transport> in_transport;  // the caller's request came in over it
   nta_incoming_t* irq = nullptr;
   MsgPtr request;  // the caller's request
   CallInfo info;
@@ -140,8 +142,35 @@ CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store,
     auto own = ParseUri(options_.record_route);
     if (own.ok()) {
       own_ = *own;
+      own_uris_.push_back(*own);
     } else {
       log_->error("record_route \"{}\": {}", options_.record_route, own.status().message());
+    }
+  }
+  if (own_) {
+    rr_by_transport_ = options_.record_route_by_transport;
+    if (auto t = UriTransport(*own_); t.ok()) rr_by_transport_.emplace(*t, options_.record_route);
+    // Transports without a configured URI: our host, the port of the agent's listener.
+    std::string host = IsIpv6Literal(own_->host) ? absl::StrCat("[", own_->host, "]") : own_->host;
+    for (tport_t* tp = agent_ != nullptr ? tport_primaries(nta_agent_tports(agent_)) : nullptr;
+         tp != nullptr; tp = tport_next(tp)) {
+      std::optional<Transport> t = TportTransport(tp);
+      const su_addrinfo_t* ai = tport_get_address(tp);
+      if (!t || ai == nullptr || rr_by_transport_.count(*t) != 0) continue;
+      auto hp = SockaddrToHostPort(ai->ai_addr);
+      if (!hp) continue;
+      rr_by_transport_[*t] = *t == Transport::kTls ? absl::StrCat("sips:", host, ":", hp->second)
+                                                   : absl::StrCat("sip:", host, ":", hp->second,
+                                                                  ";transport=", TransportName(*t));
+    }
+    for (const auto& [t, uri] : rr_by_transport_) {
+      auto parsed = ParseUri(uri);
+      if (parsed.ok()) {
+        own_uris_.push_back(*parsed);
+      } else {
+        log_->error("record-route for {} \"{}\": {}", TransportName(t), uri,
+                    parsed.status().message());
+      }
     }
   }
   timer_ = su_timer_create(su_root_task(loop_.root()), 0);
@@ -181,17 +210,63 @@ CallRouter::Call* CallRouter::FindCall(uint64_t id) {
   return it == calls_.end() ? nullptr : it->second.get();
 }
 
-bool CallRouter::IsOurRoute(const sip_t* sip) const {
-  if (sip == nullptr || sip->sip_route == nullptr || options_.record_route.empty()) return false;
-  auto route = ParseUri(UrlString(sip->sip_route->r_url));
-  if (!own_ || !route.ok()) return false;
-  return absl::AsciiStrToLower(own_->host) == absl::AsciiStrToLower(route->host) &&
-         own_->port.value_or(5060) == route->port.value_or(5060);
+bool CallRouter::IsOwnUri(const url_t* url) const {
+  if (url == nullptr || url->url_host == nullptr) return false;
+  bool tls = url->url_type == url_sips;
+  uint16_t port = tls ? 5061 : 5060;
+  if (url->url_port != nullptr) {
+    int p = std::atoi(url->url_port);
+    if (p <= 0 || p > 65535) return false;
+    port = static_cast<uint16_t>(p);
+  }
+  std::string host = url->url_host;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  host = absl::AsciiStrToLower(host);
+  return std::any_of(own_uris_.begin(), own_uris_.end(), [&](const Uri& own) {
+    uint16_t own_port = own.port.value_or(own.scheme == "sips" ? 5061 : 5060);
+    return own_port == port && absl::AsciiStrToLower(own.host) == host;
+  });
 }
+
+int CallRouter::OwnRoutes(const sip_t* sip) const {
+  if (sip == nullptr || sip->sip_route == nullptr || own_uris_.empty()) return 0;
+  const sip_route_t* top = sip->sip_route;
+  if (!IsOwnUri(top->r_url)) return 0;
+  const sip_route_t* next = top->r_next;
+  if (next == nullptr || !IsOwnUri(next->r_url)) return 1;
+  // RFC 5658: a pair of ours names two different transports (or interfaces). Two identical
+  // entries are a spiral through us: one at a time.
+  auto a = ParseUri(UrlString(top->r_url));
+  auto b = ParseUri(UrlString(next->r_url));
+  if (!a.ok() || !b.ok()) return 1;
+  auto ta = UriTransport(*a), tb = UriTransport(*b);
+  bool differ = (ta.ok() && tb.ok() && *ta != *tb) || a->host != b->host || a->port != b->port;
+  return differ ? 2 : 1;
+}
+
+bool CallRouter::IsOurRoute(const sip_t* sip) const { return OwnRoutes(sip) > 0; }
 
 std::string CallRouter::RecordRouteUri(const std::string& flow_token) const {
   if (flow_token.empty()) return options_.record_route;
   return absl::StrCat(options_.record_route, ";", kFlowParam, "=", flow_token);
+}
+
+std::vector<std::string> CallRouter::RecordRoutesFor(std::optional<Transport> in,
+                                                     std::optional<Transport> out,
+                                                     const std::string& flow_token) const {
+  auto uri_for = [&](std::optional<Transport> t) {
+    auto it = t ? rr_by_transport_.find(*t) : rr_by_transport_.end();
+    return it != rr_by_transport_.end() ? it->second : options_.record_route;
+  };
+  std::string out_uri = uri_for(out);
+  std::string in_uri = uri_for(in);
+  std::string top =
+      flow_token.empty() ? out_uri : absl::StrCat(out_uri, ";", kFlowParam, "=", flow_token);
+  std::vector<std::string> routes = {top};
+  if (in_uri != out_uri) routes.push_back(in_uri);
+  return routes;
 }
 
 bool CallRouter::PointsAtUs(const Binding& binding) const {
@@ -228,6 +303,10 @@ void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std
   call->irq = irq;
   call->method = sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "";
   call->request.reset(nta_incoming_getrequest(irq));
+  {
+    TportRef in = TportRef::Adopt(nta_incoming_transport(agent_, irq, nullptr));
+    if (in) call->in_transport = TportTransport(in.get());
+  }
   if (sip->sip_call_id && sip->sip_call_id->i_id) call->info.call_id = sip->sip_call_id->i_id;
   if (sip->sip_from) {
     call->info.caller_uri = UrlString(sip->sip_from->a_url);
@@ -330,7 +409,7 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
   const Branch* branch = call.fork.branch(branch_id);
   if (branch == nullptr || !call.request) return;
   const Binding& binding = branch->binding;
-  MsgPtr msg = CopyForForward(call.request.get(), IsOurRoute(sip_object(call.request.get())));
+  MsgPtr msg = CopyForForward(call.request.get(), OwnRoutes(sip_object(call.request.get())));
   if (!msg) return;
   sip_t* sip = sip_object(msg.get());
   std::string ruri = FormatUri(binding.contact);
@@ -343,27 +422,37 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
   msg_header_replace(msg.get(), reinterpret_cast<msg_pub_t*>(sip),
                      reinterpret_cast<msg_header_t*>(sip->sip_request),
                      reinterpret_cast<msg_header_t*>(rq));
-  if (!options_.record_route.empty() && sip->sip_request->rq_method == sip_method_invite) {
-    // The phone's flow rides along in our Record-Route, so in-dialog requests toward the phone
-    // take its connection again (it may be behind NAT).
-    std::string rr = absl::StrCat("<", RecordRouteUri(binding.flow_token), ";lr>");
-    sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str());
-    if (h != nullptr) {
-      msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(sip),
-                        reinterpret_cast<msg_header_t*>(h));
-    }
-  }
   // Where to send: over the phone's own connection, else to where its REGISTER came from (NAT),
   // else to the contact.
   tport_t* tp = nullptr;
   std::string route;
+  std::optional<Transport> out;
   if (!binding.flow_token.empty() && flows_) tp = flows_(binding.flow_token);
-  if (tp == nullptr && !binding.received.host.empty() && binding.received.port != 0) {
+  if (tp != nullptr) {
+    out = TportTransport(tp);
+  } else if (!binding.received.host.empty() && binding.received.port != 0) {
     std::string host = IsIpv6Literal(binding.received.host)
                            ? absl::StrCat("[", binding.received.host, "]")
                            : binding.received.host;
     route = absl::StrCat("sip:", host, ":", binding.received.port,
                          ";transport=", TransportName(binding.received.transport));
+    out = binding.received.transport;
+  } else if (auto t = UriTransport(binding.contact); t.ok()) {
+    out = *t;
+  }
+  if (!options_.record_route.empty() && sip->sip_request->rq_method == sip_method_invite) {
+    // The phone's flow rides along in our Record-Route, so in-dialog requests toward the phone
+    // take its connection again (it may be behind NAT). In over one transport, out over another:
+    // two entries (RFC 5658), ours toward the phone on top, ours toward the caller below it.
+    std::vector<std::string> routes = RecordRoutesFor(call.in_transport, out, binding.flow_token);
+    for (auto it = routes.rbegin(); it != routes.rend(); ++it) {
+      std::string rr = absl::StrCat("<", *it, ";lr>");
+      sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str());
+      if (h != nullptr) {
+        msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(sip),
+                          reinterpret_cast<msg_header_t*>(h));
+      }
+    }
   }
   auto txn = std::make_unique<Call::BranchTxn>();
   txn->router = this;
@@ -674,7 +763,8 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
     return;
   }
   MsgPtr original(nta_incoming_getrequest(irq));
-  MsgPtr msg = original ? CopyForForward(original.get(), IsOurRoute(sip)) : nullptr;
+  const int own_routes = OwnRoutes(sip);
+  MsgPtr msg = original ? CopyForForward(original.get(), own_routes) : nullptr;
   if (!msg) {
     nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
     nta_incoming_destroy(irq);
@@ -682,14 +772,17 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
   }
   // Toward the phone over its own connection when our Route names its flow and the request did
   // not come in over that very connection (then it goes the other way, to the caller).
+  // With double record-routing the flow is named by the phone-side entry of the pair: either.
   tport_t* flow = nullptr;
-  if (IsOurRoute(sip) && flows_) {
-    auto route = ParseUri(UrlString(sip->sip_route->r_url));
+  const sip_route_t* r = sip->sip_route;
+  for (int i = 0; i < own_routes && r != nullptr && flows_ && flow == nullptr; ++i, r = r->r_next) {
+    auto route = ParseUri(UrlString(r->r_url));
     std::optional<std::string> token = route.ok() ? Param(*route, kFlowParam) : std::nullopt;
     if (token && !token->empty()) {
       flow = flows_(*token);
       TportRef in = TportRef::Adopt(nta_incoming_transport(agent_, irq, nullptr));
       if (flow != nullptr && in && in.get() == flow) flow = nullptr;
+      break;
     }
   }
   sip_t* fwd = sip_object(msg.get());

@@ -45,6 +45,10 @@ struct CallRouterOptions {
   absl::Duration push_timeout = absl::Seconds(5);  // gRPC deadline of one push
   // Our own URI for Record-Route ("sip:192.0.2.1:5060;transport=udp"; ";lr" is added).
   std::string record_route;
+  // Our Record-Route URI per transport (no ";lr"), for RFC 5658 double record-routing when a
+  // call comes in over one transport and leaves over another. A transport missing here gets
+  // record_route's host with the port of the agent's listener of that transport.
+  std::map<Transport, std::string> record_route_by_transport;
   // Grace time a finished call stays around for late 2xx and branch CANCELs.
   absl::Duration linger = absl::Seconds(32);
 };
@@ -110,6 +114,16 @@ class CallRouter final : public CallHandler {
   void FreeCall(uint64_t call_id);
   bool Reachable(const Binding& binding);
   bool PointsAtUs(const Binding& binding) const;
+  // True when `url` names one of our Record-Route URIs (host and port).
+  bool IsOwnUri(const url_t* url) const;
+  // How many of the request's top Route entries are ours: 1, or 2 for an RFC 5658 pair (two
+  // consecutive own entries of different transports); 0 when the top one is not ours.
+  int OwnRoutes(const sip_t* sip) const;
+  // The Record-Route entries (top first) for a request received over `in` and sent over `out`:
+  // ours for `out` (naming the phone's flow), then ours for `in` when it differs.
+  std::vector<std::string> RecordRoutesFor(std::optional<Transport> in,
+                                           std::optional<Transport> out,
+                                           const std::string& flow_token) const;
   Call* FindCall(uint64_t id);
 
   SofiaLoop& loop_;
@@ -120,6 +134,8 @@ class CallRouter final : public CallHandler {
   CallRouterOptions options_;
   FlowLookup flows_;
   std::optional<Uri> own_;  // parsed record_route
+  std::map<Transport, std::string> rr_by_transport_;
+  std::vector<Uri> own_uris_;  // own_ and every rr_by_transport_ URI, parsed
   std::shared_ptr<spdlog::logger> log_;
   BindingStore::SubscriptionId subscription_ = 0;
   std::map<uint64_t, std::unique_ptr<Call>> calls_;

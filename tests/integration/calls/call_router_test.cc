@@ -715,24 +715,36 @@ TEST_F(CallsTest, TcpPhoneGetsCallAndByeOverItsOwnConnection) {
     invite = phone.Receive(kWait);
   }
   ASSERT_TRUE(invite && invite->Method() == "INVITE") << "no INVITE over the phone's connection";
-  std::string rr = invite->Header("Record-Route");
-  EXPECT_THAT(rr, ::testing::HasSubstr(absl::StrCat("pgf=", token)));
+  // In over UDP, out over TCP: double record-routing (RFC 5658), our TCP side on top (naming
+  // the phone's flow), our UDP side below it.
+  std::vector<std::string> rrs = invite->Headers("Record-Route");
+  ASSERT_EQ(rrs.size(), 2u) << invite->text();
+  EXPECT_THAT(rrs[0], ::testing::HasSubstr(absl::StrCat("127.0.0.1:", tcp_port_)));
+  EXPECT_THAT(rrs[0], ::testing::HasSubstr("transport=tcp"));
+  EXPECT_THAT(rrs[0], ::testing::HasSubstr(absl::StrCat("pgf=", token)));
+  EXPECT_THAT(rrs[1], ::testing::HasSubstr(absl::StrCat("127.0.0.1:", port_)));
+  EXPECT_THAT(rrs[1], ::testing::Not(::testing::HasSubstr("pgf=")));
   // Behind NAT: the contact it gives is not where its connection comes from.
   const uint16_t nat_port = ClosedPort();
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", nat_port,
-                                     ";transport=tcp>\r\nRecord-Route: ", rr, "\r\n");
+                                     ";transport=tcp>\r\nRecord-Route: ", rrs[0],
+                                     "\r\nRecord-Route: ", rrs[1], "\r\n");
   phone.Send(MakeResponse(*invite, 200, "OK", contact, "tp1"));
   auto ok = WaitFor(caller, IsFinal());
   ASSERT_TRUE(ok) << "the caller never got the final response";
   ASSERT_EQ(ok->Status(), 200);
-  std::string route = ok->Header("Record-Route");
+  std::vector<std::string> caller_rrs = ok->Headers("Record-Route");
+  ASSERT_EQ(caller_rrs.size(), 2u) << ok->text();
   d.to = ok->Header("To");
+  // The caller's route set: the Record-Route entries in reverse order (our UDP side first).
+  std::string routes = absl::StrCat("Route: ", caller_rrs[1], "\r\nRoute: ", caller_rrs[0], "\r\n");
   std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", nat_port, ";transport=tcp");
-  caller.SendTo(port_, Request("BYE", phone_uri, 2, d, caller.port(), "z9hG4bK-tcpbye",
-                               absl::StrCat("Route: ", route, "\r\n")));
+  caller.SendTo(port_, Request("BYE", phone_uri, 2, d, caller.port(), "z9hG4bK-tcpbye", routes));
   std::optional<SipText> bye;
   for (int i = 0; i < 5 && !(bye && bye->Method() == "BYE"); ++i) bye = phone.Receive(kWait);
   ASSERT_TRUE(bye && bye->Method() == "BYE") << "the BYE did not take the phone's connection";
+  EXPECT_TRUE(bye->Headers("Route").empty())
+      << "both our Route entries must be consumed: " << bye->text();
   phone.Send(MakeResponse(*bye, 200, "OK", "", "tp1"));
   auto bye_ok = WaitFor(caller, IsFinal());
   ASSERT_TRUE(bye_ok) << "the BYE's 200 never reached the caller";
