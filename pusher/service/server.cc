@@ -81,8 +81,7 @@ PusherServer::PusherServer(const PusherConfig& config, const Clock& clock)
     : config_(config), clock_(clock) {}
 
 PusherServer::~PusherServer() {
-  *alive_ = false;
-  if (server_) Shutdown(absl::ZeroDuration());
+  Shutdown(absl::ZeroDuration());  // or waits for the one under way
   scheduler_.Stop();
 }
 
@@ -227,10 +226,17 @@ absl::StatusOr<int> PusherServer::Start() {
   int port = 0;
   builder.AddListeningPort(g.listen, credentials, &port);
   builder.RegisterService(service_.get());
-  server_ = builder.BuildAndStart();
-  if (!server_ || port == 0) {
-    server_.reset();
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", g.listen));
+  }
+  {
+    std::lock_guard lock(health_mu_);
+    server_ = std::move(server);
+  }
+  {
+    std::lock_guard lock(shutdown_mu_);
+    started_ = true;
   }
   UpdateHealth();
   log::Get("pusher")->info("listening on {} (port {}, {})", g.listen, port,
@@ -241,13 +247,16 @@ absl::StatusOr<int> PusherServer::Start() {
 }
 
 void PusherServer::UpdateHealth() {
-  if (!server_ || !*alive_) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus("", true);
-  health->SetServingStatus("pushgate.v1.Pusher", true);
-  for (const auto& [name, client] : router_.Clients()) {
-    health->SetServingStatus(name, client->Problem().empty());
+  {
+    std::lock_guard lock(health_mu_);
+    if (!server_ || !*alive_) return;
+    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    if (health == nullptr) return;
+    health->SetServingStatus("", true);
+    health->SetServingStatus("pushgate.v1.Pusher", true);
+    for (const auto& [name, client] : router_.Clients()) {
+      health->SetServingStatus(name, client->Problem().empty());
+    }
   }
   std::weak_ptr<bool> alive = alive_;
   scheduler_.RunAt(clock_.Now() + absl::Seconds(5), [this, alive] {
@@ -268,17 +277,40 @@ std::string PusherServer::Problems() const {
 }
 
 void PusherServer::Shutdown(absl::Duration drain) {
-  if (!server_) return;
-  *alive_ = false;
-  if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
-  for (const auto& [name, client] : router_.Clients()) client->Drain(drain);
-  server_->Wait();
-  server_.reset();
+  {
+    std::unique_lock lock(shutdown_mu_);
+    if (shutdown_started_) {
+      shutdown_cv_.wait(lock, [this] { return shutdown_done_; });
+      return;
+    }
+    shutdown_started_ = true;
+  }
+  grpc::Server* server;
+  {
+    std::lock_guard lock(health_mu_);
+    *alive_ = false;  // no health update from now on
+    server = server_.get();
+    if (server != nullptr) {
+      if (auto* health = server->GetHealthCheckService()) health->Shutdown();
+    }
+  }
+  if (server != nullptr) {
+    server->Shutdown(absl::ToChronoTime(absl::Now() + drain));
+    for (const auto& [name, client] : router_.Clients()) client->Drain(drain);
+    server->Wait();
+    std::lock_guard lock(health_mu_);
+    server_.reset();
+  }
+  // Notified under the lock: a waiter may destroy this object as soon as it can lock again.
+  std::lock_guard lock(shutdown_mu_);
+  shutdown_done_ = true;
+  shutdown_cv_.notify_all();
 }
 
 void PusherServer::Wait() {
-  if (server_) server_->Wait();
+  std::unique_lock lock(shutdown_mu_);
+  if (!started_) return;
+  shutdown_cv_.wait(lock, [this] { return shutdown_done_; });
 }
 
 }  // namespace pushgate::pusher

@@ -4,7 +4,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -32,9 +34,11 @@ class PusherServer {
   // Listens on config.grpc.listen; returns the bound port (for ":0").
   absl::StatusOr<int> Start();
   // Stops accepting, lets RPCs in flight finish within `drain` (then cancels them), waits for
-  // the provider clients, stops the scheduler.
+  // the provider clients. Thread-safe: a second call (e.g. the destructor's) waits for the
+  // first to complete.
   void Shutdown(absl::Duration drain);
-  // Blocks until Shutdown() completed.
+  // Blocks until Shutdown() completed, draining included (returns at once when Start() never
+  // succeeded). The caller may destroy the server as soon as it returns.
   void Wait();
 
   // "" when every credential works, else the problems (for /readyz and logs).
@@ -55,8 +59,18 @@ class PusherServer {
   std::unique_ptr<IdempotencyCache> idempotency_;
   std::unique_ptr<PushHandler> handler_;
   std::unique_ptr<PusherService> service_;
+  // server_ is set by Start() and reset by Shutdown(); health_mu_ keeps the health updater
+  // (scheduler thread) from using it meanwhile.
+  std::mutex health_mu_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Shutdown state: Wait() returns only once Shutdown() finished (not when gRPC stopped and the
+  // drain still runs), so that main() never destroys the server under a draining thread.
+  std::mutex shutdown_mu_;
+  std::condition_variable shutdown_cv_;
+  bool started_ = false;
+  bool shutdown_started_ = false;
+  bool shutdown_done_ = false;
 };
 
 }  // namespace pushgate::pusher

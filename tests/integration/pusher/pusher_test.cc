@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -395,6 +396,43 @@ TEST_F(PusherTest, StreamWithGoawayLosesNoPushAndSendsNoneTwice) {
   }
   EXPECT_EQ(accepted_per_token.size(), static_cast<size_t>(kPushes));
   for (const auto& [token, n] : accepted_per_token) EXPECT_EQ(n, 1) << token << " pushed twice";
+}
+
+// main() shuts down from the signal thread and destroys the server when Wait() returns: Wait()
+// must not return before Shutdown() is over (the drain of pushes still at the provider
+// included), or the server is destroyed under the draining thread (a SIGSEGV on SIGTERM under
+// load, an AddressSanitizer use-after-free here).
+TEST_F(PusherTest, WaitReturnsOnlyAfterShutdownAndDrainCompleted) {
+  emu::Faults f;
+  f.delay_ms = 400;  // pushes are still at the provider when the RPCs are cancelled
+  emulator_.SetFaults(f);
+  grpc::ClientContext ctx;
+  auto stream = stub_->SendStream(&ctx);
+  for (int i = 0; i < 20; ++i) {
+    v1::PushRequest req = Apns(absl::StrCat(std::string(60, 'd'), absl::Dec(1000 + i)));
+    ASSERT_TRUE(stream->Write(req));
+  }
+  absl::Time until = absl::Now() + absl::Seconds(5);
+  while (ReceivedFor(emu::Provider::kApns).empty() && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_FALSE(ReceivedFor(emu::Provider::kApns).empty()) << "the emulator never got a push";
+  std::atomic<bool> shutdown_returned{false};
+  std::thread signal_thread([&] {
+    // A drain shorter than the provider's delay: gRPC gives up on the RPCs first, the pool
+    // drain then waits for the pushes still at the emulator.
+    server_->Shutdown(absl::Milliseconds(100));
+    shutdown_returned = true;
+  });
+  server_->Wait();
+  server_.reset();  // what main() does next
+  signal_thread.join();
+  EXPECT_TRUE(shutdown_returned.load());
+  ctx.TryCancel();
+  v1::PushResult result;
+  while (stream->Read(&result)) {
+  }
+  stream->Finish();
 }
 
 TEST_F(PusherTest, FullQueueIsResourceExhausted) {
