@@ -46,19 +46,27 @@ v1::PushResult PushHandler::ErrorResult(const std::string& request_id, const abs
 }
 
 void PushHandler::Handle(v1::PushRequest request, const ApiKeyEntry* client, absl::Time deadline,
-                         ResultCallback done) {
-  if (request.request_id().empty()) request.set_request_id(NewRequestId());
+                         ResultCallback done, bool errors_as_results) {
+  const bool id_generated = request.request_id().empty();
+  if (id_generated) request.set_request_id(NewRequestId());
+  auto fail = [&](const absl::Status& s) {
+    if (errors_as_results) {
+      done(ErrorResult(id_generated ? std::string() : request.request_id(), s));
+    } else {
+      done(s);
+    }
+  };
   if (absl::Status s = ValidateRequest(request); !s.ok()) {
-    done(s);
+    fail(s);
     return;
   }
   if (absl::Status s = Authorizer::CheckApp(client, request.destination()); !s.ok()) {
-    done(s);
+    fail(s);
     return;
   }
   absl::StatusOr<ProviderClient*> provider = router_.Route(request.destination());
   if (!provider.ok()) {
-    done(provider.status());
+    fail(provider.status());
     return;
   }
   IdempotencyCache::BeginResult begin;
@@ -67,7 +75,7 @@ void PushHandler::Handle(v1::PushRequest request, const ApiKeyEntry* client, abs
     begin = idempotency_.Begin(request.request_id(), clock_.Now());
     if (begin.state == IdempotencyCache::State::kInFlight) {
       // Answered with the first send's verdict (under mu_, so Complete cannot miss it).
-      duplicates_[request.request_id()].push_back(std::move(done));
+      duplicates_[request.request_id()].push_back({std::move(done), errors_as_results});
       return;
     }
   }
@@ -77,15 +85,16 @@ void PushHandler::Handle(v1::PushRequest request, const ApiKeyEntry* client, abs
   }
   std::string id = request.request_id();
   (*provider)->Send(std::move(request), deadline,
-                    [this, id = std::move(id),
-                     done = std::move(done)](absl::StatusOr<v1::PushResult> result) mutable {
-                      Complete(id, std::move(result), std::move(done));
+                    [this, id = std::move(id), done = std::move(done), errors_as_results,
+                     id_generated](absl::StatusOr<v1::PushResult> result) mutable {
+                      Complete(id, std::move(result), std::move(done), errors_as_results,
+                               id_generated);
                     });
 }
 
 void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result,
-                           ResultCallback done) {
-  std::vector<ResultCallback> duplicates;
+                           ResultCallback done, bool errors_as_results, bool id_generated) {
+  std::vector<Duplicate> duplicates;
   {
     std::lock_guard lock(mu_);
     // Remember only verdicts a retry must not change; a retry after RETRY_LATER or a request
@@ -104,7 +113,16 @@ void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::Pus
     }
   }
   // Duplicates of the request id (rare) get copies; the first caller gets the result moved.
-  for (ResultCallback& duplicate : duplicates) duplicate(result);
+  for (Duplicate& duplicate : duplicates) {
+    if (!result.ok() && duplicate.errors_as_results) {
+      duplicate.done(ErrorResult(request_id, result.status()));  // a duplicate sent this id
+    } else {
+      duplicate.done(result);
+    }
+  }
+  if (!result.ok() && errors_as_results) {
+    result = ErrorResult(id_generated ? std::string() : request_id, result.status());
+  }
   done(std::move(result));
 }
 

@@ -23,15 +23,19 @@ class PushHandler {
   // FAILED_PRECONDITION (no credentials for the app), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED.
   // A request id seen before within the idempotency window answers the first verdict without
   // pushing again (waiting for it if the first is still in flight).
+  // With `errors_as_results` (streams), a request error reaches `done` as its ErrorResult (with
+  // the request id the client sent) instead of an error status: `done` then always gets a
+  // PushResult, and the caller needs no copy of the id.
   void Handle(v1::PushRequest request, const ApiKeyEntry* client, absl::Time deadline,
-              ResultCallback done);
+              ResultCallback done, bool errors_as_results = false);
 
   // Turns a request error into the PushResult a stream carries (a stream cannot fail one message).
   static v1::PushResult ErrorResult(const std::string& request_id, const absl::Status& status);
 
  private:
+  // `id_generated`: the client sent no id (its ErrorResult then carries none either).
   void Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result,
-                ResultCallback done);
+                ResultCallback done, bool errors_as_results, bool id_generated);
 
   const Router& router_;
   IdempotencyCache& idempotency_;
@@ -39,7 +43,11 @@ class PushHandler {
   std::mutex mu_;
   // request_id -> callers that sent an id already in flight (the first caller's callback
   // travels with its push).
-  absl::flat_hash_map<std::string, std::vector<ResultCallback>> duplicates_;
+  struct Duplicate {
+    ResultCallback done;
+    bool errors_as_results;
+  };
+  absl::flat_hash_map<std::string, std::vector<Duplicate>> duplicates_;
 };
 
 }  // namespace pushgate::pusher

@@ -40,13 +40,11 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::
     bool keep_reading = in_flight_ < service_.options().max_in_flight_per_stream;
     if (!keep_reading) read_paused_ = true;
     lock.unlock();
-    std::string request_id = request.request_id();
+    // Errors come as results (ErrorResult): the callback needs neither the id nor an allocation.
     service_.handler().Handle(
         std::move(request), client_, service_.DeadlineOf(context_),
-        [this, request_id](absl::StatusOr<v1::PushResult> result) {
-          OnResult(result.ok() ? *std::move(result)
-                               : PushHandler::ErrorResult(request_id, result.status()));
-        });
+        [this](absl::StatusOr<v1::PushResult> result) { OnResult(*std::move(result)); },
+        /*errors_as_results=*/true);
     if (keep_reading) StartRead(&incoming_);
   }
 

@@ -303,6 +303,36 @@ TEST_F(PusherTest, InvalidRequestIsInvalidArgumentNamingTheField) {
   EXPECT_TRUE(ReceivedFor(emu::Provider::kApns).empty());
 }
 
+// On a stream a request error cannot fail the call: it comes back as a result with the id the
+// client sent, next to the others' verdicts.
+TEST_F(PusherTest, StreamAnswersRequestErrorsAsResultsWithTheirIds) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto stream = stub_->SendStream(&ctx);
+  v1::PushRequest bad = Apns("not-hex!");
+  bad.set_request_id("00000000-0000-4000-8000-00000000000a");
+  v1::PushRequest unknown = Apns();
+  unknown.mutable_destination()->set_app("OTHERTEAM1.org.other.app");
+  unknown.set_request_id("00000000-0000-4000-8000-00000000000b");
+  v1::PushRequest good = Apns();
+  good.set_request_id("00000000-0000-4000-8000-00000000000c");
+  v1::PushRequest no_id = Apns("not-hex-either");
+  for (const auto* r : {&bad, &unknown, &good, &no_id}) ASSERT_TRUE(stream->Write(*r));
+  stream->WritesDone();
+  std::map<std::string, v1::PushResult> results;
+  v1::PushResult result;
+  while (stream->Read(&result)) results[result.request_id()] = result;
+  grpc::Status s = stream->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[bad.request_id()].outcome(), v1::REJECTED);
+  EXPECT_TRUE(absl::StartsWith(results[bad.request_id()].reason(), "INVALID_ARGUMENT: "))
+      << results[bad.request_id()].reason();
+  EXPECT_EQ(results[unknown.request_id()].outcome(), v1::NO_CREDENTIALS);
+  EXPECT_EQ(results[good.request_id()].outcome(), v1::ACCEPTED);
+  EXPECT_EQ(results[""].outcome(), v1::REJECTED) << "no id sent, none answered";
+}
+
 TEST_F(PusherTest, OversizedPayloadIsRejectedWithoutSending) {
   v1::PushRequest req = Apns(kToken, /*voip=*/false);
   req.set_alert_body(std::string(5000, 'x'));
