@@ -46,7 +46,17 @@ absl::StatusOr<SslCtxPtr> CreateClientContext(const TlsOptions& options) {
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION |
                                      SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION |
                                      SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  // No SSL_MODE_RELEASE_BUFFERS: it frees and reallocates the ~17 KB record buffers whenever
+  // they empty, i.e. around every read and write of a busy connection; a pool has a handful of
+  // connections, so keeping the buffers costs little memory and saves that churn.
+  // TLS 1.3 suites in the order most clients (browsers, nghttp2's h2load) offer them: AES-128-GCM
+  // first. OpenSSL's own default puts AES-256-GCM first, which costs more per record on both
+  // ends for no benefit here.
+  if (SSL_CTX_set_ciphersuites(
+          ctx.get(),
+          "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") != 1) {
+    return absl::InternalError("cannot set the TLS 1.3 cipher suites");
+  }
   if (SSL_CTX_set_alpn_protos(ctx.get(), kAlpnH2, sizeof(kAlpnH2)) != 0) {
     return absl::InternalError("cannot set ALPN protocols");
   }
