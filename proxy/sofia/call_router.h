@@ -74,6 +74,13 @@ class CallRouter final : public CallHandler {
   // Our Record-Route URI (without ;lr), with the flow parameter when `flow_token` is not empty.
   std::string RecordRouteUri(const std::string& flow_token) const override;
 
+  // The Record-Route URIs (top first, without ";lr") for a request received over `in` and sent
+  // over `out`: ours for `out` (naming `flow_token` when not empty), then ours for `in` when it
+  // differs (RFC 5658 double record-routing). HandleInDialog consumes such a pair as one hop.
+  std::vector<std::string> RecordRoutesFor(std::optional<Transport> in,
+                                           std::optional<Transport> out,
+                                           const std::string& flow_token) const;
+
   // Calls in progress (forks not yet freed), for tests and metrics.
   size_t OpenCalls() const { return calls_.size(); }
 
@@ -119,11 +126,6 @@ class CallRouter final : public CallHandler {
   // How many of the request's top Route entries are ours: 1, or 2 for an RFC 5658 pair (two
   // consecutive own entries of different transports); 0 when the top one is not ours.
   int OwnRoutes(const sip_t* sip) const;
-  // The Record-Route entries (top first) for a request received over `in` and sent over `out`:
-  // ours for `out` (naming the phone's flow), then ours for `in` when it differs.
-  std::vector<std::string> RecordRoutesFor(std::optional<Transport> in,
-                                           std::optional<Transport> out,
-                                           const std::string& flow_token) const;
   Call* FindCall(uint64_t id);
 
   SofiaLoop& loop_;

@@ -372,6 +372,7 @@ TEST_F(CallsTest, SleepingPhoneIsWokenByPushAndGetsTheCallOnReRegister) {
   EXPECT_THAT(invite->Header("Record-Route"),
               ::testing::HasSubstr(absl::StrCat("127.0.0.1:", port_)));
   EXPECT_EQ(invite->Header("Max-Forwards"), "69");
+  EXPECT_EQ(invite->Headers("Record-Route").size(), 1u) << "in and out over UDP: one entry";
   EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(awake.port())));
   EXPECT_EQ(invite->Headers("Via").size(), 2u) << invite->text();
 
