@@ -908,6 +908,12 @@ Pool::Impl::~Impl() {
     }
     event_active(wakeup_event_, EV_READ, 0);
     thread_.join();
+    // Shutdown() freed every connection, but a bufferevent is only released by its finalizer,
+    // and a deferred callback still queued (BEV_OPT_DEFER_CALLBACKS) holds a reference that only
+    // running it drops: event_base_free() would cancel it and leak the bufferevent with its SSL
+    // and buffers. A few non-blocking rounds run them (connection callbacks are unset by then,
+    // the pool's own events find shutting_down_ set).
+    for (int round = 0; round < 8; ++round) event_base_loop(base_, EVLOOP_NONBLOCK);
   }
   // Submissions that raced the loop's exit (from callbacks during shutdown).
   std::vector<InboxItem> rest;
