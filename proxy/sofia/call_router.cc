@@ -319,6 +319,7 @@ void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std
   uint64_t id = call->id;
   Call* raw = call.get();
   calls_.emplace(id, std::move(call));
+  calls_by_aor_[aor].insert(id);
   M().Open().Set(static_cast<double>(calls_.size()));
   if (sip->sip_request->rq_method == sip_method_invite) {
     nta_incoming_bind(irq, &CallRouter::OnCallerCancelCb,
@@ -632,13 +633,13 @@ void CallRouter::OnCallerCancel(uint64_t call_id) {
 
 void CallRouter::OnRegistration(const std::string& aor, const Binding& binding) {
   if (PointsAtUs(binding)) return;
-  std::vector<uint64_t> ids;
-  for (auto& [id, call] : calls_) {
-    if (call->aor == aor && !call->fork.finished()) ids.push_back(id);
-  }
+  auto by_aor = calls_by_aor_.find(aor);
+  if (by_aor == calls_by_aor_.end()) return;
+  // A copy: Apply may free calls.
+  std::vector<uint64_t> ids(by_aor->second.begin(), by_aor->second.end());
   for (uint64_t id : ids) {
     Call* call = FindCall(id);
-    if (call == nullptr) continue;
+    if (call == nullptr || call->fork.finished()) continue;
     Fork::Actions actions = call->fork.OnRegistration(binding, Reachable(binding), clock_.Now());
     if (!actions.empty()) {
       M().LateDeliveries().Inc();
@@ -748,6 +749,10 @@ void CallRouter::FreeCall(uint64_t call_id) {
   }
   if (c.irq != nullptr) nta_incoming_destroy(c.irq);
   c.irq = nullptr;
+  if (auto by_aor = calls_by_aor_.find(c.aor); by_aor != calls_by_aor_.end()) {
+    by_aor->second.erase(call_id);
+    if (by_aor->second.empty()) calls_by_aor_.erase(by_aor);
+  }
   calls_.erase(it);
   M().Open().Set(static_cast<double>(calls_.size()));
 }

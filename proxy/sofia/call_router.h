@@ -141,6 +141,8 @@ class CallRouter final : public CallHandler {
   std::shared_ptr<spdlog::logger> log_;
   BindingStore::SubscriptionId subscription_ = 0;
   std::map<uint64_t, std::unique_ptr<Call>> calls_;
+  // Open calls per AOR: a registration reaches its AOR's forks without scanning every call.
+  std::map<std::string, std::set<uint64_t>> calls_by_aor_;
   std::map<uint64_t, std::unique_ptr<Relay>> relays_;
   std::set<std::pair<absl::Time, uint64_t>> wakeups_;  // (when, call id)
   su_timer_t* timer_ = nullptr;
