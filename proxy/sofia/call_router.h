@@ -2,15 +2,18 @@
 // the backend whose request URI was restored to an AOR is forked to the AOR's bindings by the
 // pure proxy/core Fork; this class carries its actions out on the sofia loop:
 //  - branches: nta client transactions to each binding's contact (over its own connection when
-//    the binding has a flow token), with Record-Route so the dialog stays on the gateway and
-//    Max-Forwards decremented (RFC 3261 16.6);
+//    the binding has a flow token), with Record-Route so the dialog stays on the gateway (two
+//    entries, RFC 5658, when the call came in over another transport than the branch leaves on)
+//    and Max-Forwards decremented (RFC 3261 16.6); a branch CANCEL waits for the branch's
+//    provisional response and is dropped if a final one comes first (RFC 3261 9.1, done by nta);
 //  - pushes: PushClient (BuildPushRequest); results come back on the loop -> Fork::OnPushResult;
 //    TOKEN_INVALID removes the binding from the store;
-//  - timers at Fork::NextWakeup, the store's registration listener -> Fork::OnRegistration
-//    (fork late: the pending INVITE goes to the new contact at once);
+//  - timers at Fork::NextWakeup (one su timer for all calls), the store's registration listener
+//    -> Fork::OnRegistration (fork late: the pending INVITE goes to the new contact at once; with
+//    the Redis store, registrations made through other replicas arrive by pub/sub too);
 //  - responses relayed to the caller (provisional, the winning final, every 2xx), caller CANCEL.
 // In-dialog requests (ACK, BYE, re-INVITE, UPDATE, INFO, PRACK) that carry our Record-Route come
-// back as Route: HandleInDialog relays them by loose routing.
+// back as Route: HandleInDialog relays them by loose routing (consuming both entries of a pair).
 //
 // Hooks for the SIP proxy's request dispatch: HandleIncoming() and HandleInDialog() take over
 // the server transaction. Loop thread only (construct and destroy on it too).
