@@ -15,12 +15,16 @@
 #     those of earlier runs that were killed before they could clean up).
 # Exit 77 (ctest SKIP_RETURN_CODE) with the reason when podman cannot run here.
 #
-# Every sipp runs in ONE tester container that joins the stack's network before the stack
-# starts: podman's aardvark-dns reloads whenever a container joins or leaves a network and then
-# leaves queries unanswered for up to several seconds (measured here: up to ~8 s), so a
-# container started next to the stack while a pusher makes its first APNs connection would
-# stall that connection's name lookup past the push deadline. Production stacks do not start
-# and stop containers per call; the test should not either.
+# Container churn and name lookups (podman 4.3 / netavark 1.4 here): the network's Linux bridge
+# takes the lowest MAC address of its ports unless one is set, so whenever a container joins
+# with a lower (random) veth MAC the gateway's MAC changes. Containers that had cached the old
+# one lose every packet to the gateway, DNS (aardvark-dns at the gateway address) included,
+# until their ARP entry is renewed: 40 to 56 s measured here, which made the pushers' first
+# name lookups and first APNs connections miss the push deadline. The test therefore pins the
+# bridge's MAC as soon as the bridge exists (docs/deploy.md has the same step for podman
+# deployments), and runs every sipp in ONE tester container that joins the network before
+# the stack starts (aardvark-dns also drops an odd query while it reloads for a joining
+# container), so no container joins or leaves while calls are pushed.
 #
 # Environment: STACK_SKIP_BUILD=1, STORE_KIND=memory (proxy without Redis), STACK_KEEP=1 (leave the stack up for debugging),
 #              STACK_PHONES (default 6), STACK_UNTIL=register (stop after step 4), IMAGE_PREFIX/IMAGE_TAG as for build-images.sh,
@@ -142,6 +146,12 @@ podman network create --label "io.podman.compose.project=$PROJ" \
 podman run -d --name "$TESTER" --network "$NET" -v "$TMP/sipp:/scenarios" \
   --entrypoint sleep "${PREFIX}pushgate-sipp:${TAG}" infinity >/dev/null 2>"$TMP/tester.out" ||
   { cat "$TMP/tester.out" >&2; fail "the tester container (sipp) did not start"; }
+# The bridge exists now: pin its MAC address (see the header).
+BRIDGE=$(podman network inspect "$NET" --format '{{.NetworkInterface}}')
+[[ -n $BRIDGE && -e /sys/class/net/$BRIDGE/address ]] || fail "no bridge interface for network $NET"
+command -v ip >/dev/null || fail "ip (iproute2) is needed to pin the bridge's MAC address"
+ip link set dev "$BRIDGE" address "$(cat "/sys/class/net/$BRIDGE/address")" ||
+  fail "cannot set the MAC address of bridge $BRIDGE"
 log "starting stack $PROJ (pusher x2, demo services)"
 t_up=$SECONDS
 compose up -d >"$TMP/up.log" 2>&1 || { cat "$TMP/up.log" >&2; fail "podman-compose up failed"; }
