@@ -181,8 +181,8 @@ for entry in "${NAMES[@]}"; do
   read -r c name want <<<"$entry"
   t_name=$SECONDS
   until [[ $(addresses "$c" "$name") -eq $want ]]; do
-    ((SECONDS - t_dns < 90)) ||
-      fail "in $c, \"$name\" does not resolve to $want address(es) (90 s; got $(addresses "$c" "$name"))"
+    ((SECONDS - t_dns < 45)) ||
+      fail "in $c, \"$name\" does not resolve to $want address(es) (45 s; got $(addresses "$c" "$name"))"
     sleep 0.5
   done
   ((SECONDS - t_name < 3)) || log "\"$name\" resolved in ${c#"${PROJ}_"} after $((SECONDS - t_name)) s"
