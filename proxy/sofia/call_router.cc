@@ -640,7 +640,14 @@ void CallRouter::OnRegistration(const std::string& aor, const Binding& binding) 
   for (uint64_t id : ids) {
     Call* call = FindCall(id);
     if (call == nullptr || call->fork.finished()) continue;
-    Fork::Actions actions = call->fork.OnRegistration(binding, Reachable(binding), clock_.Now());
+    bool reachable = Reachable(binding);
+    if (!reachable) {
+      // Registered over a TCP/TLS connection we do not hold (through another replica, or the
+      // connection closed already): only the replica holding it could deliver the call.
+      log_->warn("call-id={}: {} registered over a connection this replica does not hold",
+                 call->info.call_id, DebugString(binding));
+    }
+    Fork::Actions actions = call->fork.OnRegistration(binding, reachable, clock_.Now());
     if (!actions.empty()) {
       M().LateDeliveries().Inc();
       log_->info("call-id={}: {} registered again", call->info.call_id, DebugString(binding));
