@@ -58,8 +58,9 @@ IdempotencyCache::BeginResult IdempotencyCache::Begin(absl::string_view request_
   if (request_id.empty()) return out;
   absl::MutexLock lock(&mu_);
   ExpireLocked(now);
-  auto it = entries_.find(request_id);
-  if (it != entries_.end()) {
+  // One lookup for both cases: almost every id is new.
+  auto [it, inserted] = entries_.try_emplace(request_id);
+  if (!inserted) {
     if (it->second.done) {
       out.state = State::kDone;
       out.result.ParseFromString(it->second.result);
@@ -68,7 +69,9 @@ IdempotencyCache::BeginResult IdempotencyCache::Begin(absl::string_view request_
     }
     return out;
   }
-  InsertInFlightLocked(request_id);
+  Entry* entry = &it->second;
+  entry->key = &it->first;
+  in_flight_.PushNewest(entry);
   EvictLocked();
   return out;
 }
