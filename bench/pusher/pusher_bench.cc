@@ -1,7 +1,9 @@
 // pusher_bench: load generator for pushgate-pusher's SendStream API.
 //
 // Opens K SendStream calls (spread over C channels, i.e. C HTTP/2 connections) and either
-//   closed loop:  sends N pushes as fast as the pusher answers, at most W unanswered per stream;
+//   closed loop:  sends N pushes as fast as the pusher answers, at most W unanswered per stream
+//                 (a full window is refilled once F = --refill pushes were answered, F writes
+//                 coalesced into one flush, rather than one write and syscall per answer);
 //   open loop:    sends R pushes per second for D seconds on a fixed schedule (independent of the
 //                 answers, so a slow pusher cannot slow the load down and hide its latency).
 // Every push is an APNs VoIP push with a fresh UUID v4 request_id and a random 64-hex token;
@@ -56,6 +58,7 @@ struct Options {
   int channels = 1;
   int64_t count = 0;  // closed loop when > 0
   int window = 200;   // closed loop: unanswered pushes per stream
+  int refill = -1;    // closed loop: a full window refills once this many are answered (-1: W/10)
   double rate = 0;    // open loop when > 0 (pushes per second, all streams together)
   double duration_s = 10;
   std::string app = "TEAM123456.com.example.phone.voip";
@@ -68,9 +71,12 @@ struct Options {
 
 constexpr char kUsage[] =
     "usage: pusher_bench --target HOST:PORT [--streams K] [--channels C] [--app APP]\n"
-    "                    (--count N [--window W] | --rate R --duration D) [--tokens T]\n"
+    "                    (--count N [--window W] [--refill F] | --rate R --duration D)\n"
+    "                    [--tokens T]\n"
     "                    [--timeout S] [--api-key KEY] [--coalesce 0|1] [--tick-us U]\n"
     "  --count N     closed loop: send N pushes, at most W unanswered per stream (default 200)\n"
+    "  --refill F    closed loop: once the window is full, send again when F pushes were\n"
+    "                answered, F at once (default W/10; 1: one push per answer)\n"
     "  --rate R      open loop: R pushes/s over all streams for D seconds (default 10)\n"
     "  --app APP     destination app (RFC 8599 pn-param), default "
     "TEAM123456.com.example.phone.voip\n"
@@ -102,6 +108,8 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       ok = absl::SimpleAtoi(value, &o->count) && o->count > 0;
     } else if (arg == "--window") {
       ok = absl::SimpleAtoi(value, &o->window) && o->window > 0;
+    } else if (arg == "--refill") {
+      ok = absl::SimpleAtoi(value, &o->refill) && o->refill > 0;
     } else if (arg == "--rate") {
       ok = absl::SimpleAtod(value, &o->rate) && o->rate > 0;
     } else if (arg == "--duration") {
@@ -129,6 +137,8 @@ bool ParseOptions(int argc, char** argv, Options* o) {
     return false;
   }
   if (o->channels > o->streams) o->channels = o->streams;
+  if (o->refill < 0) o->refill = std::max(1, o->window / 10);
+  if (o->refill > o->window) o->refill = o->window;
   return true;
 }
 
@@ -285,7 +295,12 @@ class StreamClient final : public grpc::ClientBidiReactor<v1::PushRequest, v1::P
         int64_t due = 0;
         bool can_send;
         if (closed_loop_) {
-          can_send = static_cast<int64_t>(pending_.size()) < options_.window;
+          // Refill a full window in bursts (one write per answer would make the client
+          // flush, and the pusher read, one message per syscall): hysteresis of --refill.
+          const auto pending = static_cast<int64_t>(pending_.size());
+          if (pending >= options_.window) refilling_ = false;
+          if (pending <= options_.window - options_.refill) refilling_ = true;
+          can_send = refilling_ && pending < options_.window;
         } else {
           can_send = !due_.empty();
           if (can_send) {
@@ -350,6 +365,7 @@ class StreamClient final : public grpc::ClientBidiReactor<v1::PushRequest, v1::P
   std::deque<int64_t> due_;  // open loop: release times of pushes not yet written
   StreamStats stats_;
   bool writing_ = false;
+  bool refilling_ = true;  // closed loop: the window is being (re)filled
   bool write_failed_ = false;
   bool writes_done_ = false;
   bool no_more_ = false;

@@ -25,7 +25,8 @@
 #   BUILD_DIR            build directory (default build/default)
 #   BENCH_PUSHES         pushes of the full-speed run (default 200000)
 #   BENCH_STREAMS        SendStream calls (default 4), BENCH_CHANNELS gRPC connections (default 2)
-#   BENCH_WINDOW         unanswered pushes per stream (default 500)
+#   BENCH_WINDOW         unanswered pushes per stream (default 500); pusher_bench refills a full
+#                        window in bursts of a tenth of it (its --refill)
 #   BENCH_POOL_SIZES     max_connections_per_pool values to try; the best is run a second time and
 #                        used for the half-rate run (default "1 2 4")
 #   BENCH_HALF_SECONDS   duration of the half-rate run (default 10)
