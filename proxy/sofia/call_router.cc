@@ -814,6 +814,12 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
   Relay* raw = relay.get();
   uint64_t id = relay->id;
   relays_.emplace(id, std::move(relay));
+  if (sip->sip_request->rq_method == sip_method_invite) {
+    // A re-INVITE the sender CANCELs: CANCEL the relayed one too (held by nta until its
+    // provisional response, RFC 3261 9.1).
+    nta_incoming_bind(irq, &CallRouter::OnRelayCancelCb,
+                      reinterpret_cast<nta_incoming_magic_t*>(raw));
+  }
   nta_outgoing_t* orq = nta_outgoing_mcreate(
       agent_, &CallRouter::OnRelayResponseCb, reinterpret_cast<nta_outgoing_magic_t*>(raw),
       UrlStr(target), msg.get(), TAG_IF(flow != nullptr, NTATAG_TPORT(flow)), TAG_END());
@@ -829,6 +835,16 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
   msg.release();
   auto it = relays_.find(id);
   if (it != relays_.end() && it->second->orq == nullptr) it->second->orq = orq;
+}
+
+int CallRouter::OnRelayCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq,
+                                const sip_t* sip) noexcept {
+  auto* relay = reinterpret_cast<Relay*>(magic);
+  if (sip != nullptr && sip->sip_request != nullptr &&
+      sip->sip_request->rq_method == sip_method_cancel && relay->orq != nullptr) {
+    nta_outgoing_tcancel(relay->orq, nullptr, nullptr, TAG_END());
+  }
+  return 0;
 }
 
 int CallRouter::OnRelayResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,

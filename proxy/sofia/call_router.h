@@ -98,6 +98,8 @@ class CallRouter final : public CallHandler {
                               const sip_t* sip) noexcept;
   static int OnRelayResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
                                const sip_t* sip) noexcept;
+  static int OnRelayCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq,
+                             const sip_t* sip) noexcept;
 
   void StartFork(uint64_t call_id, std::vector<Binding> bindings);
   void Apply(Call& call, const Fork::Actions& actions);

@@ -503,6 +503,49 @@ TEST_F(CallsTest, HeldCancelIsDroppedWhenTheBranchAnswersFinal) {
       << "a CANCEL went to a branch that had already answered finally";
 }
 
+// A re-INVITE in the dialog that the caller CANCELs: the gateway CANCELs the relayed re-INVITE
+// (once the phone's provisional response came) and the phone's 487 reaches the caller.
+TEST_F(CallsTest, CancelledReInviteIsCancelledTowardThePhone) {
+  StartRouter();
+  UdpPeer caller, phone;
+  Store({PlainPhone(phone.port())});
+  Dialog d = NewDialog("reinvite-cancel@example.org");
+  SendInvite(caller, d);
+  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  ASSERT_TRUE(invite) << "the phone never got the INVITE";
+  std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(),
+                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
+  phone.SendTo(port_, MakeResponse(*invite, 200, "OK", contact, "ri1"));
+  auto ok = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(ok && ok->Status() == 200) << "the caller never got the 200";
+  d.to = ok->Header("To");
+  std::string route = absl::StrCat("Route: ", ok->Header("Record-Route"), "\r\n");
+  std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", phone.port());
+  caller.SendTo(port_, Request("ACK", phone_uri, 1, d, caller.port(), "z9hG4bK-ri-ack", route));
+  ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the ACK never reached the phone";
+
+  const std::string branch = "z9hG4bK-ri-reinvite";
+  caller.SendTo(port_, Request("INVITE", phone_uri, 2, d, caller.port(), branch, route));
+  auto reinvite = WaitFor(phone, IsRequest("INVITE"));
+  ASSERT_TRUE(reinvite) << "the re-INVITE never reached the phone";
+  phone.SendTo(port_, MakeResponse(*reinvite, 100, "Trying", "", "ri1"));
+  caller.SendTo(port_, Request("CANCEL", phone_uri, 2, d, caller.port(), branch, route));
+  auto cancel_ok = WaitFor(caller, [](const SipText& m) {
+    return m.IsResponse() && absl::StrContains(m.Header("CSeq"), "CANCEL");
+  });
+  ASSERT_TRUE(cancel_ok) << "the caller's CANCEL was never answered";
+  EXPECT_EQ(cancel_ok->Status(), 200);
+  auto cancel = WaitFor(phone, IsRequest("CANCEL"));
+  ASSERT_TRUE(cancel) << "the relayed re-INVITE was not cancelled toward the phone";
+  EXPECT_EQ(cancel->Header("Via"), reinvite->Header("Via"));
+  phone.SendTo(port_, MakeResponse(*cancel, 200, "OK", "", "ri1"));
+  phone.SendTo(port_, MakeResponse(*reinvite, 487, "Request Terminated", "", "ri1"));
+  auto terminated = WaitFor(caller, IsFinal());
+  ASSERT_TRUE(terminated) << "the re-INVITE's 487 never reached the caller";
+  EXPECT_EQ(terminated->Status(), 487);
+  EXPECT_THAT(terminated->Header("CSeq"), ::testing::HasSubstr("2 INVITE"));
+}
+
 // The pusher reports the token dead (APNs 410): the binding leaves the registrar.
 TEST_F(CallsTest, TokenInvalidRemovesTheBinding) {
   StartRouter();
