@@ -114,7 +114,7 @@ kamailio -f "$HERE/relay.cfg" -DD -E -A NO_DEFAULT_LISTEN -A "PHONE=\"sip:127.0.
   -l "udp:127.0.0.1:$RPORT" -n "$RELAY_CHILDREN" -Y "$TMP/relay" -m 1024 -M 16 \
   >"$TMP/relay.log" 2>&1 &
 RELAY_PID=$!
-PIDS+=($RELAY_PID)
+PIDS+=("$RELAY_PID")
 cat >"$TMP/proxy.toml" <<EOF
 [sip]
 listen = ["udp:127.0.0.1:$PPORT"]
@@ -135,7 +135,7 @@ level = "warn"
 EOF
 "$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
 PROXY_PID=$!
-PIDS+=($PROXY_PID)
+PIDS+=("$PROXY_PID")
 wait_listen u "$KPORT" "registrar kamailio"
 wait_listen u "$RPORT" "relay kamailio"
 wait_listen u "$PPORT" "pushgate-proxy"
@@ -155,7 +155,7 @@ echo "masqueraded contact at the registrar: $RURI" >&2
 sipp -nostdin -sf "$HERE/uas.xml" -i 127.0.0.1 -p "$PHONE" -t u1 -l 1000000 -buff_size 4194304 \
   -trace_err -error_file "$TMP/phone.err" >"$TMP/phone.out" 2>&1 &
 PHONE_PID=$!
-PIDS+=($PHONE_PID)
+PIDS+=("$PHONE_PID")
 wait_listen u "$PHONE" "the sipp phone"
 echo "receive buffers: pushgate $(ss -Hlnum "sport = :$PPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
   "relay $(ss -Hlnum "sport = :$RPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
