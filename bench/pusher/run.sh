@@ -3,8 +3,9 @@
 # against h2load straight at the same emulator (the ceiling), then the latency at half the
 # measured rate. Ends with one line:
 #   BENCH pusher pushes_per_s=.. h2load_ceiling_rps=.. ratio=.. emulator_bound_rps=..
-#         ratio_to_emulator_bound=.. p50_ms=.. p99_ms=.. half_rate=.. half_p99_ms=.. emulator_half_p99_ms=.. half_added_p99_ms=.. rate_10000_p99_ms=..
-#         emulator_10000_p99_ms=.. rate_10000_added_p99_ms=.. pusher_cpu_us=.. emulator_cpu_us=..
+#         ratio_to_emulator_bound=.. p50_ms=.. p99_ms=.. half_rate=.. half_p99_ms=..
+#         emulator_half_p99_ms=.. half_added_p99_ms=.. rate_10000_p99_ms=.. emulator_10000_p99_ms=..
+#         rate_10000_added_p99_ms=.. pusher_cpu_us=.. emulator_cpu_us=..
 #         bench_cpu_us=.. errors=..
 # emulator_bound_rps, ratio_to_emulator_bound: see EMULATOR_BOUND below (the noise-proof ceiling).
 # pushes_per_s: best of the full-speed runs (closed loop, BENCH_WINDOW unanswered pushes per stream;
