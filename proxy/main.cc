@@ -229,14 +229,17 @@ int Run(int argc, char** argv) {
     co.fork.alert_repeat_interval = cfg.fork_alert_repeat_interval;
     co.fork.send_110_push_sent = cfg.push_send_110;
     co.push_timeout = cfg.push_timeout;
+    // Our Record-Route per transport, from the advertised addresses (behind NAT or in a
+    // container they differ from the listeners); the first one is the default.
     for (Transport t : {Transport::kUdp, Transport::kTcp, Transport::kTls}) {
       auto a = (*proxy)->Advertised(t);
       if (!a.ok()) continue;
       std::string host = IsIpv6Literal(a->host) ? absl::StrCat("[", a->host, "]") : a->host;
-      co.record_route =
+      std::string uri =
           absl::StrCat(t == Transport::kTls ? "sips:" : "sip:", host, ":", a->port,
                        t == Transport::kUdp ? "" : absl::StrCat(";transport=", TransportName(t)));
-      break;
+      if (co.record_route.empty()) co.record_route = uri;
+      co.record_route_by_transport[t] = uri;
     }
     PushClient* push_client = push.get();
     BindingStore* store_ptr = store.get();
