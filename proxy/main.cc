@@ -229,6 +229,7 @@ int Run(int argc, char** argv) {
     co.fork.alert_repeat_interval = cfg.fork_alert_repeat_interval;
     co.fork.send_110_push_sent = cfg.push_send_110;
     co.push_timeout = cfg.push_timeout;
+    co.route_secret = options->masquerade_secret;
     // Our Record-Route per transport, from the advertised addresses (behind NAT or in a
     // container they differ from the listeners); the first one is the default.
     for (Transport t : {Transport::kUdp, Transport::kTcp, Transport::kTls}) {

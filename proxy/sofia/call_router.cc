@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -29,6 +30,9 @@ using Type = ForkAction::Type;
 
 // Record-Route parameter carrying the phone's flow token.
 constexpr char kFlowParam[] = "pgf";
+// Record-Route parameter carrying the phone's address (transport, host, port), signed like a
+// masquerade value: for phones without a kept connection (UDP, behind NAT).
+constexpr char kPhoneParam[] = "pga";
 
 const url_string_t* UrlStr(const std::string& s) {
   return s.empty() ? nullptr : reinterpret_cast<const url_string_t*>(s.c_str());
@@ -138,6 +142,7 @@ CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store,
       flows_(std::move(flows)),
       log_(log::Get("proxy.calls")),
       alive_(std::make_shared<CallRouter*>(this)) {
+  if (!options_.route_secret.empty()) route_codec_.emplace(options_.route_secret);
   if (!options_.record_route.empty()) {
     auto own = ParseUri(options_.record_route);
     if (own.ok()) {
@@ -248,22 +253,66 @@ int CallRouter::OwnRoutes(const sip_t* sip) const {
 
 bool CallRouter::IsOurRoute(const sip_t* sip) const { return OwnRoutes(sip) > 0; }
 
-std::string CallRouter::RecordRouteUri(const std::string& flow_token) const {
-  if (flow_token.empty()) return options_.record_route;
-  return absl::StrCat(options_.record_route, ";", kFlowParam, "=", flow_token);
+bool CallRouter::NamesPhone(const sip_t* sip) const {
+  const sip_route_t* r = sip->sip_route;
+  for (int i = 0, own = OwnRoutes(sip); i < own && r != nullptr && flows_; ++i, r = r->r_next) {
+    auto route = ParseUri(UrlString(r->r_url));
+    std::optional<std::string> token = route.ok() ? Param(*route, kFlowParam) : std::nullopt;
+    if (token && !token->empty() && flows_(*token) != nullptr) return true;
+  }
+  return RoutedPhoneAddress(sip).has_value();
 }
 
-std::vector<std::string> CallRouter::RecordRoutesFor(std::optional<Transport> in,
-                                                     std::optional<Transport> out,
-                                                     const std::string& flow_token) const {
+std::string CallRouter::PhoneParams(const std::string& flow_token,
+                                    const std::optional<TransportInfo>& phone) const {
+  if (!flow_token.empty()) return absl::StrCat(";", kFlowParam, "=", flow_token);
+  if (!phone || !route_codec_ || phone->host.empty() || phone->port == 0) return "";
+  // The masquerade value of the address alone (the URI it sits in is thrown away).
+  Contact contact;
+  contact.uri.scheme = "sip";
+  contact.uri.host = phone->host;
+  Uri signed_uri = route_codec_->Masquerade(
+      contact, TransportInfo{Transport::kUdp, "gateway.invalid", 5060}, std::nullopt, *phone);
+  std::optional<std::string> value = Param(signed_uri, kMasqueradeParam);
+  return value ? absl::StrCat(";", kPhoneParam, "=", *value) : "";
+}
+
+std::optional<TransportInfo> CallRouter::RoutedPhoneAddress(const sip_t* sip) const {
+  if (!route_codec_) return std::nullopt;
+  const sip_route_t* r = sip->sip_route;
+  for (int i = 0, own = OwnRoutes(sip); i < own && r != nullptr; ++i, r = r->r_next) {
+    auto route = ParseUri(UrlString(r->r_url));
+    std::optional<std::string> value = route.ok() ? Param(*route, kPhoneParam) : std::nullopt;
+    if (!value || value->empty()) continue;
+    Uri carrier;
+    carrier.scheme = "sip";
+    carrier.host = "gateway.invalid";
+    SetParam(carrier, kMasqueradeParam, *value);
+    auto target = route_codec_->Restore(carrier);
+    if (target.ok() && !target->insert_domain) return target->original;
+    log_->warn("in-dialog request with a bad phone address in our Route: {}",
+               target.ok() ? "no address" : target.status().message());
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string CallRouter::RecordRouteUri(const std::string& flow_token,
+                                       const std::optional<TransportInfo>& phone) const {
+  if (options_.record_route.empty()) return "";
+  return absl::StrCat(options_.record_route, PhoneParams(flow_token, phone));
+}
+
+std::vector<std::string> CallRouter::RecordRoutesFor(
+    std::optional<Transport> in, std::optional<Transport> out, const std::string& flow_token,
+    const std::optional<TransportInfo>& phone) const {
   auto uri_for = [&](std::optional<Transport> t) {
     auto it = t ? rr_by_transport_.find(*t) : rr_by_transport_.end();
     return it != rr_by_transport_.end() ? it->second : options_.record_route;
   };
   std::string out_uri = uri_for(out);
   std::string in_uri = uri_for(in);
-  std::string top =
-      flow_token.empty() ? out_uri : absl::StrCat(out_uri, ";", kFlowParam, "=", flow_token);
+  std::string top = absl::StrCat(out_uri, PhoneParams(flow_token, phone));
   std::vector<std::string> routes = {top};
   if (in_uri != out_uri) routes.push_back(in_uri);
   return routes;
@@ -445,7 +494,11 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
     // The phone's flow rides along in our Record-Route, so in-dialog requests toward the phone
     // take its connection again (it may be behind NAT). In over one transport, out over another:
     // two entries (RFC 5658), ours toward the phone on top, ours toward the caller below it.
-    std::vector<std::string> routes = RecordRoutesFor(call.in_transport, out, binding.flow_token);
+    // Without a kept connection, the address the phone registered from (NAT) rides along.
+    std::optional<TransportInfo> phone;
+    if (tp == nullptr && !binding.received.host.empty()) phone = binding.received;
+    std::vector<std::string> routes =
+        RecordRoutesFor(call.in_transport, out, binding.flow_token, phone);
     for (auto it = routes.rbegin(); it != routes.rend(); ++it) {
       std::string rr = absl::StrCat("<", *it, ";lr>");
       sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str());
@@ -801,6 +854,22 @@ void CallRouter::HandleInDialog(nta_incoming_t* irq, const sip_t* sip) {
   // Loose routing: the next Route, else the request URI.
   std::string target = fwd->sip_route != nullptr ? UrlString(fwd->sip_route->r_url)
                                                  : UrlString(fwd->sip_request->rq_url);
+  if (flow == nullptr) {
+    // A phone without a kept connection: to the address its REGISTER came from (its contact may
+    // be a private address behind NAT), unless the request comes from there.
+    if (std::optional<TransportInfo> phone = RoutedPhoneAddress(sip)) {
+      TportRef in = TportRef::Adopt(nta_incoming_transport(agent_, irq, nullptr));
+      std::optional<TransportInfo> source = SourceOf(original.get(), in.get());
+      bool from_phone = source && source->port == phone->port &&
+                        absl::EqualsIgnoreCase(source->host, phone->host);
+      if (!from_phone) {
+        std::string host =
+            IsIpv6Literal(phone->host) ? absl::StrCat("[", phone->host, "]") : phone->host;
+        target = absl::StrCat(phone->transport == Transport::kTls ? "sips:" : "sip:", host, ":",
+                              phone->port, ";transport=", TransportName(phone->transport));
+      }
+    }
+  }
   if (sip->sip_request->rq_method == sip_method_ack) {
     nta_msg_tsend(agent_, msg.release(), UrlStr(target),
                   TAG_IF(flow != nullptr, NTATAG_TPORT(flow)), TAG_END());

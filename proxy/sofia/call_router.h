@@ -34,6 +34,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/core/fork.h"
+#include "proxy/core/masquerade.h"
 #include "proxy/core/sip_uri.h"
 #include "proxy/push/push_client.h"
 #include "proxy/sofia/loop.h"
@@ -52,6 +53,11 @@ struct CallRouterOptions {
   // call comes in over one transport and leaves over another. A transport missing here gets
   // record_route's host with the port of the agent's listener of that transport.
   std::map<Transport, std::string> record_route_by_transport;
+  // Signs the phone's address carried in our phone-side Record-Route (for phones without a kept
+  // connection: UDP behind NAT), so in-dialog requests reach the phone where its REGISTER came
+  // from, and a forged Route cannot send requests anywhere else. The masquerade secret (replicas
+  // share it). Empty: no address carried (in-dialog requests go to the request URI).
+  std::string route_secret;
   // Grace time a finished call stays around for late 2xx and branch CANCELs.
   absl::Duration linger = absl::Seconds(32);
 };
@@ -71,18 +77,29 @@ class CallRouter final : public CallHandler {
 
   // True when the request's top Route is our Record-Route (an in-dialog request of a call).
   bool IsOurRoute(const sip_t* sip) const override;
+  // How many of the request's top Route entries are ours: 1, or 2 for an RFC 5658 pair (two
+  // consecutive own entries of different transports); 0 when the top one is not ours.
+  int OwnRoutes(const sip_t* sip) const override;
+  // True when one of our Route entries names a phone: a flow still connected, or a signed
+  // address (see CallRouterOptions::route_secret).
+  bool NamesPhone(const sip_t* sip) const override;
   // Relays an in-dialog request by loose routing (our Route removed); ACK statelessly. Takes over
   // `irq`.
   void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) override;
   // Our Record-Route URI (without ;lr), with the flow parameter when `flow_token` is not empty.
-  std::string RecordRouteUri(const std::string& flow_token) const override;
+  std::string RecordRouteUri(const std::string& flow_token,
+                             const std::optional<TransportInfo>& phone) const override;
 
   // The Record-Route URIs (top first, without ";lr") for a request received over `in` and sent
-  // over `out`: ours for `out` (naming `flow_token` when not empty), then ours for `in` when it
-  // differs (RFC 5658 double record-routing). HandleInDialog consumes such a pair as one hop.
+  // over `out`: ours for `out` (naming the phone: `flow_token` when not empty, else its signed
+  // address `phone` when given), then ours for `in` when it differs (RFC 5658 double
+  // record-routing). HandleInDialog consumes such a pair as one hop.
   std::vector<std::string> RecordRoutesFor(std::optional<Transport> in,
                                            std::optional<Transport> out,
-                                           const std::string& flow_token) const;
+                                           const std::string& flow_token,
+                                           const std::optional<TransportInfo>& phone) const;
+  // The phone's address signed into one of our Route entries, when one carries a valid one.
+  std::optional<TransportInfo> RoutedPhoneAddress(const sip_t* sip) const;
 
   // Calls in progress (forks not yet freed), for tests and metrics.
   size_t OpenCalls() const { return calls_.size(); }
@@ -128,10 +145,10 @@ class CallRouter final : public CallHandler {
   bool PointsAtUs(const Binding& binding) const;
   // True when `url` names one of our Record-Route URIs (host and port).
   bool IsOwnUri(const url_t* url) const;
-  // How many of the request's top Route entries are ours: 1, or 2 for an RFC 5658 pair (two
-  // consecutive own entries of different transports); 0 when the top one is not ours.
-  int OwnRoutes(const sip_t* sip) const;
   Call* FindCall(uint64_t id);
+  // ";pgf=<flow>" or ";pga=<signed address>" naming the phone in our Record-Route, or "".
+  std::string PhoneParams(const std::string& flow_token,
+                          const std::optional<TransportInfo>& phone) const;
 
   SofiaLoop& loop_;
   nta_agent_t* agent_;
@@ -140,7 +157,8 @@ class CallRouter final : public CallHandler {
   const Clock& clock_;
   CallRouterOptions options_;
   FlowLookup flows_;
-  std::optional<Uri> own_;  // parsed record_route
+  std::optional<MasqueradeCodec> route_codec_;  // from options_.route_secret
+  std::optional<Uri> own_;                      // parsed record_route
   std::map<Transport, std::string> rr_by_transport_;
   std::vector<Uri> own_uris_;  // own_ and every rr_by_transport_ URI, parsed
   std::shared_ptr<spdlog::logger> log_;

@@ -242,6 +242,8 @@ class SipProxy::Impl {
   MsgPtr PrepareForward(nta_incoming_t* irq);
   bool IsLocal(const url_t* url) const;
   bool FromTrustedBackend(const std::optional<TransportInfo>& source) const;
+  // Whether an in-dialog request routed by our Record-Route may be relayed (see CallHandler).
+  bool InDialogAllowed(nta_incoming_t* irq, const sip_t* sip);
   // Transport toward the backend for `request_uri` (configured backend, else the request URI).
   Transport BackendTransport(const Uri& request_uri) const;
   void SweepTimer();
@@ -469,6 +471,30 @@ bool SipProxy::Impl::FromTrustedBackend(const std::optional<TransportInfo>& sour
                      });
 }
 
+bool SipProxy::Impl::InDialogAllowed(nta_incoming_t* irq, const sip_t* sip) {
+  MsgPtr request(nta_incoming_getrequest(irq));
+  TportRef tport = TportRef::Adopt(nta_incoming_transport(agent_.get(), irq, nullptr));
+  if (FromTrustedBackend(SourceOf(request.get(), tport.get()))) return true;
+  if (call_handler_->NamesPhone(sip)) return true;  // to the phone, or from it
+  // Anything else goes on only toward the backend: the next Route after ours, else the
+  // request URI.
+  const sip_route_t* r = sip->sip_route;
+  for (int i = call_handler_->OwnRoutes(sip); i > 0 && r != nullptr; --i) r = r->r_next;
+  auto next = ParseUri(UrlString(r != nullptr ? r->r_url : sip->sip_request->rq_url));
+  if (!next.ok()) return false;
+  const uint16_t port = next->port.value_or(next->scheme == "sips" ? 5061 : 5060);
+  if (backend_ && absl::EqualsIgnoreCase(next->host, backend_->host) &&
+      port == backend_->port.value_or(backend_->scheme == "sips" ? 5061 : 5060)) {
+    return true;
+  }
+  // The backend's own Record-Route may name it by address: the trusted backends list.
+  TransportInfo hop;
+  hop.host = next->host;
+  hop.port = port;
+  if (FromTrustedBackend(hop)) return true;
+  return !backend_ && !domains_.allow_all() && domains_.Allowed(next->host);
+}
+
 Transport SipProxy::Impl::BackendTransport(const Uri& request_uri) const {
   const Uri& target = backend_ ? *backend_ : request_uri;
   auto t = UriTransport(target);
@@ -509,6 +535,17 @@ int SipProxy::Impl::OnRequest(nta_incoming_t* irq, const sip_t* sip) {
   }
   sip_method_t method = sip->sip_request->rq_method;
   if (call_handler_ && call_handler_->IsOurRoute(sip)) {
+    if (!InDialogAllowed(irq, sip)) {
+      // Anyone can put our Record-Route in a Route header: without this check we would relay
+      // any request to any host.
+      metrics_.Rejected("relay_denied").Inc();
+      if (method == sip_method_ack) {
+        nta_incoming_destroy(irq);
+      } else {
+        Reply(irq, 403, "Relaying denied");
+      }
+      return 0;
+    }
     call_handler_->HandleInDialog(irq, sip);
     return 0;
   }
@@ -776,7 +813,7 @@ void SipProxy::Impl::HandleOther(nta_incoming_t* irq, const sip_t* sip) {
     Reply(irq, SIP_500_INTERNAL_SERVER_ERROR);
     return;
   }
-  if (call_handler_ && !call_handler_->RecordRouteUri("").empty() &&
+  if (call_handler_ && !call_handler_->RecordRouteUri("", std::nullopt).empty() &&
       sip->sip_request->rq_method == sip_method_invite) {
     // Outbound-proxy use: the dialog's later requests come back through us (the call handler
     // relays them), toward the phone over its own connection when it has one.
@@ -784,7 +821,7 @@ void SipProxy::Impl::HandleOther(nta_incoming_t* irq, const sip_t* sip) {
     if (tport && tport_is_connected(tport.get())) {
       flow = flows_.Register(tport.get(), clock_.Now() + absl::Hours(2));
     }
-    std::string rr = absl::StrCat("<", call_handler_->RecordRouteUri(flow), ";lr>");
+    std::string rr = absl::StrCat("<", call_handler_->RecordRouteUri(flow, source), ";lr>");
     sip_t* fsip = sip_object(msg.get());
     if (sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str())) {
       msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(fsip),

@@ -76,11 +76,22 @@ class CallHandler {
   virtual void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) = 0;
   // True when the request's top Route is the handler's own Record-Route (in-dialog request).
   virtual bool IsOurRoute(const sip_t* sip) const = 0;
+  // How many of the top Route entries are ours (an RFC 5658 pair counts 2).
+  virtual int OwnRoutes(const sip_t* sip) const { return IsOurRoute(sip) ? 1 : 0; }
+  // True when one of our Route entries names a phone (its live flow, or its signed address):
+  // HandleInDialog sends the request there (or it came from there, from the phone).
+  virtual bool NamesPhone(const sip_t* sip) const { return false; }
+  // Called only for requests the proxy lets through: from a trusted backend, over or toward a
+  // phone's live flow, or toward the backend (never to an arbitrary host: not an open relay).
   virtual void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) = 0;
-  // The handler's Record-Route URI (no ;lr), naming `flow_token` when not empty: the proxy puts
-  // it on the INVITEs it relays for phones (outbound-proxy use) so their dialogs come back here.
-  // Empty: no Record-Route.
-  virtual std::string RecordRouteUri(const std::string& flow_token) const { return ""; }
+  // The handler's Record-Route URI (no ;lr), naming the phone by `flow_token` when not empty,
+  // else by its address `phone` when given: the proxy puts it on the INVITEs it relays for
+  // phones (outbound-proxy use) so their dialogs come back here and reach them. Empty: no
+  // Record-Route.
+  virtual std::string RecordRouteUri(const std::string& flow_token,
+                                     const std::optional<TransportInfo>& phone) const {
+    return "";
+  }
 };
 
 // The live TCP/TLS connection behind a binding's flow token (null: closed or unknown).

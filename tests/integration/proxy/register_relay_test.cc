@@ -21,6 +21,7 @@
 #include "proxy/core/contact.h"
 #include "proxy/core/masquerade.h"
 #include "proxy/core/sip_uri.h"
+#include "proxy/sofia/call_router.h"
 #include "proxy/sofia/loop.h"
 #include "proxy/sofia/sip_proxy.h"
 #include "proxy/store/memory_binding_store.h"
@@ -907,6 +908,104 @@ TEST_F(RegisterRelayTest, ValidMasqueradedRequestGoesToTheCallHandler) {
   EXPECT_EQ(answer->Status(), 486) << answer->text();
   std::vector<std::string> seen = loop_->Call([&] { return aors; });
   EXPECT_THAT(seen, ::testing::ElementsAre("sip:alice@example.org"));
+}
+
+// In-dialog requests routed by our Record-Route, with the real call half behind the proxy.
+class InDialogTest : public RegisterRelayTest {
+ protected:
+  void SetUp() override {
+    RegisterRelayTest::SetUp();
+    proxy_->SetCallHandler([this](nta_agent_t* agent, sofia::FlowLookup flows) {
+      sofia::CallRouterOptions co;
+      co.record_route = absl::StrCat("sip:127.0.0.1:", udp_port_);
+      co.route_secret = kSecret;
+      co.fork.call_timeout = absl::Seconds(5);
+      return std::make_unique<sofia::CallRouter>(*loop_, agent, *store_, nullptr, RealClock::Get(),
+                                                 co, std::move(flows));
+    });
+  }
+
+  std::string OurRoute(absl::string_view params = "") const {
+    return absl::StrCat("Route: <sip:127.0.0.1:", udp_port_, params, ";lr>\r\n");
+  }
+  // `request` with `headers` inserted after its request line.
+  static std::string With(const std::string& request, const std::string& headers) {
+    size_t eol = request.find("\r\n") + 2;
+    return request.substr(0, eol) + headers + request.substr(eol);
+  }
+};
+
+TEST_F(InDialogTest, ForgedRouteDoesNotMakeUsAnOpenRelay) {
+  UdpPeer victim;
+  // Anyone can copy our Record-Route: a request "in dialog" toward an arbitrary host is refused.
+  phone_.SendTo(udp_port_,
+                With(MakeRequest("MESSAGE", absl::StrCat("sip:victim@127.0.0.1:", victim.port()),
+                                 phone_.port(), "relay-1"),
+                     OurRoute()));
+  SipText refused = PhoneGets();
+  EXPECT_EQ(refused.Status(), 403) << refused.text();
+  EXPECT_EQ(refused.Reason(), "Relaying denied");
+  // So is an address forged into our Route's phone parameter (it is signed).
+  phone_.SendTo(udp_port_,
+                With(MakeRequest("MESSAGE", "sip:victim@example.org", phone_.port(), "relay-2"),
+                     OurRoute(";pga=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhc")));
+  EXPECT_EQ(PhoneGets().Status(), 403);
+  EXPECT_FALSE(victim.Receive(absl::Milliseconds(200)).has_value()) << "relayed to the victim";
+  // Toward the backend is what a phone's in-dialog request may do.
+  phone_.SendTo(udp_port_,
+                With(MakeRequest("MESSAGE", absl::StrCat("sip:bob@127.0.0.1:", backend_.port()),
+                                 phone_.port(), "relay-3"),
+                     OurRoute()));
+  std::optional<SipText> at_backend = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(at_backend.has_value()) << "the request toward the backend was not relayed";
+  EXPECT_EQ(at_backend->Method(), "MESSAGE");
+  backend_.SendTo(udp_port_, MakeResponse(*at_backend, 200, "OK"));
+  EXPECT_EQ(PhoneGets().Status(), 200);
+}
+
+TEST_F(InDialogTest, PhoneBehindNatGetsInDialogRequestsAtItsPublicAddress) {
+  // The phone registers a private contact; its REGISTER comes from its public address (the
+  // phone_ socket). The call reaches it there, and so must the BYE that follows.
+  RegisterSpec spec;
+  spec.via_port = phone_.port();
+  spec.contacts = {"<sip:alice@10.255.0.7:5060>"};
+  SipText reg = ForwardedToBackend(MakeRegister(spec));
+  BackendAccepts(reg, 300);
+  ASSERT_EQ(PhoneGets().Status(), 200);
+  auto masked = ParseContact(reg.Header("Contact"));
+  ASSERT_TRUE(masked.ok());
+  backend_.SendTo(udp_port_,
+                  MakeRequest("INVITE", FormatUri(masked->uri), backend_.port(), "nat-call"));
+  std::optional<SipText> invite = phone_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(invite.has_value()) << "the INVITE never reached the phone's public address";
+  ASSERT_EQ(invite->Method(), "INVITE");
+  std::string rr = invite->Header("Record-Route");
+  EXPECT_THAT(rr, HasSubstr(";pga=")) << invite->text();
+  phone_.SendTo(udp_port_,
+                MakeResponse(*invite, 200, "OK", "Contact: <sip:alice@10.255.0.7:5060>\r\n"));
+  std::optional<SipText> ok = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(ok.has_value());
+  ASSERT_EQ(ok->Status(), 200) << ok->text();
+  // The backend's BYE: request URI = the private contact, Route = our Record-Route.
+  backend_.SendTo(udp_port_,
+                  With(MakeRequest("BYE", "sip:alice@10.255.0.7:5060", backend_.port(), "nat-call"),
+                       absl::StrCat("Route: ", rr, "\r\n")));
+  std::optional<SipText> bye = phone_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(bye.has_value()) << "the BYE went to the private contact, not the phone";
+  EXPECT_EQ(bye->Method(), "BYE");
+  EXPECT_EQ(bye->RequestUri(), "sip:alice@10.255.0.7:5060");
+  phone_.SendTo(udp_port_, MakeResponse(*bye, 200, "OK"));
+  std::optional<SipText> bye_ok = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(bye_ok.has_value());
+  EXPECT_EQ(bye_ok->Status(), 200);
+  // The phone's own BYE goes the other way (toward the backend), not back to itself.
+  phone_.SendTo(udp_port_,
+                With(MakeRequest("BYE", absl::StrCat("sip:bob@127.0.0.1:", backend_.port()),
+                                 phone_.port(), "nat-call"),
+                     absl::StrCat("Route: ", rr, "\r\n")));
+  std::optional<SipText> phone_bye = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(phone_bye.has_value()) << "the phone's BYE did not reach the backend";
+  EXPECT_EQ(phone_bye->Method(), "BYE");
 }
 
 }  // namespace
