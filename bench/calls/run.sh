@@ -93,16 +93,8 @@ for k in sip.listen sip.backend sip.masquerade_secret store.kind push.target adm
 done
 
 USED=" "
-# shellcheck source=tests/e2e/lib.sh
-source "$ROOT/tests/e2e/lib.sh"
-port() { local p; p=$(free_port); USED+="$p "; echo "$p"; }
-wait_listen() {  # wait_listen PROTO(u|t) PORT WHAT
-  for _ in $(seq 1 100); do
-    ss -Hln"$1" "sport = :$2" | grep -q . && return 0
-    sleep 0.1
-  done
-  fail "$3 never listened on port $2 (10 s)"
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 KPORT=$(port); PPORT=$(port); RPORT=$(port); CPORT=$(port); PHONE=$(port)
 
@@ -160,22 +152,6 @@ wait_listen u "$PHONE" "the sipp phone"
 echo "receive buffers: pushgate $(ss -Hlnum "sport = :$PPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
   "relay $(ss -Hlnum "sport = :$RPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
   "phone $(ss -Hlnum "sport = :$PHONE" | grep -o 'rb[0-9]*' | head -n 1)" >&2
-
-# CPU ticks (utime+stime) of a process and its children (kamailio forks its workers).
-ticks() {
-  local pids p total=0
-  pids="$1 $(ps -o pid= --ppid "$1" 2>/dev/null | tr '\n' ' ')"
-  for p in $pids; do
-    [[ -r /proc/$p/stat ]] || continue
-    total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
-HZ=$(getconf CLK_TCK)
-# Datagrams the kernel dropped on a UDP port (receive buffer full): /proc/net/udp "drops".
-udp_drops() {
-  awk -v port="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == port {d += $NF} END {print d + 0}' /proc/net/udp
-}
 
 CSV=$BENCH_OUT/calls_steps.csv
 echo "target,asked_cps,calls,successful,failed,invite_retransmissions,achieved_cps,target_udp_drops,phone_udp_drops,caller_udp_drops,target_cpu_pct,target_cpu_us_per_call,caller_cpu_pct,phone_cpu_pct,passed" >"$CSV"
@@ -259,11 +235,8 @@ for rate in $RATES; do
   ((pushgate_on || relay_on)) || break
 done
 
-best_achieved() {
-  awk -F, -v t="$1" -v r="$2" '$1 == t && $2 == r && $NF == 1 {print $7}' "$CSV" | tail -n 1
-}
-pushgate_cps=$(best_achieved pushgate "$pushgate_best"); pushgate_cps=${pushgate_cps:-0}
-relay_cps=$(best_achieved kamailio_relay "$relay_best"); relay_cps=${relay_cps:-0}
+pushgate_cps=$(best_achieved "$CSV" pushgate "$pushgate_best"); pushgate_cps=${pushgate_cps:-0}
+relay_cps=$(best_achieved "$CSV" kamailio_relay "$relay_best"); relay_cps=${relay_cps:-0}
 if ((pushgate_on && relay_on)); then
   echo "bench/calls: both passed the highest asked rate: the load generator is the limit, raise BENCH_RATES" >&2
 fi

@@ -71,16 +71,8 @@ for k in sip.listen sip.backend sip.masquerade_secret sip.max_pending_registers 
 done
 
 USED=" "
-# shellcheck source=tests/e2e/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../../tests/e2e/lib.sh"
-port() { local p; p=$(free_port); USED+="$p "; echo "$p"; }
-wait_listen() {  # wait_listen PROTO(u|t) PORT WHAT
-  for _ in $(seq 1 100); do
-    ss -Hln"$1" "sport = :$2" | grep -q . && return 0
-    sleep 0.1
-  done
-  fail "$3 never listened on port $2 (10 s)"
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 KPORT=$(port); PPORT=$(port); RPORT=$(port); SPORT=$(port)
 
@@ -88,13 +80,13 @@ KPORT=$(port); PPORT=$(port); RPORT=$(port); SPORT=$(port)
 kamailio -f "$REGISTRAR_CFG" -DD -E -A NO_DEFAULT_LISTEN -A "CTL_SOCKET=\"unix:$TMP/registrar_ctl\"" \
   -l "udp:127.0.0.1:$KPORT" -Y "$TMP" -m 2048 -M 16 >"$TMP/registrar.log" 2>&1 &
 REGISTRAR_PID=$!
-PIDS+=($REGISTRAR_PID)
+PIDS+=("$REGISTRAR_PID")
 mkdir -p "$TMP/relay"
 kamailio -f "$HERE/relay.cfg" -DD -E -A NO_DEFAULT_LISTEN -A "REGISTRAR=\"sip:127.0.0.1:$KPORT\"" \
   -l "udp:127.0.0.1:$RPORT" -n "$RELAY_CHILDREN" -Y "$TMP/relay" -m 1024 -M 16 \
   >"$TMP/relay.log" 2>&1 &
 RELAY_PID=$!
-PIDS+=($RELAY_PID)
+PIDS+=("$RELAY_PID")
 cat >"$TMP/proxy.toml" <<EOF
 [sip]
 listen = ["udp:127.0.0.1:$PPORT"]
@@ -140,7 +132,7 @@ read -r -a extra_env <<<"${BENCH_PROXY_ENV:-}"
 PRELOAD_ENV+=("${extra_env[@]}")
 "${PRELOAD_ENV[@]}" "$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
 PROXY_PID=$!
-PIDS+=($PROXY_PID)
+PIDS+=("$PROXY_PID")
 wait_listen u "$KPORT" "registrar kamailio"
 wait_listen u "$RPORT" "relay kamailio"
 wait_listen u "$PPORT" "pushgate-proxy"
@@ -148,21 +140,6 @@ echo "receive buffers: pushgate $(ss -Hlnum "sport = :$PPORT" | grep -o 'rb[0-9]
   "relay $(ss -Hlnum "sport = :$RPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
   "registrar $(ss -Hlnum "sport = :$KPORT" | grep -o 'rb[0-9]*' | head -n 1)" >&2
 
-# CPU ticks (utime+stime) of a process and its children (kamailio forks its workers).
-ticks() {
-  local pids p total=0
-  pids="$1 $(ps -o pid= --ppid "$1" 2>/dev/null | tr '\n' ' ')"
-  for p in $pids; do
-    [[ -r /proc/$p/stat ]] || continue
-    total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
-HZ=$(getconf CLK_TCK)
-# Datagrams the kernel dropped on a UDP port (receive buffer full): /proc/net/udp "drops".
-udp_drops() {
-  awk -v port="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == port {d += $NF} END {print d + 0}' /proc/net/udp
-}
 
 CSV=$BENCH_OUT/register_steps.csv
 echo "target,asked_rps,calls,successful,failed,retransmissions,achieved_rps,target_udp_drops,registrar_udp_drops,sipp_udp_drops,target_cpu_pct,registrar_cpu_pct,passed" >"$CSV"
@@ -217,11 +194,8 @@ done
 kill -0 "$REGISTRAR_PID" 2>/dev/null || fail "the registrar kamailio died"
 
 # A figure is the achieved rate of the best passing step (0 when none passed).
-best_achieved() {
-  awk -F, -v t="$1" -v r="$2" '$1 == t && $2 == r && $NF == 1 {print $7}' "$CSV" | tail -n 1
-}
-pushgate_rps=$(best_achieved pushgate "$pushgate_best"); pushgate_rps=${pushgate_rps:-0}
-relay_rps=$(best_achieved kamailio_relay "$relay_best"); relay_rps=${relay_rps:-0}
+pushgate_rps=$(best_achieved "$CSV" pushgate "$pushgate_best"); pushgate_rps=${pushgate_rps:-0}
+relay_rps=$(best_achieved "$CSV" kamailio_relay "$relay_best"); relay_rps=${relay_rps:-0}
 if ((pushgate_on && relay_on)); then
   echo "bench/register: both passed the highest asked rate: the load generator is the limit, raise BENCH_RATES" >&2
 fi
