@@ -891,6 +891,10 @@ absl::Status Pool::Impl::Start() {
   // nameserver in rotation: the pool retries the connection with its own backoff.
   evdns_base_set_option(dns_, "max-timeouts:", "255");
   evdns_base_set_option(dns_, "initial-probe-timeout:", "1");
+  // A lost query (a container resolver reloading drops some) costs 2 s before the retry, not
+  // evdns's default 5 s: the first push of a fresh replica waits for it.
+  evdns_base_set_option(dns_, "timeout:", "2");
+  evdns_base_set_option(dns_, "attempts:", "3");
   wakeup_event_ = event_new(base_, -1, 0, OnWakeupCb, this);
   dispatch_event_ = event_new(base_, -1, 0, OnDispatchCb, this);
   reap_event_ = event_new(base_, -1, 0, OnReapCb, this);
