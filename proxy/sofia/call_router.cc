@@ -297,15 +297,10 @@ std::optional<TransportInfo> CallRouter::RoutedPhoneAddress(const sip_t* sip) co
   return std::nullopt;
 }
 
-std::string CallRouter::RecordRouteUri(const std::string& flow_token,
-                                       const std::optional<TransportInfo>& phone) const {
-  if (options_.record_route.empty()) return "";
-  return absl::StrCat(options_.record_route, PhoneParams(flow_token, phone));
-}
-
 std::vector<std::string> CallRouter::RecordRoutesFor(
     std::optional<Transport> in, std::optional<Transport> out, const std::string& flow_token,
     const std::optional<TransportInfo>& phone) const {
+  if (options_.record_route.empty()) return {};
   auto uri_for = [&](std::optional<Transport> t) {
     auto it = t ? rr_by_transport_.find(*t) : rr_by_transport_.end();
     return it != rr_by_transport_.end() ? it->second : options_.record_route;

@@ -86,18 +86,13 @@ class CallRouter final : public CallHandler {
   // Relays an in-dialog request by loose routing (our Route removed); ACK statelessly. Takes over
   // `irq`.
   void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) override;
-  // Our Record-Route URI (without ;lr), with the flow parameter when `flow_token` is not empty.
-  std::string RecordRouteUri(const std::string& flow_token,
-                             const std::optional<TransportInfo>& phone) const override;
-
   // The Record-Route URIs (top first, without ";lr") for a request received over `in` and sent
   // over `out`: ours for `out` (naming the phone: `flow_token` when not empty, else its signed
   // address `phone` when given), then ours for `in` when it differs (RFC 5658 double
   // record-routing). HandleInDialog consumes such a pair as one hop.
-  std::vector<std::string> RecordRoutesFor(std::optional<Transport> in,
-                                           std::optional<Transport> out,
-                                           const std::string& flow_token,
-                                           const std::optional<TransportInfo>& phone) const;
+  std::vector<std::string> RecordRoutesFor(
+      std::optional<Transport> in, std::optional<Transport> out, const std::string& flow_token,
+      const std::optional<TransportInfo>& phone) const override;
   // The phone's address signed into one of our Route entries, when one carries a valid one.
   std::optional<TransportInfo> RoutedPhoneAddress(const sip_t* sip) const;
 

@@ -813,19 +813,24 @@ void SipProxy::Impl::HandleOther(nta_incoming_t* irq, const sip_t* sip) {
     Reply(irq, SIP_500_INTERNAL_SERVER_ERROR);
     return;
   }
-  if (call_handler_ && !call_handler_->RecordRouteUri("", std::nullopt).empty() &&
-      sip->sip_request->rq_method == sip_method_invite) {
+  if (call_handler_ && sip->sip_request->rq_method == sip_method_invite) {
     // Outbound-proxy use: the dialog's later requests come back through us (the call handler
-    // relays them), toward the phone over its own connection when it has one.
+    // relays them), toward the phone over its own connection when it has one, else to the
+    // address it sent from. In over one transport, out over another: two entries (RFC 5658).
     std::string flow;
     if (tport && tport_is_connected(tport.get())) {
       flow = flows_.Register(tport.get(), clock_.Now() + absl::Hours(2));
     }
-    std::string rr = absl::StrCat("<", call_handler_->RecordRouteUri(flow, source), ";lr>");
+    std::optional<Transport> in = tport ? TportTransport(tport.get()) : std::nullopt;
+    std::vector<std::string> routes =
+        call_handler_->RecordRoutesFor(in, BackendTransport(*request_uri), flow, source);
     sip_t* fsip = sip_object(msg.get());
-    if (sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str())) {
-      msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(fsip),
-                        reinterpret_cast<msg_header_t*>(h));
+    for (auto it = routes.rbegin(); it != routes.rend(); ++it) {
+      std::string rr = absl::StrCat("<", *it, ";lr>");
+      if (sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str())) {
+        msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(fsip),
+                          reinterpret_cast<msg_header_t*>(h));
+      }
     }
   }
   auto txn = std::make_unique<Txn>();

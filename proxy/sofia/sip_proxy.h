@@ -84,13 +84,15 @@ class CallHandler {
   // Called only for requests the proxy lets through: from a trusted backend, over or toward a
   // phone's live flow, or toward the backend (never to an arbitrary host: not an open relay).
   virtual void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) = 0;
-  // The handler's Record-Route URI (no ;lr), naming the phone by `flow_token` when not empty,
-  // else by its address `phone` when given: the proxy puts it on the INVITEs it relays for
-  // phones (outbound-proxy use) so their dialogs come back here and reach them. Empty: no
-  // Record-Route.
-  virtual std::string RecordRouteUri(const std::string& flow_token,
-                                     const std::optional<TransportInfo>& phone) const {
-    return "";
+  // The handler's Record-Route URIs (top first, no ;lr) for an INVITE received over `in` and
+  // sent over `out`, naming the phone by `flow_token` when not empty, else by its address
+  // `phone` when given (two entries when the transports differ, RFC 5658): the proxy puts them
+  // on the INVITEs it relays for phones (outbound-proxy use) so their dialogs come back here and
+  // reach them. Empty: no Record-Route.
+  virtual std::vector<std::string> RecordRoutesFor(
+      std::optional<Transport> in, std::optional<Transport> out, const std::string& flow_token,
+      const std::optional<TransportInfo>& phone) const {
+    return {};
   }
 };
 

@@ -242,7 +242,8 @@ EOF
     -t u1 -timeout 20s -trace_msg -message_file "$TMP/carol_msgs.log" -trace_err \
     -error_file "$TMP/carol_err.log" "127.0.0.1:$KPORT" >"$TMP/carol.out" 2>&1 &
   PIDS+=($!)
-  sleep 0.5
+  # Carol must be in the registrar before the call (a fixed sleep lost the race under load).
+  wait_for "carol's registration" grep -q "^SIP/2.0 200" "$TMP/carol_msgs.log"
   sed 's/sip:bob@example.org/sip:carol@example.org/g' "$TMP/caller.xml" >"$TMP/outbound.xml"
   sipp -nostdin -sf "$TMP/outbound.xml" -i 127.0.0.1 -p "$CALLER" -m 1 -t u1 -timeout 15s \
     -timeout_error -trace_err -error_file "$TMP/outbound_err.log" "127.0.0.1:$GPORT" \

@@ -1008,5 +1008,38 @@ TEST_F(InDialogTest, PhoneBehindNatGetsInDialogRequestsAtItsPublicAddress) {
   EXPECT_EQ(phone_bye->Method(), "BYE");
 }
 
+TEST_F(InDialogTest, TcpPhoneCallingOutGetsDoubleRecordRouteAndItsByeBack) {
+  TcpPeer phone(tcp_port_);
+  ASSERT_TRUE(phone.connected());
+  std::string invite_text =
+      MakeRequest("INVITE", "sip:bob@example.org", phone.local_port(), "out-1");
+  invite_text.replace(invite_text.find("SIP/2.0/UDP"), 11, "SIP/2.0/TCP");
+  phone.Send(invite_text);
+  std::optional<SipText> invite = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(invite.has_value()) << "the INVITE never reached the backend";
+  // In over TCP, out over UDP: two entries of ours (RFC 5658), the UDP one on top.
+  std::vector<std::string> rr = invite->Headers("Record-Route");
+  ASSERT_EQ(rr.size(), 2u) << invite->text();
+  EXPECT_THAT(rr[0], HasSubstr(absl::StrCat("sip:127.0.0.1:", udp_port_)));
+  EXPECT_THAT(rr[1], HasSubstr(absl::StrCat(":", tcp_port_, ";transport=tcp")));
+  backend_.SendTo(udp_port_, MakeResponse(*invite, 200, "OK",
+                                          "Contact: <sip:bob@127.0.0.1:9>\r\n"
+                                          "Record-Route: " +
+                                              rr[0] + "\r\nRecord-Route: " + rr[1] + "\r\n"));
+  std::optional<SipText> ok = phone.Receive(kWait);
+  ASSERT_TRUE(ok.has_value()) << "the 200 never reached the phone";
+  EXPECT_EQ(ok->Status(), 200);
+  // The callee hangs up: its BYE follows the route set (both our entries) to the phone's
+  // connection, whatever the phone's contact says.
+  backend_.SendTo(udp_port_,
+                  With(MakeRequest("BYE", "sip:alice@192.0.2.200:5060", backend_.port(), "out-1"),
+                       absl::StrCat("Route: ", rr[0], "\r\nRoute: ", rr[1], "\r\n")));
+  std::optional<SipText> bye = phone.Receive(kWait);
+  ASSERT_TRUE(bye.has_value()) << "the BYE never reached the phone over its connection";
+  EXPECT_EQ(bye->Method(), "BYE") << bye->text();
+  EXPECT_TRUE(bye->Headers("Route").empty())
+      << "our Route entries were not consumed: " << bye->text();
+}
+
 }  // namespace
 }  // namespace pushgate::proxy::testing
