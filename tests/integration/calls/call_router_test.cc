@@ -15,9 +15,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -33,6 +31,7 @@
 #include "proxy/store/memory_binding_store.h"
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
+#include "tests/integration/calls/calls_support.h"
 #include "tests/integration/proxy/sip_peer.h"
 
 namespace pushgate::proxy::sofia {
@@ -42,31 +41,10 @@ using testing::MakeResponse;
 using testing::SipText;
 using testing::UdpPeer;
 namespace emu = pusher::emulator;
+using namespace calls_test;  // NOLINT(google-build-using-namespace): test helpers
 
-constexpr char kTeam[] = "TEAM123456";
-constexpr char kKeyId[] = "KEY1234567";
-constexpr char kBundle[] = "com.example.phone";
 constexpr char kAor[] = "sip:alice@example.org";
 const std::string kToken(64, 'b');
-const absl::Duration kWait = absl::Seconds(5);
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-const std::string& CredsDir() {
-  static std::string* dir = [] {
-    char tmpl[] = "/tmp/pushgate-calls-test-XXXXXX";
-    auto* d = new std::string(mkdtemp(tmpl));
-    std::string cmd = absl::StrCat("tests/fakes/make-test-credentials.sh ", *d, " >/dev/null");
-    if (std::system(cmd.c_str()) != 0) std::abort();
-    return d;
-  }();
-  return *dir;
-}
 
 // A port nothing listens on (TCP): the pusher-down case.
 uint16_t ClosedPort() {
@@ -107,35 +85,13 @@ std::string Request(const std::string& method, const std::string& request_uri, i
                       extra, "Content-Length: 0\r\n\r\n");
 }
 
-// Waits for the next message on `peer` that `match` accepts, skipping others (retransmissions,
-// 100 Trying...).
-std::optional<SipText> WaitFor(UdpPeer& peer, const std::function<bool(const SipText&)>& match,
-                               absl::Duration timeout = kWait) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    auto m = peer.Receive(deadline - absl::Now());
-    if (!m) break;
-    if (match(*m)) return m;
-  }
-  return std::nullopt;
-}
-auto IsRequest(const std::string& method) {
-  return [method](const SipText& m) { return !m.IsResponse() && m.Method() == method; };
-}
-auto IsStatus(int status) {
-  return [status](const SipText& m) { return m.IsResponse() && m.Status() == status; };
-}
-auto IsFinal() {
-  return [](const SipText& m) { return m.IsResponse() && m.Status() >= 200; };
-}
-
 class CallsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     emu::EmulatorOptions o;
-    o.tls_cert_pem = ReadFile(CredsDir() + "/server.pem");
-    o.tls_key_pem = ReadFile(CredsDir() + "/server.key");
-    o.apns_keys.push_back({kTeam, kKeyId, ReadFile(CredsDir() + "/apns-key.pub.pem")});
+    o.tls_cert_pem = Cred("server.pem");
+    o.tls_key_pem = Cred("server.key");
+    o.apns_keys.push_back({kTeam, kKeyId, Cred("apns-key.pub.pem")});
     o.control_port = -1;
     auto ports = emulator_.Start(o);
     ASSERT_TRUE(ports.ok()) << ports.status();

@@ -7,9 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -22,6 +20,7 @@
 #include "proxy/store/redis_binding_store.h"
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
+#include "tests/integration/calls/calls_support.h"
 #include "tests/integration/proxy/sip_peer.h"
 #include "tests/unit/proxy/redis/redis_test_server.h"
 
@@ -32,54 +31,11 @@ using testing::MakeResponse;
 using testing::SipText;
 using testing::UdpPeer;
 namespace emu = pusher::emulator;
+using namespace calls_test;  // NOLINT(google-build-using-namespace): test helpers
 
-constexpr char kTeam[] = "TEAM123456";
-constexpr char kKeyId[] = "KEY1234567";
-constexpr char kBundle[] = "com.example.phone";
 constexpr char kSecret[] = "0123456789abcdef0123456789abcdef";
 constexpr char kInstance[] = "<urn:uuid:00000000-0000-0000-0000-00000000ab01>";
 const std::string kToken(64, 'c');
-const absl::Duration kWait = absl::Seconds(5);
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-const std::string& CredsDir() {
-  static std::string* dir = [] {
-    char tmpl[] = "/tmp/pushgate-replicas-test-XXXXXX";
-    auto* d = new std::string(mkdtemp(tmpl));
-    std::string cmd = absl::StrCat("tests/fakes/make-test-credentials.sh ", *d, " >/dev/null");
-    if (std::system(cmd.c_str()) != 0) std::abort();
-    return d;
-  }();
-  return *dir;
-}
-
-// Waits for the next message on `peer` that `match` accepts; `from` gets its source port.
-std::optional<SipText> WaitFor(UdpPeer& peer, const std::function<bool(const SipText&)>& match,
-                               uint16_t* from = nullptr, absl::Duration timeout = kWait) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    uint16_t port = 0;
-    auto m = peer.Receive(deadline - absl::Now(), &port);
-    if (!m) break;
-    if (match(*m)) {
-      if (from != nullptr) *from = port;
-      return m;
-    }
-  }
-  return std::nullopt;
-}
-auto IsRequest(const std::string& method) {
-  return [method](const SipText& m) { return !m.IsResponse() && m.Method() == method; };
-}
-auto IsFinal() {
-  return [](const SipText& m) { return m.IsResponse() && m.Status() >= 200; };
-}
 
 std::string Request(const std::string& method, const std::string& request_uri, int cseq,
                     const std::string& call_id, const std::string& to, uint16_t via_port,
@@ -105,9 +61,9 @@ class ReplicasTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(redis_.Start().ok()) << "redis-server did not start (is it installed?)";
     emu::EmulatorOptions o;
-    o.tls_cert_pem = ReadFile(CredsDir() + "/server.pem");
-    o.tls_key_pem = ReadFile(CredsDir() + "/server.key");
-    o.apns_keys.push_back({kTeam, kKeyId, ReadFile(CredsDir() + "/apns-key.pub.pem")});
+    o.tls_cert_pem = Cred("server.pem");
+    o.tls_key_pem = Cred("server.key");
+    o.apns_keys.push_back({kTeam, kKeyId, Cred("apns-key.pub.pem")});
     o.control_port = -1;
     auto ports = emulator_.Start(o);
     ASSERT_TRUE(ports.ok()) << ports.status();
