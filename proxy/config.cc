@@ -1,5 +1,6 @@
 #include "proxy/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -98,7 +99,11 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
       .Duration("push", "timeout", &c->push_timeout, absl::Milliseconds(50), absl::Minutes(1),
                 "Deadline of one push request; a late push is counted as failed.")
       .Bool("push", "send_110", &c->push_send_110,
-            "Answer \"110 Push sent\" to the caller when a push goes out.");
+            "Answer \"110 Push sent\" to the caller when a push goes out.")
+      .String("push", "legacy_apns_team", &c->push_legacy_apns_team,
+              "Apple team id (10 letters/digits) for phones registering with the legacy "
+              "parameters (pn-type=apple, app-id without a team id): their pushes go to "
+              "<team>.<app-id>. Empty: such phones cannot be pushed with token auth.");
   s.Section("fork", "Incoming calls: forking to the phones, push timing, fork late.")
       .Duration("fork", "call_timeout", &c->fork_call_timeout, absl::Seconds(1), absl::Minutes(10),
                 "How long a call waits for a phone to answer (and to wake up and register).")
@@ -256,6 +261,12 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
   }
   o.max_pending_registers = static_cast<size_t>(c.max_pending_registers);
   o.store_retry_after_seconds = c.store_retry_after;
+  if (!c.push_legacy_apns_team.empty() &&
+      (c.push_legacy_apns_team.size() != 10 ||
+       !std::all_of(c.push_legacy_apns_team.begin(), c.push_legacy_apns_team.end(),
+                    [](char ch) { return absl::ascii_isupper(ch) || absl::ascii_isdigit(ch); }))) {
+    return KeyError("push.legacy_apns_team", "an Apple team id is 10 capital letters or digits");
+  }
   if (!c.admin_listen.empty()) {
     auto hp = ParseHostPort(c.admin_listen);
     if (!hp.ok()) return KeyError("admin.listen", hp.status().message());

@@ -50,6 +50,7 @@ struct ProxyConfig {
   std::string push_api_key_file;
   absl::Duration push_timeout = absl::Seconds(5);
   bool push_send_110 = true;
+  std::string push_legacy_apns_team;
   // [fork]
   absl::Duration fork_call_timeout = absl::Seconds(90);
   absl::Duration fork_push_delay_voip = absl::ZeroDuration();

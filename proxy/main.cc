@@ -234,6 +234,7 @@ int Run(int argc, char** argv) {
     co.fork.send_110_push_sent = cfg.push_send_110;
     co.push_timeout = cfg.push_timeout;
     co.route_secret = options->masquerade_secret;
+    co.legacy_apns_team = cfg.push_legacy_apns_team;
     // Our Record-Route per transport, from the advertised addresses (behind NAT or in a
     // container they differ from the listeners); the first one is the default.
     for (Transport t : {Transport::kUdp, Transport::kTcp, Transport::kTls}) {

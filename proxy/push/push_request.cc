@@ -1,9 +1,11 @@
 #include "proxy/push/push_request.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace pushgate::proxy {
 
 v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const CallInfo& call,
-                                 absl::Duration ttl) {
+                                 absl::Duration ttl, const std::string& legacy_apns_team) {
   v1::PushRequest request;
   const PushParams& push = *binding.push;
   v1::Destination* dest = request.mutable_destination();
@@ -18,7 +20,13 @@ v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const Ca
       dest->set_provider(v1::APNS);
       break;
   }
-  dest->set_app(push.param);
+  if (push.legacy && push.provider != PushParams::kFcm && push.provider != PushParams::kOther &&
+      !legacy_apns_team.empty()) {
+    dest->set_app(
+        absl::StrCat(legacy_apns_team, ".", push.ApnsBundleId(), push.voip ? ".voip" : ""));
+  } else {
+    dest->set_app(push.param);
+  }
   bool alert = kind == PushKind::kAlert || kind == PushKind::kMissedCallAlert;
   dest->set_device_token(alert && !push.remote_prid.empty() ? push.remote_prid : push.prid);
   switch (kind) {

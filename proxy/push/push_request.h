@@ -22,7 +22,11 @@ struct CallInfo {
 //  - Alert / MissedCallAlert: APNs alert to the remote (alert) token when the device gave one,
 //    localisation key IC_MSG / MISSED_CALL (the legacy pn-call-str overrides IC_MSG).
 // `ttl`: how long the provider may keep trying (a call push is useless after the fork ends).
+// `legacy_apns_team`: the Apple team id for phones registered with the legacy parameters
+// (pn-type=apple; their app-id is a bundle id with optional .voip/.prod/.dev, no team id): the
+// app becomes "<team>.<bundle>[.voip]" as RFC 8599 writes it. Empty: the app-id is passed as is
+// (the pusher rejects it unless it already starts with a team id).
 v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const CallInfo& call,
-                                 absl::Duration ttl);
+                                 absl::Duration ttl, const std::string& legacy_apns_team = "");
 
 }  // namespace pushgate::proxy

@@ -556,7 +556,8 @@ void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
   }
   absl::Duration ttl =
       std::max(absl::Seconds(1), call.started + options_.fork.call_timeout - clock_.Now());
-  v1::PushRequest request = BuildPushRequest(branch->binding, kind, call.info, ttl);
+  v1::PushRequest request =
+      BuildPushRequest(branch->binding, kind, call.info, ttl, options_.legacy_apns_team);
   log_->info("call-id={}: push {} to {}", call.info.call_id, static_cast<int>(kind),
              DebugString(branch->binding));
   push_->Send(std::move(request), options_.push_timeout,

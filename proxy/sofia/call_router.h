@@ -58,6 +58,8 @@ struct CallRouterOptions {
   // from, and a forged Route cannot send requests anywhere else. The masquerade secret (replicas
   // share it). Empty: no address carried (in-dialog requests go to the request URI).
   std::string route_secret;
+  // Apple team id for legacy-parameter phones (see BuildPushRequest); "" = none.
+  std::string legacy_apns_team;
   // Grace time a finished call stays around for late 2xx and branch CANCELs.
   absl::Duration linger = absl::Seconds(32);
 };

@@ -117,6 +117,14 @@ TEST(ProxyConfig, CrossKeyErrorsNameTheKey) {
   auto d = BuildSipProxyOptions(admin, nullptr);
   ASSERT_FALSE(d.ok());
   EXPECT_THAT(std::string(d.status().message()), HasSubstr("admin.listen"));
+
+  ProxyConfig team;
+  team.push_legacy_apns_team = "abcd12345";
+  auto e = BuildSipProxyOptions(team, nullptr);
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(std::string(e.status().message()), HasSubstr("push.legacy_apns_team"));
+  team.push_legacy_apns_team = "ABCD123456";
+  EXPECT_TRUE(BuildSipProxyOptions(team, nullptr).ok());
 }
 
 }  // namespace

@@ -59,5 +59,34 @@ TEST(BuildPushRequest, LegacyCallStringOverridesTheAlertKey) {
   EXPECT_EQ(r.destination().device_token(), "aabbccdd");
 }
 
+TEST(BuildPushRequest, LegacyAppleAppIdGetsTheConfiguredTeam) {
+  auto parsed = ParsePushParams(*ParseUri(
+      "sip:alice@192.0.2.1;pn-type=apple;pn-tok=aabbccdd;app-id=org.example.app.voip.dev"));
+  ASSERT_TRUE(parsed.ok() && parsed->has_value()) << parsed.status();
+  Binding b;
+  b.push = **parsed;
+  v1::PushRequest r = BuildPushRequest(b, PushKind::kVoip, kCall, absl::Seconds(90), "ABCD123456");
+  EXPECT_EQ(r.destination().provider(), v1::APNS_SANDBOX);
+  EXPECT_EQ(r.destination().app(), "ABCD123456.org.example.app.voip");
+  EXPECT_EQ(r.destination().device_token(), "aabbccdd");
+  // Without a configured team the app-id goes as is; RFC 8599 parameters are never rewritten.
+  EXPECT_EQ(BuildPushRequest(b, PushKind::kVoip, kCall, absl::Seconds(90)).destination().app(),
+            "org.example.app.voip.dev");
+  EXPECT_EQ(BuildPushRequest(WithPush(PushParams::kApns, true), PushKind::kVoip, kCall,
+                             absl::Seconds(90), "ZZZZ999999")
+                .destination()
+                .app(),
+            "ABCD123456.org.example.app.voip");
+  auto fcm = ParsePushParams(
+      *ParseUri("sip:bob@192.0.2.2;pn-type=firebase;pn-tok=fcm-token-1;app-id=123456789"));
+  ASSERT_TRUE(fcm.ok() && fcm->has_value()) << fcm.status();
+  Binding f;
+  f.push = **fcm;
+  EXPECT_EQ(BuildPushRequest(f, PushKind::kData, kCall, absl::Seconds(30), "ABCD123456")
+                .destination()
+                .app(),
+            "123456789");
+}
+
 }  // namespace
 }  // namespace pushgate::proxy
