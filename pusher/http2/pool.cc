@@ -951,8 +951,11 @@ void Pool::Impl::Submit(Request request, ResponseCallback callback) {
   {
     std::lock_guard<std::mutex> l(inbox_mu_);
     if (!loop_exited_) {
+      // One wakeup per batch: a non-empty inbox already has one pending (OnWakeup takes the
+      // whole inbox under this lock), so a busy pool skips libevent's lock and notify per push.
+      bool wake = inbox_.empty();
       inbox_.push_back({std::move(request), std::move(callback), rejected});
-      event_active(wakeup_event_, EV_READ, 0);
+      if (wake) event_active(wakeup_event_, EV_READ, 0);
       return;
     }
   }
