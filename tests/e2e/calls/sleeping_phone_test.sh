@@ -124,59 +124,9 @@ sipp -nostdin -sf "$TMP/register.xml" -i 127.0.0.1 -p "$REG" -m 1 -t u1 -timeout
   >"$TMP/register.out" 2>&1 || { logs; fail "the phone's REGISTER through the gateway got no 200"; }
 
 # 2. The caller INVITEs bob via Kamailio (in the background: it waits for the phone to wake).
-cat >"$TMP/caller.xml" <<'EOF'
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller">
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:bob@example.org SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@example.org>;tag=[pid]c[call_number]
-To: <sip:bob@example.org>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="110" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:caller@example.org>;tag=[pid]c[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="200"/>
-  <send retrans="500">
-    <![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:caller@example.org>;tag=[pid]c[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-EOF
+# The caller and the answering phone: tests/e2e/scenarios (sipp -key ruri / -key user).
+SCENARIOS=$(cd "$(dirname "$0")/../scenarios" && pwd)
+CALLER_XML=$SCENARIOS/caller.xml
 # Outbound-proxy mode: a phone calls carol (registered directly at Kamailio) through the gateway
 # as its outbound proxy. The INVITE must reach carol with the gateway's Record-Route, and ACK and
 # BYE must come back through the gateway (loose routing) to her.
@@ -204,48 +154,14 @@ Content-Length: 0
   <pause milliseconds="5000"/>
 </scenario>
 EOF
-  cat >"$TMP/carol.xml" <<'EOF'
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="carol-answers">
-  <recv request="INVITE"/>
-  <send retrans="500">
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]carol
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:carol@[local_ip]:[local_port]>
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-EOF
-  sipp -nostdin -sf "$TMP/carol_reg.xml" -oocsf "$TMP/carol.xml" -i 127.0.0.1 -p "$CAROL" -m 1 \
-    -t u1 -timeout 20s -trace_msg -message_file "$TMP/carol_msgs.log" -trace_err \
+  sipp -nostdin -sf "$TMP/carol_reg.xml" -oocsf "$SCENARIOS/answer.xml" -key user carol \
+    -i 127.0.0.1 -p "$CAROL" -m 1 -t u1 -timeout 20s -trace_msg -message_file "$TMP/carol_msgs.log" -trace_err \
     -error_file "$TMP/carol_err.log" "127.0.0.1:$KPORT" >"$TMP/carol.out" 2>&1 &
   PIDS+=($!)
   # Carol must be in the registrar before the call (a fixed sleep lost the race under load).
   wait_for "carol's registration" grep -q "^SIP/2.0 200" "$TMP/carol_msgs.log"
-  sed 's/sip:bob@example.org/sip:carol@example.org/g' "$TMP/caller.xml" >"$TMP/outbound.xml"
-  sipp -nostdin -sf "$TMP/outbound.xml" -i 127.0.0.1 -p "$CALLER" -m 1 -t u1 -timeout 15s \
+  sipp -nostdin -sf "$CALLER_XML" -key ruri sip:carol@example.org -i 127.0.0.1 -p "$CALLER" \
+    -m 1 -t u1 -timeout 15s \
     -timeout_error -trace_err -error_file "$TMP/outbound_err.log" "127.0.0.1:$GPORT" \
     >"$TMP/outbound.out" 2>&1 ||
     { logs; cat "$TMP/outbound_err.log" "$TMP/carol_err.log" >&2 2>/dev/null; fail "the outbound call through the gateway did not complete (200, ACK, BYE)"; }
@@ -258,7 +174,8 @@ EOF
 fi
 
 if [[ $MODE == cancel ]]; then
-cat >"$TMP/caller.xml" <<'EOF'
+CALLER_XML=$TMP/caller_cancels.xml
+cat >"$CALLER_XML" <<'EOF'
 <?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caller-cancels">
   <send retrans="500">
@@ -309,8 +226,8 @@ Content-Length: 0
 </scenario>
 EOF
 fi
-sipp -nostdin -sf "$TMP/caller.xml" -i 127.0.0.1 -p "$CALLER" -m 1 -t u1 -timeout 30s \
-  -cid_str "e2e-sleeping-%u-%p@%s" \
+sipp -nostdin -sf "$CALLER_XML" -key ruri sip:bob@example.org -i 127.0.0.1 -p "$CALLER" -m 1 -t u1 \
+  -timeout 30s -cid_str "e2e-sleeping-%u-%p@%s" \
   -timeout_error -trace_err -error_file "$TMP/caller_err.log" "127.0.0.1:$KPORT" \
   >"$TMP/caller.out" 2>&1 &
 CALLER_PID=$!
@@ -356,56 +273,10 @@ Content-Length: 0
   <pause milliseconds="4000"/>
 </scenario>
 EOF
-cat >"$TMP/phone.xml" <<'EOF'
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="phone">
-  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]phone
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:bob@[local_ip]:[local_port]>
-Content-Length: 0
-
-    ]]>
-  </send>
-  <send retrans="500">
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]phone
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:bob@[local_ip]:[local_port]>
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-EOF
+PHONE_XML=$SCENARIOS/answer.xml
 if [[ $MODE == cancel ]]; then
-cat >"$TMP/phone.xml" <<'EOF'
+PHONE_XML=$TMP/phone_missed_call.xml
+cat >"$PHONE_XML" <<'EOF'
 <?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="phone-missed-call">
   <recv request="INVITE"/>
@@ -452,8 +323,8 @@ Content-Length: 0
 </scenario>
 EOF
 fi
-sipp -nostdin -sf "$TMP/wake.xml" -oocsf "$TMP/phone.xml" -i 127.0.0.1 -p "$PHONE2" -m 1 -t u1 \
-  -timeout 20s -trace_msg -message_file "$TMP/phone_msgs.log" -trace_err \
+sipp -nostdin -sf "$TMP/wake.xml" -oocsf "$PHONE_XML" -key user bob -i 127.0.0.1 -p "$PHONE2" \
+  -m 1 -t u1 -timeout 20s -trace_msg -message_file "$TMP/phone_msgs.log" -trace_err \
   -error_file "$TMP/phone_err.log" "127.0.0.1:$GPORT" >"$TMP/phone.out" 2>&1 &
 PHONE_PID=$!
 PIDS+=($PHONE_PID)

@@ -149,60 +149,9 @@ PHONE=$!
 PIDS+=($PHONE)
 wait_listen u "$UPORT" "sipp phone"
 
-cat >"$TMP/caller.xml" <<'EOF'
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller">
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@example.org>;tag=[pid]c[call_number]
-To: <sip:bob@example.org>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:caller@example.org>;tag=[pid]c[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="200"/>
-  <send retrans="500">
-    <![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-[routes]
-From: <sip:caller@example.org>;tag=[pid]c[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-EOF
-sipp -nostdin -sf "$TMP/caller.xml" -i 127.0.0.1 -p "$(free_port)" -m 1 -t u1 \
-  -timeout 15s -timeout_error -trace_err -error_file "$TMP/caller_err.log" \
+sipp -nostdin -sf "$(dirname "$0")/../scenarios/caller.xml" -key ruri "sip:bob@127.0.0.1:$KPORT" \
+  -i 127.0.0.1 -p "$(free_port)" -m 1 -t u1 -timeout 15s -timeout_error -trace_err \
+  -error_file "$TMP/caller_err.log" \
   "127.0.0.1:$KPORT" >"$TMP/caller.out" 2>&1 || caller_rc=$?
 phone_rc=0
 wait "$PHONE" || phone_rc=$?
