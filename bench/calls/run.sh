@@ -207,16 +207,17 @@ step() {
   [[ $(tail -n 1 "$CSV" | awk -F, '{print $NF}') == 1 ]]
 }
 
+# A failed step is tried once more (the cores are shared: one scheduling hiccup of another job
+# should not end a target's run); two failures at a rate end it.
+step_twice() { step "$@" || step "$@"; }
+
 pushgate_best=0
 relay_best=0
 pushgate_on=1
 relay_on=1
-# A failed step is tried once more (the cores are shared: one scheduling hiccup of another job
-# should not end a target's run); two failures at a rate end it.
 for rate in $RATES; do
   if ((pushgate_on)); then
-    if step pushgate "$PPORT" "$RURI" "$rate" "$PROXY_PID" ||
-       step pushgate "$PPORT" "$RURI" "$rate" "$PROXY_PID"; then
+    if step_twice pushgate "$PPORT" "$RURI" "$rate" "$PROXY_PID"; then
       pushgate_best=$rate
     else
       pushgate_on=0
@@ -224,8 +225,7 @@ for rate in $RATES; do
     kill -0 "$PROXY_PID" 2>/dev/null || { tail -n 30 "$TMP/proxy.log" >&2; fail "pushgate-proxy died at $rate calls/s"; }
   fi
   if ((relay_on)); then
-    if step kamailio_relay "$RPORT" "sip:bob@127.0.0.1:$PHONE" "$rate" "$RELAY_PID" ||
-       step kamailio_relay "$RPORT" "sip:bob@127.0.0.1:$PHONE" "$rate" "$RELAY_PID"; then
+    if step_twice kamailio_relay "$RPORT" "sip:bob@127.0.0.1:$PHONE" "$rate" "$RELAY_PID"; then
       relay_best=$rate
     else
       relay_on=0

@@ -221,8 +221,8 @@ class SipProxy::Impl {
   void FinishRegister(uint64_t id, RegisterRequest request, std::vector<absl::Duration> granted);
   void UpdateBindings(uint64_t id, RegisterRequest request, std::vector<absl::Duration> granted);
   void NextTurn(const std::string& aor);
-  void Reply2xx(uint64_t id, const std::string& aor, const std::vector<std::string>& answer,
-                const absl::Status& st);
+  void AnswerRegistration(uint64_t id, const std::string& aor,
+                          const std::vector<std::string>& answer, const absl::Status& st);
 
   // Replies on a server transaction we do not proxy, and releases it.
   void Reply(nta_incoming_t* irq, int status, const std::string& phrase,
@@ -1028,7 +1028,7 @@ void SipProxy::Impl::UpdateBindings(uint64_t id, RegisterRequest request,
           answer.push_back(FormatContact(c));
         }
       }
-      Reply2xx(id, aor, answer, found.status());
+      AnswerRegistration(id, aor, answer, found.status());
       NextTurn(aor);
     });
     return;
@@ -1052,13 +1052,14 @@ void SipProxy::Impl::UpdateBindings(uint64_t id, RegisterRequest request,
   };
   store_.Update(aor, now, std::move(apply),
                 [this, id, aor, answer = std::move(answer)](absl::Status st) {
-                  Reply2xx(id, aor, answer, st);
+                  AnswerRegistration(id, aor, answer, st);
                   NextTurn(aor);
                 });
 }
 
-void SipProxy::Impl::Reply2xx(uint64_t id, const std::string& aor,
-                              const std::vector<std::string>& answer, const absl::Status& st) {
+void SipProxy::Impl::AnswerRegistration(uint64_t id, const std::string& aor,
+                                        const std::vector<std::string>& answer,
+                                        const absl::Status& st) {
   Txn* tx = FindTxn(id);
   if (tx == nullptr) return;
   if (absl::IsAborted(st)) {

@@ -88,23 +88,11 @@ std::string Request(const std::string& method, const std::string& request_uri, i
 class CallsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    emu::EmulatorOptions o;
-    o.tls_cert_pem = Cred("server.pem");
-    o.tls_key_pem = Cred("server.key");
-    o.apns_keys.push_back({kTeam, kKeyId, Cred("apns-key.pub.pem")});
-    o.control_port = -1;
-    auto ports = emulator_.Start(o);
+    auto ports = emulator_.Start(EmulatorWithTestCredentials());
     ASSERT_TRUE(ports.ok()) << ports.status();
-    std::string url = absl::StrCat("https://127.0.0.1:", ports->h2);
-    pusher::PusherConfig cfg;
-    cfg.grpc.listen = "127.0.0.1:0";
-    cfg.apns.token_keys = {absl::StrCat(kTeam, ":", kKeyId, ":", CredsDir(), "/apns-key.p8")};
-    cfg.apns.production_url = url;
-    cfg.apns.sandbox_url = url;
-    cfg.http2.ca_file = CredsDir() + "/ca.pem";
+    pusher::PusherConfig cfg = PusherForEmulator(ports->h2);
     cfg.retry.initial_backoff = absl::Milliseconds(20);
     cfg.retry.max_backoff = absl::Milliseconds(200);
-    cfg.admin.listen = "";
     auto server = pusher::PusherServer::Create(cfg, RealClock::Get());
     ASSERT_TRUE(server.ok()) << server.status();
     pusher_ = *std::move(server);

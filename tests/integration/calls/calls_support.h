@@ -13,6 +13,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/file.h"
+#include "pusher/emulator/emulator.h"
+#include "pusher/service/server.h"
 #include "tests/integration/proxy/sip_peer.h"
 
 namespace pushgate::proxy::sofia::calls_test {
@@ -40,6 +42,30 @@ inline const std::string& CredsDir() {
 // The content of a file of CredsDir() ("" when it cannot be read: the test then fails loudly).
 inline std::string Cred(const std::string& name) {
   return ReadFile(absl::StrCat(CredsDir(), "/", name)).value_or("");
+}
+
+// The APNs emulator's options: TLS and the token key's public half from CredsDir().
+inline pusher::emulator::EmulatorOptions EmulatorWithTestCredentials() {
+  pusher::emulator::EmulatorOptions o;
+  o.tls_cert_pem = Cred("server.pem");
+  o.tls_key_pem = Cred("server.key");
+  o.apns_keys.push_back({kTeam, kKeyId, Cred("apns-key.pub.pem")});
+  o.control_port = -1;
+  return o;
+}
+
+// A pusher on 127.0.0.1 (any port) sending APNs pushes to the emulator's `h2_port` with the
+// test token key; no admin endpoint.
+inline pusher::PusherConfig PusherForEmulator(int h2_port) {
+  std::string url = absl::StrCat("https://127.0.0.1:", h2_port);
+  pusher::PusherConfig cfg;
+  cfg.grpc.listen = "127.0.0.1:0";
+  cfg.apns.token_keys = {absl::StrCat(kTeam, ":", kKeyId, ":", CredsDir(), "/apns-key.p8")};
+  cfg.apns.production_url = url;
+  cfg.apns.sandbox_url = url;
+  cfg.http2.ca_file = CredsDir() + "/ca.pem";
+  cfg.admin.listen = "";
+  return cfg;
 }
 
 // Waits for the next message on `peer` that `match` accepts, skipping others (retransmissions,
