@@ -14,7 +14,9 @@ namespace pushgate::metrics {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-class Counter {
+// Each metric has cache lines of its own: counters updated from different threads would
+// otherwise share one and bounce it between cores on every update (false sharing).
+class alignas(64) Counter {
  public:
   void Inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
   uint64_t Value() const { return value_.load(std::memory_order_relaxed); }
@@ -23,7 +25,7 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
-class Gauge {
+class alignas(64) Gauge {
  public:
   void Set(double v) { value_.store(v, std::memory_order_relaxed); }
   void Add(double d);
@@ -33,7 +35,7 @@ class Gauge {
   std::atomic<double> value_{0};
 };
 
-class Histogram {
+class alignas(64) Histogram {
  public:
   explicit Histogram(std::vector<double> upper_bounds);
   void Observe(double v);

@@ -22,7 +22,12 @@ void IdempotencyCache::AgeList::Unlink(Entry* e) {
 }
 
 IdempotencyCache::IdempotencyCache(absl::Duration window, size_t max_entries)
-    : window_(window), max_entries_(std::max<size_t>(max_entries, 1)) {}
+    : window_(window), max_entries_(std::max<size_t>(max_entries, 1)) {
+  // Full, the cache erases and inserts an id per push: at a load near the table's maximum the
+  // erased slots become tombstones and the table rehashes in place every few thousand pushes.
+  // Twice the room keeps erased slots reusable (bounded: 2^20 slots are about 9 MB).
+  entries_.reserve(std::min<size_t>(2 * max_entries_, size_t{1} << 20));
+}
 
 IdempotencyCache::~IdempotencyCache() = default;
 
@@ -58,21 +63,38 @@ IdempotencyCache::BeginResult IdempotencyCache::Begin(absl::string_view request_
   if (request_id.empty()) return out;
   absl::MutexLock lock(&mu_);
   ExpireLocked(now);
-  // One lookup for both cases: almost every id is new.
-  auto [it, inserted] = entries_.try_emplace(request_id);
-  if (!inserted) {
-    if (it->second.done) {
-      out.state = State::kDone;
-      out.result.ParseFromString(it->second.result);
-    } else {
-      out.state = State::kInFlight;
-    }
+  if (entries_.size() >= max_entries_) {
+    if (auto it = entries_.find(request_id); it != entries_.end()) return Known(it->second);
+    // Full: the oldest entry's node (key and result memory included) takes the new id.
+    Entry* oldest = done_.oldest != nullptr ? done_.oldest : in_flight_.oldest;
+    (oldest->done ? done_ : in_flight_).Unlink(oldest);
+    Map::node_type node = entries_.extract(entries_.find(*oldest->key));
+    node.key().assign(request_id.data(), request_id.size());
+    node.mapped().done = false;
+    node.mapped().expires_at = absl::InfiniteFuture();
+    auto inserted = entries_.insert(std::move(node));
+    Entry* entry = &inserted.position->second;
+    entry->key = &inserted.position->first;
+    in_flight_.PushNewest(entry);
     return out;
   }
+  // One lookup for both cases: almost every id is new.
+  auto [it, inserted] = entries_.try_emplace(request_id);
+  if (!inserted) return Known(it->second);
   Entry* entry = &it->second;
   entry->key = &it->first;
   in_flight_.PushNewest(entry);
-  EvictLocked();
+  return out;
+}
+
+IdempotencyCache::BeginResult IdempotencyCache::Known(const Entry& entry) {
+  BeginResult out;
+  if (entry.done) {
+    out.state = State::kDone;
+    out.result.ParseFromString(entry.result);
+  } else {
+    out.state = State::kInFlight;
+  }
   return out;
 }
 

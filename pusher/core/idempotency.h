@@ -67,6 +67,7 @@ class IdempotencyCache final {
   void ExpireLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static BeginResult Known(const Entry& entry);  // Begin's answer for an id already there
   Entry* InsertInFlightLocked(absl::string_view request_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const absl::Duration window_;

@@ -61,13 +61,15 @@ struct RetryingClient::Attempt {
 
 RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Pool> pool,
                                std::unique_ptr<ProviderBackend> backend, RetryPolicy policy,
-                               Scheduler& scheduler, const Clock& clock)
+                               Scheduler& scheduler, const Clock& clock,
+                               PushMessageRecyclers* recyclers)
     : name_(std::move(name)),
       pool_(std::move(pool)),
       backend_(std::move(backend)),
       policy_(policy),
       scheduler_(scheduler),
       clock_(clock),
+      recyclers_(recyclers),
       latency_(metrics::Registry::Default().GetHistogram(
           "pushgate_pusher_push_duration_seconds",
           "Time from the gRPC request to the provider's final verdict.", metrics::LatencyBuckets(),
@@ -88,7 +90,7 @@ void RetryingClient::Send(v1::PushRequest request, absl::Time deadline, ResultCa
   attempt->deadline = deadline;
   attempt->started = clock_.Now();
   attempt->done = std::move(done);
-  in_flight_.fetch_add(1);
+  started_.fetch_add(1, std::memory_order_relaxed);
   Try(std::move(attempt));
 }
 
@@ -157,6 +159,10 @@ void RetryingClient::OnResponse(std::shared_ptr<Attempt> attempt,
   ProviderVerdict verdict = Classify(backend_->provider(), response->status, response->body,
                                      response->Header("retry-after"), now);
   v1::PushResult result;
+  if (recyclers_ != nullptr) {
+    result = recyclers_->results.Take();
+    result.Clear();  // keeps the strings' memory
+  }
   result.set_outcome(verdict.outcome);
   result.set_provider_status(response->status);
   result.set_reason(verdict.reason);
@@ -216,7 +222,11 @@ void RetryingClient::Finish(const std::shared_ptr<Attempt>& attempt,
   latency_.Observe(absl::ToDoubleSeconds(clock_.Now() - attempt->started));
   ResultCallback done = std::move(attempt->done);
   done(std::move(result));
-  in_flight_.fetch_sub(1);
+  // A request with a data map is not kept: its map entries are not reused anyway.
+  if (recyclers_ != nullptr && attempt->request.data().empty()) {
+    recyclers_->requests.Give(std::move(attempt->request));
+  }
+  finished_.fetch_add(1, std::memory_order_release);
 }
 
 std::string RetryingClient::Problem() const { return backend_->Problem(); }
@@ -224,7 +234,9 @@ std::string RetryingClient::Problem() const { return backend_->Problem(); }
 void RetryingClient::Drain(absl::Duration timeout) {
   absl::Time until = absl::Now() + timeout;
   pool_->Drain(timeout);
-  while (in_flight_.load() > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
+  while (finished_.load(std::memory_order_acquire) < started_.load(std::memory_order_acquire) &&
+         absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(10));
 }
 
 }  // namespace pushgate::pusher

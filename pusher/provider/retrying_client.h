@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "pusher/core/classify.h"
+#include "pusher/core/recycler.h"
 #include "pusher/core/retry.h"
 #include "pusher/http2/pool.h"
 #include "pusher/provider/provider_client.h"
@@ -45,7 +46,7 @@ class RetryingClient final : public ProviderClient {
  public:
   RetryingClient(std::string name, std::unique_ptr<http2::Pool> pool,
                  std::unique_ptr<ProviderBackend> backend, RetryPolicy policy, Scheduler& scheduler,
-                 const Clock& clock);
+                 const Clock& clock, PushMessageRecyclers* recyclers = nullptr);
   ~RetryingClient() override;
 
   void Send(v1::PushRequest request, absl::Time deadline, ResultCallback done) override;
@@ -67,7 +68,12 @@ class RetryingClient final : public ProviderClient {
   RetryPolicy policy_;
   Scheduler& scheduler_;
   const Clock& clock_;
-  std::atomic<int64_t> in_flight_{0};
+  PushMessageRecyclers* recyclers_;  // may be null
+  // Pushes in flight = started - finished. Two counters on their own cache lines: Send runs on
+  // the gRPC threads and Finish mostly on the pool's loop thread, and one shared counter would
+  // move between their cores twice per push.
+  alignas(64) std::atomic<int64_t> started_{0};
+  alignas(64) std::atomic<int64_t> finished_{0};
   metrics::Histogram& latency_;
   metrics::Counter& attempts_;
   std::vector<metrics::Counter*> outcomes_;  // by v1::Outcome value, looked up once

@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<PusherServer>> PusherServer::Create(const PusherC
   ServiceOptions options;
   options.default_deadline = config.grpc.deadline_default;
   options.max_deadline = std::max(config.http2.request_timeout, config.grpc.deadline_default);
+  options.recyclers = &s->recyclers_;
   s->service_ = std::make_unique<PusherService>(*s->handler_, *s->authorizer_, clock, options);
   return s;
 }
@@ -146,7 +147,7 @@ absl::Status PusherServer::LoadCredentials() {
         return std::make_shared<RetryingClient>(
             absl::StrCat(env.name, ":", spec.team_id), std::move(pool),
             std::make_unique<ApnsBackend>(env.provider, std::move(signer)), policy, scheduler_,
-            clock_);
+            clock_, &recyclers_);
       }();
       router_.AddApnsTeam(env.provider, spec.team_id,
                           client.ok() ? *client : broken(what, client.status()));
@@ -166,8 +167,8 @@ absl::Status PusherServer::LoadCredentials() {
       if (pool.ok()) {
         client = std::make_shared<RetryingClient>(
             absl::StrCat(env.name, ":", spec.bundle_id), *std::move(pool),
-            std::make_unique<ApnsBackend>(env.provider, spec.bundle_id), policy, scheduler_,
-            clock_);
+            std::make_unique<ApnsBackend>(env.provider, spec.bundle_id), policy, scheduler_, clock_,
+            &recyclers_);
       } else {
         client = broken(what, pool.status());
       }
@@ -196,7 +197,8 @@ absl::Status PusherServer::LoadCredentials() {
                                                                absl::StrCat("fcm-", project))));
       backend->Warm();
       return std::make_shared<RetryingClient>(absl::StrCat("fcm:", project), std::move(pool),
-                                              std::move(backend), policy, scheduler_, clock_);
+                                              std::move(backend), policy, scheduler_, clock_,
+                                              &recyclers_);
     }();
     router_.AddFcmProject(project, client.ok() ? *client : broken(what, client.status()));
   }
