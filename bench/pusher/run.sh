@@ -6,7 +6,8 @@
 #         ratio_to_emulator_bound=.. p50_ms=.. p99_ms=.. half_rate=.. half_p99_ms=..
 #         emulator_half_p99_ms=.. half_added_p99_ms=.. rate_10000_p99_ms=.. emulator_10000_p99_ms=..
 #         rate_10000_added_p99_ms=.. pusher_cpu_us=.. emulator_cpu_us=..
-#         bench_cpu_us=.. errors=..
+#         bench_cpu_us=.. layout=tested_on_cpu_A|none [unpinned_pushes_per_s=.. unpinned_ratio=..
+#         unpinned_pusher_cpu_us=..] errors=..
 # emulator_bound_rps, ratio_to_emulator_bound: see EMULATOR_BOUND below (the noise-proof ceiling).
 # pushes_per_s: best of the full-speed runs (closed loop, BENCH_WINDOW unanswered pushes per stream;
 # p50/p99 are that run's latencies, mostly queueing behind the window). h2load_ceiling_rps: best of
@@ -38,6 +39,17 @@
 #                        /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (default: none)
 #   BENCH_PERF=1         perf-record the pusher during the full-speed runs (report kept in the
 #                        temporary directory, implies BENCH_KEEP=1)
+#   BENCH_PIN            1 (default, with 2 CPUs or more): the measured runs use a fixed CPU
+#                        layout, 0: the scheduler places every thread (see below)
+#
+# CPU layout. Left to the scheduler, the pusher's threads (gRPC's and the HTTP/2 pool's) hand
+# every push to each other across this machine's two cores in some runs and not in others: the
+# same build then costs 7.5 or 10.5 us of CPU per push, from one run to the next. So the measured
+# runs give the tool under test one CPU, A, the same for both sides: h2load for the ceiling, the
+# pusher for the pusher path (as a Kubernetes pod with a whole CPU under the static CPU manager
+# policy, or `taskset`, would run it). The emulator and pusher_bench run anywhere. Two more
+# full-speed runs with no layout give unpinned_pushes_per_s and unpinned_ratio (the ceiling is the
+# best of every h2load run, pinned or not).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,6 +78,24 @@ PUSH_CLI=$BUILD_DIR/pusher/cli/pushgate-push
 BENCH=$BUILD_DIR/bench/pusher/pusher_bench
 JWT=$BUILD_DIR/bench/pusher/bench_jwt
 command -v h2load >/dev/null || die "h2load not found (Debian package nghttp2-client)"
+# CPU A: the first this process may run on (a layout needs a second one for the rest).
+ALLOWED_CPUS=()
+for range in $(sed -nE 's/^Cpus_allowed_list:\s*//p' /proc/self/status | tr ',' ' '); do
+  for ((cpu = ${range%-*}; cpu <= ${range#*-}; cpu++)); do ALLOWED_CPUS+=("$cpu"); done
+done
+PIN=${BENCH_PIN:-1}
+if ((PIN == 1 && ${#ALLOWED_CPUS[@]} < 2)); then
+  log "only ${#ALLOWED_CPUS[@]} CPU(s): no fixed layout"
+  PIN=0
+fi
+CPU_A=${ALLOWED_CPUS[0]}
+PINNED=$PIN # the layout of the runs under way (0 for the unpinned ones)
+# Runs "$@" on CPU $1 when the runs are pinned.
+on_cpu() {
+  local cpu=$1
+  shift
+  if ((PINNED == 1)); then taskset -c "$cpu" "$@"; else "$@"; fi
+}
 if [[ -f $BUILD_DIR/build.ninja || -f $BUILD_DIR/Makefile ]]; then
   # Cheap when up to date; makes `BUILD_DIR=... bench/pusher/run.sh` work on its own.
   log "building the benchmark's targets (no-op when up to date)"
@@ -140,7 +170,7 @@ H2LOAD_ARGS=(
 # Runs h2load ($@: extra arguments); sets H2_RPS (integer), H2_OK (2xx answers), H2_TOTAL.
 run_h2load() {
   local out
-  out=$(h2load "$@" "${H2LOAD_ARGS[@]}" 2>&1) || die "h2load failed: $out"
+  out=$(on_cpu "$CPU_A" h2load "$@" "${H2LOAD_ARGS[@]}" 2>&1) || die "h2load failed: $out"
   echo "$out" >>"$TMP/h2load.txt"
   H2_RPS=$(sed -nE 's/^finished in [^,]+, ([0-9]+)(\.[0-9]*)? req\/s.*/\1/p' <<<"$out")
   H2_OK=$(sed -nE 's/^status codes: ([0-9]+) 2xx.*/\1/p' <<<"$out")
@@ -194,9 +224,12 @@ EOF
   PUSHER_STARTS=$((PUSHER_STARTS + 1))
   PUSHER_LOG=$TMP/pusher-$PUSHER_STARTS.log # a fresh file: never read an older pusher's port
   # In $TMP with core dumps on: a crash leaves a core there (kept with BENCH_KEEP=1).
-  (cd "$TMP" && ulimit -c unlimited 2>/dev/null; LD_PRELOAD=${BENCH_PUSHER_PRELOAD:-} \
-    exec "$PUSHER" --config "$TMP/pusher.toml") \
-    >"$TMP/pusher-$PUSHER_STARTS.out" 2>"$PUSHER_LOG" &
+  (
+    cd "$TMP" && ulimit -c unlimited 2>/dev/null
+    export LD_PRELOAD=${BENCH_PUSHER_PRELOAD:-}
+    if ((PINNED == 1)); then exec taskset -c "$CPU_A" "$PUSHER" --config "$TMP/pusher.toml"; fi
+    exec "$PUSHER" --config "$TMP/pusher.toml"
+  ) >"$TMP/pusher-$PUSHER_STARTS.out" 2>"$PUSHER_LOG" &
   PUSHER_PID=$!
   PIDS+=("$PUSHER_PID")
   local line
@@ -240,9 +273,11 @@ field() { sed -nE "s/.* $2=([^ ]+).*/\\1/p" <<<"$1"; }
 
 ERRORS=0
 BEST_RATE=0 BEST_POOL="" BEST_LINE="" BEST_CPU=""
-# One full-speed run: $1 = max_connections_per_pool.
+UNPINNED_RATE=0 UNPINNED_CPU=""
+# One full-speed run: $1 = max_connections_per_pool, $2 = "unpinned" for the runs with no layout
+# (they are reported apart and choose nothing).
 full_speed_run() {
-  local pool=$1 line rate emu_cpu0 pusher_cpu0 perf_pid="" tag
+  local pool=$1 kind=${2:-} line rate emu_cpu0 pusher_cpu0 perf_pid="" tag
   start_pusher "$pool"
   run_bench --count 5000 --window 100 >/dev/null # opens the HTTP/2 connections, signs the JWT
   emu_cpu0=$(cpu_ms "$EMULATOR_PID") pusher_cpu0=$(cpu_ms "$PUSHER_PID")
@@ -261,7 +296,7 @@ full_speed_run() {
       >"$TMP/perf-$tag.txt" 2>/dev/null || true
     log "perf report: $TMP/perf-$tag.txt"
   fi
-  log "pusher max_connections_per_pool=$pool: $line"
+  log "pusher max_connections_per_pool=$pool$([[ $kind == unpinned ]] && echo " (no CPU layout)"): $line"
   local pusher_us emu_us bench_us
   pusher_us=$(per_item_us $(($(cpu_ms "$PUSHER_PID") - pusher_cpu0)) "$PUSHES")
   emu_us=$(per_item_us $(($(cpu_ms "$EMULATOR_PID") - emu_cpu0)) "$PUSHES")
@@ -271,6 +306,10 @@ full_speed_run() {
   stop_pusher
   ERRORS=$((ERRORS + $(field "$line" errors)))
   rate=$(field "$line" pushes_per_s)
+  if [[ $kind == unpinned ]]; then
+    if ((rate > UNPINNED_RATE)); then UNPINNED_RATE=$rate UNPINNED_CPU=$pusher_us; fi
+    return 0
+  fi
   RATES[$pool]="${RATES[$pool]:-} $rate"
   if ((rate > BEST_RATE)); then
     BEST_RATE=$rate BEST_POOL=$pool BEST_LINE=$line
@@ -282,6 +321,14 @@ for pool in $POOL_SIZES; do full_speed_run "$pool"; done
 [[ -n $BEST_POOL ]] || die "no pusher run accepted a push"
 full_speed_run "$BEST_POOL" # best of two for the chosen size, as for h2load
 ceiling_run 3
+if ((PIN == 1)); then
+  log "the same without a CPU layout (the scheduler places every thread):"
+  PINNED=0
+  ceiling_run 4
+  full_speed_run "$BEST_POOL" unpinned
+  full_speed_run "$BEST_POOL" unpinned
+  PINNED=1
+fi
 # The latency run uses half the rate the best pool size sustained in both of its runs (the lower
 # one): half of a lucky peak could already overload the pusher on a busy machine.
 SUSTAINED=$(tr ' ' '\n' <<<"${RATES[$BEST_POOL]}" | grep . | sort -n | head -1)
@@ -301,7 +348,7 @@ ERRORS=$((ERRORS + $(field "$HALF_LINE" errors)))
 # (start time, status, microseconds to the end of the response).
 emulator_direct_p99() {
   local rate=$1 clients=$BEST_POOL log_file=$TMP/h2load-$1.log
-  h2load -n $((rate * HALF_SECONDS)) -c "$clients" -m "$H2LOAD_STREAMS" \
+  on_cpu "$CPU_A" h2load -n $((rate * HALF_SECONDS)) -c "$clients" -m "$H2LOAD_STREAMS" \
     --rps $((rate / clients)) --log-file "$log_file" "${H2LOAD_ARGS[@]}" \
     >>"$TMP/h2load.txt" 2>&1 || die "h2load at $rate/s failed"
   cut -f3 "$log_file" | sort -n |
@@ -338,9 +385,15 @@ if ((CEILING * 10 < EMULATOR_BOUND * 9)); then
     "per request allows ($EMULATOR_BOUND req/s): other work disturbed every h2load run, and" \
     "ratio=$RATIO flatters the pusher; ratio_to_emulator_bound=$BOUND_RATIO is the safer figure"
 fi
+UNPINNED_FIELDS=""
+if ((PIN == 1)); then
+  UNPINNED_FIELDS="unpinned_pushes_per_s=$UNPINNED_RATE unpinned_ratio=$(awk -v a="$UNPINNED_RATE" \
+    -v b="$CEILING" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') unpinned_pusher_cpu_us=$UNPINNED_CPU"
+fi
 echo "BENCH pusher pushes_per_s=$BEST_RATE h2load_ceiling_rps=$CEILING ratio=$RATIO" \
   "emulator_bound_rps=$EMULATOR_BOUND ratio_to_emulator_bound=$BOUND_RATIO p50_ms=$P50" \
   "p99_ms=$P99 half_rate=$HALF_RATE half_p99_ms=$HALF_P99 emulator_half_p99_ms=$EMU_HALF_P99" \
   "half_added_p99_ms=$HALF_ADDED rate_${TARGET_RATE}_p99_ms=$(field "$TARGET_LINE" p99_ms)" \
   "emulator_${TARGET_RATE}_p99_ms=$EMU_TARGET_P99 rate_${TARGET_RATE}_added_p99_ms=$TARGET_ADDED" \
-  "$BEST_CPU errors=$ERRORS"
+  "$BEST_CPU layout=$([[ $PIN == 1 ]] && echo "tested_on_cpu_$CPU_A" || echo none)" \
+  "$UNPINNED_FIELDS errors=$ERRORS"
