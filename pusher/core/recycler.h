@@ -1,7 +1,8 @@
 // A bounded, thread-safe free list of protobuf messages. A message parsed into an object that
-// already holds strings and sub-messages reuses their memory (parsing clears, it does not free),
-// so a push that is read into a recycled PushRequest costs no allocation for its dozen fields.
-// Messages are handed on by swapping, never copied.
+// already holds strings reuses their memory (parsing clears, and clearing keeps a string's
+// memory; it does delete sub-messages), so a push read into a recycled PushRequest allocates
+// nothing for its top-level strings (request id, call fields). Messages are handed on by moves,
+// which swap their internals.
 #pragma once
 
 #include <cstddef>
