@@ -61,15 +61,13 @@ struct RetryingClient::Attempt {
 
 RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Pool> pool,
                                std::unique_ptr<ProviderBackend> backend, RetryPolicy policy,
-                               Scheduler& scheduler, const Clock& clock,
-                               PushMessageRecyclers* recyclers)
+                               Scheduler& scheduler, const Clock& clock)
     : name_(std::move(name)),
       pool_(std::move(pool)),
       backend_(std::move(backend)),
       policy_(policy),
       scheduler_(scheduler),
       clock_(clock),
-      recyclers_(recyclers),
       latency_(metrics::Registry::Default().GetHistogram(
           "pushgate_pusher_push_duration_seconds",
           "Time from the gRPC request to the provider's final verdict.", metrics::LatencyBuckets(),
@@ -159,10 +157,6 @@ void RetryingClient::OnResponse(std::shared_ptr<Attempt> attempt,
   ProviderVerdict verdict = Classify(backend_->provider(), response->status, response->body,
                                      response->Header("retry-after"), now);
   v1::PushResult result;
-  if (recyclers_ != nullptr) {
-    result = recyclers_->results.Take();
-    result.Clear();  // keeps the strings' memory
-  }
   result.set_outcome(verdict.outcome);
   result.set_provider_status(response->status);
   result.set_reason(verdict.reason);
@@ -222,10 +216,6 @@ void RetryingClient::Finish(const std::shared_ptr<Attempt>& attempt,
   latency_.Observe(absl::ToDoubleSeconds(clock_.Now() - attempt->started));
   ResultCallback done = std::move(attempt->done);
   done(std::move(result));
-  // A request with a data map is not kept: its map entries are not reused anyway.
-  if (recyclers_ != nullptr && attempt->request.data().empty()) {
-    recyclers_->requests.Give(std::move(attempt->request));
-  }
   finished_.fetch_add(1, std::memory_order_release);
 }
 

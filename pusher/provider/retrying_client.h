@@ -12,7 +12,6 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "pusher/core/classify.h"
-#include "pusher/core/recycler.h"
 #include "pusher/core/retry.h"
 #include "pusher/http2/pool.h"
 #include "pusher/provider/provider_client.h"
@@ -46,7 +45,7 @@ class RetryingClient final : public ProviderClient {
  public:
   RetryingClient(std::string name, std::unique_ptr<http2::Pool> pool,
                  std::unique_ptr<ProviderBackend> backend, RetryPolicy policy, Scheduler& scheduler,
-                 const Clock& clock, PushMessageRecyclers* recyclers = nullptr);
+                 const Clock& clock);
   ~RetryingClient() override;
 
   void Send(v1::PushRequest request, absl::Time deadline, ResultCallback done) override;
@@ -68,7 +67,6 @@ class RetryingClient final : public ProviderClient {
   RetryPolicy policy_;
   Scheduler& scheduler_;
   const Clock& clock_;
-  PushMessageRecyclers* recyclers_;  // may be null
   // Pushes in flight = started - finished. Two counters on their own cache lines: Send runs on
   // the gRPC threads and Finish mostly on the pool's loop thread, and one shared counter would
   // move between their cores twice per push.

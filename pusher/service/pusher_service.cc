@@ -35,11 +35,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::
       return;
     }
     ++in_flight_;
-    // The request leaves by a swap: incoming_ takes a recycled message, whose memory the next
-    // read reuses (parsing clears a message, it does not free its strings).
-    PushMessageRecyclers* recyclers = service_.options().recyclers;
-    v1::PushRequest request = recyclers != nullptr ? recyclers->requests.Take() : v1::PushRequest();
-    request.Swap(&incoming_);
+    v1::PushRequest request = std::move(incoming_);
+    incoming_.Clear();
     bool keep_reading = in_flight_ < service_.options().max_in_flight_per_stream;
     if (!keep_reading) read_paused_ = true;
     lock.unlock();
@@ -54,9 +51,6 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(mu_);
     writing_ = false;
-    if (PushMessageRecyclers* recyclers = service_.options().recyclers; recyclers != nullptr) {
-      recyclers->results.Give(std::move(outgoing_.front()));
-    }
     outgoing_.pop_front();
     if (!ok) write_failed_ = true;
     WriteNextLocked();

@@ -3,7 +3,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "pusher/core/recycler.h"
 #include "pusher/service/push_handler.h"
 #include "pushgate/v1/pusher.grpc.pb.h"
 
@@ -16,9 +15,6 @@ struct ServiceOptions {
   absl::Duration default_deadline = absl::Seconds(10);  // when the caller sets none
   absl::Duration max_deadline = absl::Minutes(1);
   int max_in_flight_per_stream = 2000;  // reading pauses above this (bounded memory)
-  // SendStream reads requests into recycled messages and gives written results back (the
-  // provider clients give requests back and take results). May be null.
-  PushMessageRecyclers* recyclers = nullptr;
 };
 
 class PusherService final : public v1::Pusher::CallbackService {

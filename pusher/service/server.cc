@@ -107,7 +107,6 @@ absl::StatusOr<std::unique_ptr<PusherServer>> PusherServer::Create(const PusherC
   ServiceOptions options;
   options.default_deadline = config.grpc.deadline_default;
   options.max_deadline = std::max(config.http2.request_timeout, config.grpc.deadline_default);
-  options.recyclers = &s->recyclers_;
   s->service_ = std::make_unique<PusherService>(*s->handler_, *s->authorizer_, clock, options);
   return s;
 }
@@ -147,7 +146,7 @@ absl::Status PusherServer::LoadCredentials() {
         return std::make_shared<RetryingClient>(
             absl::StrCat(env.name, ":", spec.team_id), std::move(pool),
             std::make_unique<ApnsBackend>(env.provider, std::move(signer)), policy, scheduler_,
-            clock_, &recyclers_);
+            clock_);
       }();
       router_.AddApnsTeam(env.provider, spec.team_id,
                           client.ok() ? *client : broken(what, client.status()));
@@ -167,8 +166,8 @@ absl::Status PusherServer::LoadCredentials() {
       if (pool.ok()) {
         client = std::make_shared<RetryingClient>(
             absl::StrCat(env.name, ":", spec.bundle_id), *std::move(pool),
-            std::make_unique<ApnsBackend>(env.provider, spec.bundle_id), policy, scheduler_, clock_,
-            &recyclers_);
+            std::make_unique<ApnsBackend>(env.provider, spec.bundle_id), policy, scheduler_,
+            clock_);
       } else {
         client = broken(what, pool.status());
       }
@@ -197,8 +196,7 @@ absl::Status PusherServer::LoadCredentials() {
                                                                absl::StrCat("fcm-", project))));
       backend->Warm();
       return std::make_shared<RetryingClient>(absl::StrCat("fcm:", project), std::move(pool),
-                                              std::move(backend), policy, scheduler_, clock_,
-                                              &recyclers_);
+                                              std::move(backend), policy, scheduler_, clock_);
     }();
     router_.AddFcmProject(project, client.ok() ? *client : broken(what, client.status()));
   }

@@ -52,7 +52,6 @@ class PusherServer {
 
   PusherConfig config_;
   const Clock& clock_;
-  PushMessageRecyclers recyclers_;  // outlives every client and the service
   ThreadScheduler scheduler_;
   Router router_;
   std::vector<std::string> load_errors_;
