@@ -119,6 +119,12 @@ void AddToSchema(config::Schema& schema, PusherConfig* c) {
       .Int("http2", "max_connections_per_pool", &c->http2.max_connections_per_pool, 1, 64,
            "Connections per (provider, credential, environment) pool." +
                Def(int64_t{d.http2.max_connections_per_pool}))
+      .Int("http2", "min_connections_per_pool", &c->http2.min_connections_per_pool, 0, 64,
+           "Connections per pool opened at start and kept open even when idle (reopened with "
+           "backoff): the first push does not wait for DNS, TCP and TLS, and an unreachable "
+           "provider or a refused certificate shows in the log at once. At most "
+           "max_connections_per_pool." +
+               Def(int64_t{d.http2.min_connections_per_pool}))
       .Int("http2", "max_queue_per_pool", &c->http2.max_queue_per_pool, 1, 10'000'000,
            "Requests waiting for a stream per pool; beyond it sends fail with "
            "RESOURCE_EXHAUSTED." +
@@ -311,6 +317,11 @@ absl::Status ValidateConfig(const PusherConfig& c) {
         "grpc.listen '", c.grpc.listen,
         "' is not a loopback address: configure grpc.tls_cert_file/grpc.tls_key_file, or set "
         "grpc.allow_insecure = true to serve plaintext"));
+  }
+  if (c.http2.min_connections_per_pool > c.http2.max_connections_per_pool) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "http2.min_connections_per_pool (", c.http2.min_connections_per_pool,
+        ") is more than http2.max_connections_per_pool (", c.http2.max_connections_per_pool, ")"));
   }
   if (!c.admin.listen.empty()) {
     if (absl::Status s = ParseHostPort(c.admin.listen, &host, &port); !s.ok()) {

@@ -43,6 +43,7 @@ struct PusherConfig {
     std::string ca_file;  // "" = the system trust store
     bool verify_peer = true;
     int max_connections_per_pool = 4;
+    int min_connections_per_pool = 1;  // kept open from the start, even idle
     int max_queue_per_pool = 10000;
     absl::Duration connect_timeout = absl::Seconds(10);
     absl::Duration ping_interval = absl::Seconds(60);

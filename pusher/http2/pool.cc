@@ -900,6 +900,7 @@ absl::Status Pool::Impl::Start() {
   reap_event_ = event_new(base_, -1, 0, OnReapCb, this);
   reconnect_timer_ = evtimer_new(base_, OnDispatchCb, this);
   deadline_timer_ = evtimer_new(base_, OnDeadlineCb, this);
+  if (options_.min_connections > 0) ScheduleDispatch();  // opens them once the loop runs
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -1038,13 +1039,16 @@ void Pool::Impl::Dispatch() {
 }
 
 void Pool::Impl::MaybeOpenConnection() {
-  if (shutting_down_ || queue_.empty()) return;
+  if (shutting_down_) return;
   int counted = 0;
   for (const auto& c : conns_) {
     if (c->Opening()) return;  // one attempt at a time; its capacity is still unknown
     if (c->Accepting()) ++counted;
   }
-  if (counted >= options_.max_connections) return;
+  // Queued requests no open connection takes, or fewer than the connections kept open.
+  const bool wanted =
+      queue_.empty() ? counted < options_.min_connections : counted < options_.max_connections;
+  if (!wanted) return;
   const absl::Time now = absl::Now();
   if (now < next_connect_allowed_) {
     if (!evtimer_pending(reconnect_timer_, nullptr)) {
@@ -1284,6 +1288,10 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(PoolOptions options) {
   ASSIGN_OR_RETURN(Origin origin, ParseBaseUrl(options.base_url));
   if (options.max_connections < 1) {
     return absl::InvalidArgumentError("max_connections must be at least 1");
+  }
+  if (options.min_connections < 0 || options.min_connections > options.max_connections) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_connections must be 0..max_connections (", options.max_connections, ")"));
   }
   if (options.max_queue < 1) return absl::InvalidArgumentError("max_queue must be at least 1");
   if (options.connect_timeout <= absl::ZeroDuration() ||

@@ -79,6 +79,10 @@ struct PoolOptions {
   std::string base_url;  // https://host[:port] (default port 443)
   TlsOptions tls;
   int max_connections = 4;
+  // Connections kept open even without requests, from the start: the first push does not wait
+  // for DNS, TCP and TLS, and a provider that cannot be reached (or refuses the certificate)
+  // shows in the logs at once. Reopened with the reconnection backoff. 0..max_connections.
+  int min_connections = 0;
   size_t max_queue = 10000;
   absl::Duration connect_timeout = absl::Seconds(10);  // TCP + TLS + server SETTINGS
   absl::Duration ping_interval = absl::Seconds(60);
@@ -94,7 +98,7 @@ struct PoolOptions {
 class Pool {
  public:
   // Validates the URL and options, loads the TLS material (clear errors) and starts the loop
-  // thread. Connections are opened on demand.
+  // thread. Connections are opened on demand, beyond min_connections opened at once.
   static absl::StatusOr<std::unique_ptr<Pool>> Create(PoolOptions options);
 
   // Stops the loop; pending requests fail with UNAVAILABLE "pool shut down".

@@ -68,6 +68,7 @@ http2::PoolOptions MakePool(const PusherConfig::Http2& h, std::string url, std::
   o.base_url = std::move(url);
   o.tls = MakeTls(h);
   o.max_connections = h.max_connections_per_pool;
+  o.min_connections = h.min_connections_per_pool;
   o.max_queue = static_cast<size_t>(h.max_queue_per_pool);
   o.connect_timeout = h.connect_timeout;
   o.ping_interval = h.ping_interval;

@@ -462,6 +462,40 @@ TEST_F(PoolTest, ReconnectsWhenTheServerComesBack) {
   EXPECT_EQ(server->requests()[0].Header("x-id"), "while-down");
 }
 
+// min_connections: open before any request, and reopened when lost with nothing to send, so a
+// push never waits for TCP and TLS.
+TEST_F(PoolTest, MinConnectionsOpenAtStartAndReopenWhenLost) {
+  auto server = StartServer({});
+  int port = server->port();
+  PoolOptions po = Options(*server);
+  po.min_connections = 1;
+  auto pool = MakePool(po);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_TRUE(Eventually([&] { return server->connections_accepted() == 1; }, absl::Seconds(5),
+                         "the connection opened at start"));
+  ASSERT_TRUE(Eventually([&] { return pool->GetStats().connections == 1; }, absl::Seconds(5),
+                         "the pool counting it"));
+
+  server.reset();
+  ASSERT_TRUE(Eventually([&] { return pool->GetStats().connections == 0; }, absl::Seconds(5),
+                         "the pool noticing the closed connection"));
+  TestServerOptions so;
+  so.port = port;
+  server = StartServer(so);
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(Eventually([&] { return server->connections_accepted() == 1; }, absl::Seconds(5),
+                         "the connection reopened without a request"));
+  ASSERT_TRUE(Eventually([&] { return pool->GetStats().connections == 1; }, absl::Seconds(5),
+                         "the pool counting it"));
+
+  Results results;
+  pool->Submit(Post("a"), results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1));
+  ASSERT_TRUE(results.Get(0).ok()) << results.Get(0).status();
+  EXPECT_EQ(results.Get(0)->Header("x-connection"), "1");  // the one already open
+  EXPECT_EQ(server->connections_accepted(), 1);
+}
+
 // A peer that accepts TCP but never speaks TLS: the connect timeout fires, the request stays
 // queued for the next attempts and finally fails with its deadline, naming the last error.
 TEST_F(PoolTest, ConnectTimeoutKeepsRequestsQueuedUntilTheirDeadline) {
@@ -650,6 +684,13 @@ TEST_F(PoolTest, CreateRejectsBadOptionsClearly) {
   EXPECT_THAT(std::string(Pool::Create(o).status().message()), HasSubstr("together"));
   o.tls.client_key_file = other_cert_.key_file;
   EXPECT_THAT(std::string(Pool::Create(o).status().message()), HasSubstr("mismatch"));
+  o.tls = TlsOptions();
+  o.max_connections = 2;
+  o.min_connections = 3;
+  s = Pool::Create(o).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("min_connections must be 0..max_connections (2)"));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ TEST(PusherConfig, Defaults) {
   EXPECT_EQ(c.fcm.base_url, "https://fcm.googleapis.com");
   EXPECT_TRUE(c.http2.verify_peer);
   EXPECT_EQ(c.http2.max_connections_per_pool, 4);
+  EXPECT_EQ(c.http2.min_connections_per_pool, 1);
   EXPECT_EQ(c.http2.max_queue_per_pool, 10000);
   EXPECT_EQ(c.http2.ping_interval, absl::Seconds(60));
   EXPECT_EQ(c.retry.max_attempts, 5);
@@ -56,6 +57,7 @@ TEST(PusherConfig, EveryKeyDocumentedWithDefault) {
                           "http2.ca_file",
                           "http2.verify_peer",
                           "http2.max_connections_per_pool",
+                          "http2.min_connections_per_pool",
                           "http2.max_queue_per_pool",
                           "http2.connect_timeout",
                           "http2.ping_interval",
@@ -132,6 +134,12 @@ TEST(ValidateConfig, CrossFieldRules) {
       {"plaintext public", [](PusherConfig& c) { c.grpc.listen = "0.0.0.0:50061"; },
        "allow_insecure"},
       {"admin listen", [](PusherConfig& c) { c.admin.listen = "x"; }, "admin.listen"},
+      {"more kept open than allowed",
+       [](PusherConfig& c) {
+         c.http2.max_connections_per_pool = 2;
+         c.http2.min_connections_per_pool = 3;
+       },
+       "http2.min_connections_per_pool (3) is more than http2.max_connections_per_pool (2)"},
       {"token key", [](PusherConfig& c) { c.apns.token_keys = {"bad"}; },
        "apns.token_keys entry 'bad'"},
       {"duplicate team",
