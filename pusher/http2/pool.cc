@@ -164,6 +164,8 @@ class Pool::Impl {
   // Loop-thread API used by connections.
   event_base* base() const { return base_; }
   evdns_base* dns() const { return dns_; }
+  // A lookup failed: the next lookups ask the next nameserver of resolv.conf (in a loop).
+  void OnLookupFailed();
   SSL_CTX* ssl_ctx() const { return ssl_ctx_.get(); }
   const Origin& origin() const { return origin_; }
   const PoolOptions& options() const { return options_; }
@@ -227,6 +229,10 @@ class Pool::Impl {
 
   event_base* base_ = nullptr;
   evdns_base* dns_ = nullptr;
+  // resolv.conf's nameservers, in order, when there are several; dns_ asks only the current one.
+  std::vector<sockaddr_storage> nameservers_;
+  size_t nameserver_ = 0;
+  void UseNameserver(size_t index);
   event* wakeup_event_ = nullptr;
   event* dispatch_event_ = nullptr;
   event* reap_event_ = nullptr;
@@ -421,6 +427,7 @@ void Connection::OnEvent(short what) {
   std::string where = absl::StrCat(pool_.origin().authority);
   if (what & BEV_EVENT_ERROR) {
     if (int dns_err = bufferevent_socket_get_dns_error(bev_); dns_err != 0) {
+      pool_.OnLookupFailed();
       Fail(absl::UnavailableError(absl::StrCat("cannot resolve ", pool_.origin().host, ": ",
                                                evutil_gai_strerror(dns_err))),
            true);
@@ -880,15 +887,25 @@ absl::Status Pool::Impl::Start() {
   if (dns_ == nullptr) return absl::InternalError("evdns_base_new failed");
   if (!origin_.host_is_ip) {
     // Missing resolv.conf falls back to defaults; /etc/hosts is honoured.
-    evdns_base_resolv_conf_parse(dns_, DNS_OPTIONS_ALL, "/etc/resolv.conf");
+    evdns_base_resolv_conf_parse(dns_, DNS_OPTIONS_ALL, options_.resolv_conf.c_str());
+    const int count = evdns_base_count_nameservers(dns_);
+    for (int i = 0; count > 1 && i < count; ++i) {
+      sockaddr_storage address{};
+      if (evdns_base_get_nameserver_addr(dns_, i, reinterpret_cast<sockaddr*>(&address),
+                                         sizeof(address)) > 0) {
+        nameservers_.push_back(address);
+      }
+    }
+    if (nameservers_.size() > 1) UseNameserver(0);
   }
   // evdns randomises the letter case of queries (0x20 encoding) by default; some resolvers
   // (podman's aardvark-dns) match names case-sensitively and answer NXDOMAIN to "EmuLaTor".
   evdns_base_set_option(dns_, "randomize-case:", "0");
   // Container resolv.conf files may list a nameserver that never answers. By default evdns
   // marks a nameserver down after 3 timeouts and then only probes it every 10 s or more, so a
-  // name that is not resolvable yet at start-up stays unresolvable for a long while. Keep every
-  // nameserver in rotation: the pool retries the connection with its own backoff.
+  // name that is not resolvable yet at start-up stays unresolvable for a long while. Never mark
+  // it down: the pool retries the connection with its own backoff, and a failed lookup moves
+  // the next ones to the next nameserver (OnLookupFailed).
   evdns_base_set_option(dns_, "max-timeouts:", "255");
   evdns_base_set_option(dns_, "initial-probe-timeout:", "1");
   // A lost query (a container resolver reloading drops some) costs 2 s before the retry, not
@@ -1036,6 +1053,30 @@ void Pool::Impl::Dispatch() {
   }
   for (Connection* c : touched) c->Flush();  // Flush may close c; it stays allocated (reaped)
   MaybeOpenConnection();
+}
+
+void Pool::Impl::UseNameserver(size_t index) {
+  nameserver_ = index;
+  const sockaddr_storage& address = nameservers_[index];
+  evdns_base_clear_nameservers_and_suspend(dns_);
+  evdns_base_nameserver_sockaddr_add(
+      dns_, reinterpret_cast<const sockaddr*>(&address),
+      address.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in), 0);
+  evdns_base_resume(dns_);
+}
+
+void Pool::Impl::OnLookupFailed() {
+  if (nameservers_.size() < 2) return;
+  UseNameserver((nameserver_ + 1) % nameservers_.size());
+  char text[INET6_ADDRSTRLEN + 8] = "?";
+  const sockaddr_storage& address = nameservers_[nameserver_];
+  const void* ip =
+      address.ss_family == AF_INET6
+          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr)
+          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in&>(address).sin_addr);
+  inet_ntop(address.ss_family, ip, text, sizeof(text));
+  log_->info("pool={} the next lookups of {} ask nameserver {} ({} of {} in {})", options_.name,
+             origin_.host, text, nameserver_ + 1, nameservers_.size(), options_.resolv_conf);
 }
 
 void Pool::Impl::MaybeOpenConnection() {

@@ -89,6 +89,11 @@ struct PoolOptions {
   absl::Duration reconnect_backoff_initial = absl::Milliseconds(100);
   absl::Duration reconnect_backoff_max = absl::Seconds(30);
   std::string name;  // for logs and metrics
+  // Resolver configuration (nameservers, search domains). They are asked one at a time in the
+  // listed order, the next one after a failed lookup (evdns would spread queries over all of
+  // them, and a container's file lists the host's resolver, which does not know the names of
+  // other containers, after the container network's own).
+  std::string resolv_conf = "/etc/resolv.conf";
   // Header names (lower-case) whose values change with every request (APNs: apns-id): sent as
   // HPACK literals that are never indexed, so they do not push the headers that repeat (the
   // authorization token) out of the compression table of both ends.

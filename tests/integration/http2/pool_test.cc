@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,11 +19,13 @@
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/integration/http2/fake_dns.h"
 #include "tests/integration/http2/test_server.h"
 
 namespace pushgate::http2 {
 namespace {
 
+using testing::FakeDns;
 using ::testing::HasSubstr;
 using testing::MakeSelfSignedCert;
 using testing::ReceivedRequest;
@@ -494,6 +497,50 @@ TEST_F(PoolTest, MinConnectionsOpenAtStartAndReopenWhenLost) {
   ASSERT_TRUE(results.Get(0).ok()) << results.Get(0).status();
   EXPECT_EQ(results.Get(0)->Header("x-connection"), "1");  // the one already open
   EXPECT_EQ(server->connections_accepted(), 1);
+}
+
+// Nameservers are asked in resolv.conf's order, as the C library asks them: podman lists its
+// network's DNS (which knows the other containers) before the host's resolver (NXDOMAIN for
+// them), and spreading queries over both failed about half the lookups. After a failed lookup
+// the next one asks the next nameserver.
+TEST_F(PoolTest, AsksNameserversInOrderAndTheNextAfterAFailedLookup) {
+  const std::string name = "h2.pushgate.test";
+  auto server = StartServer({});
+  auto knows = FakeDns::Start(name, /*nxdomain_for_all=*/false);
+  auto does_not_know = FakeDns::Start(name, /*nxdomain_for_all=*/true);
+  ASSERT_TRUE(knows.ok() && does_not_know.ok());
+  auto pool_for = [&](const std::vector<const FakeDns*>& order, const std::string& file) {
+    std::ofstream out(dir_ + "/" + file);
+    for (const FakeDns* dns : order) out << "nameserver 127.0.0.1:" << dns->port() << "\n";
+    out.close();
+    PoolOptions po = Options(*server);
+    po.base_url = absl::StrCat("https://", name, ":", server->port());
+    po.tls.server_name_override = "localhost";  // the test certificate's name
+    po.resolv_conf = dir_ + "/" + file;
+    return MakePool(po);
+  };
+
+  {  // The one that knows the name first: every query goes to it (A and AAAA alike).
+    auto pool = pool_for({knows->get(), does_not_know->get()}, "resolv-ordered.conf");
+    ASSERT_NE(pool, nullptr);
+    Results results;
+    pool->Submit(Post("a"), results.Callback(0));
+    ASSERT_TRUE(results.WaitFor(1));
+    ASSERT_TRUE(results.Get(0).ok()) << results.Get(0).status();
+    EXPECT_GE((*knows)->queries(), 1);
+    EXPECT_EQ((*does_not_know)->queries(), 0);
+  }
+  {  // The one that does not know it first: the first attempt fails, the next asks the other.
+    const int before = (*knows)->queries();
+    auto pool = pool_for({does_not_know->get(), knows->get()}, "resolv-reversed.conf");
+    ASSERT_NE(pool, nullptr);
+    Results results;
+    pool->Submit(Post("b"), results.Callback(0));
+    ASSERT_TRUE(results.WaitFor(1, absl::Seconds(10)));
+    ASSERT_TRUE(results.Get(0).ok()) << results.Get(0).status();
+    EXPECT_GE((*does_not_know)->queries(), 1);
+    EXPECT_GT((*knows)->queries(), before);
+  }
 }
 
 // A peer that accepts TCP but never speaks TLS: the connect timeout fires, the request stays
