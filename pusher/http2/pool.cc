@@ -1086,9 +1086,11 @@ void Pool::Impl::MaybeOpenConnection() {
     if (c->Opening()) return;  // one attempt at a time; its capacity is still unknown
     if (c->Accepting()) ++counted;
   }
-  // Queued requests no open connection takes, or fewer than the connections kept open.
-  const bool wanted =
-      queue_.empty() ? counted < options_.min_connections : counted < options_.max_connections;
+  // Queued requests no open connection takes, or fewer than the connections kept open (not
+  // while a drain waits: the service is stopping).
+  const bool wanted = queue_.empty()
+                          ? counted < options_.min_connections && drain_waiters_.load() == 0
+                          : counted < options_.max_connections;
   if (!wanted) return;
   const absl::Time now = absl::Now();
   if (now < next_connect_allowed_) {
