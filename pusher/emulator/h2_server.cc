@@ -520,15 +520,17 @@ void H2Server::Stop() {
   }
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
-    // Loops stopped: tear connections down on this thread.
+    // Loops stopped. The listener goes first: the loop run below would otherwise accept a client
+    // that reconnects at once (the pusher keeps connections open) and leak that connection.
+    if (w->listener != nullptr) evconnlistener_free(w->listener);
+    w->listener = nullptr;
+    // Tear connections down on this thread.
     while (!w->connections.empty()) DeleteConnection(w->connections.begin()->first);
     // bufferevent_free defers the release to the loop: let it run once.
     if (w->base != nullptr) event_base_loop(w->base, EVLOOP_NONBLOCK);
     if (w->stop_event != nullptr) event_free(w->stop_event);
     w->stop_event = nullptr;
-    if (w->listener != nullptr) evconnlistener_free(w->listener);
     if (w->base != nullptr) event_base_free(w->base);
-    w->listener = nullptr;
     w->base = nullptr;
   }
   workers_.clear();
