@@ -91,6 +91,10 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::
     // More results already wait: let gRPC buffer this one (a hinted write completes at once
     // and is sent with the next unhinted one, the last of the queue), so a burst of results
     // leaves in one write instead of one syscall and one HTTP/2 frame flush per result.
+    // A queue of more than one exists only while a write is in progress, so hinted writes start
+    // only from OnWriteDone, on gRPC's own thread; a write started elsewhere (OnResult, on the
+    // pool's thread) is never hinted. Hinted first writes from another thread (a grpc::Alarm
+    // callback) left streams stalled in an experiment.
     grpc::WriteOptions options;
     if (outgoing_.size() > 1) options.set_buffer_hint();
     StartWrite(&outgoing_.front(), options);
