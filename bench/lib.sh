@@ -1,21 +1,41 @@
 # shellcheck shell=bash
 # Shell helpers shared by the sipp benchmarks (bench/register, bench/calls). Source it after
-# defining `fail MESSAGE`; it sources tests/e2e/lib.sh (free_port).
+# defining `fail MESSAGE`; it sources tests/e2e/lib.sh (port, use_tmp_dir, wait_listen,
+# start_kamailio, need_proxy_keys).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/e2e/lib.sh"
 
-USED=${USED:-" "}
-# A free port, remembered in $USED so the next pick differs.
-port() { local p; p=$(free_port); USED+="$p "; echo "$p"; }
+# write_proxy_config FILE PORT BACKEND_PORT SECRET [SIP_LINE...]: pushgate-proxy on UDP
+# 127.0.0.1:PORT relaying to the registrar on BACKEND_PORT, memory store, no pusher, quiet;
+# SIP_LINEs are added to its [sip] section.
+write_proxy_config() {
+  local file=$1 port=$2 backend=$3 secret=$4
+  shift 4
+  local extra
+  extra=$(printf '%s\n' "$@")
+  cat >"$file" <<EOF
+[sip]
+listen = ["udp:127.0.0.1:$port"]
+backend = "sip:127.0.0.1:$backend"
+masquerade_secret = "$secret"
+$extra
 
-# wait_listen PROTO(u|t) PORT WHAT: waits up to 10 s for a listener.
-wait_listen() {
-  for _ in $(seq 1 100); do
-    ss -Hln"$1" "sport = :$2" | grep -q . && return 0
-    sleep 0.1
-  done
-  fail "$3 never listened on port $2 (10 s)"
+[store]
+kind = "memory"
+
+[push]
+target = ""
+
+[admin]
+listen = ""
+
+[log]
+level = "warn"
+EOF
 }
+
+# rcvbuf PORT: the receive buffer size (rb...) of the UDP socket listening on PORT.
+rcvbuf() { ss -Hlnum "sport = :$1" | grep -o 'rb[0-9]*' | head -n 1; }
 
 # CPU ticks (utime+stime) of a process and its children (kamailio forks its workers).
 ticks() {

@@ -62,15 +62,9 @@ PROXY=$BUILD_DIR/proxy/pushgate-proxy
 [[ -x $PROXY ]] || fail "$PROXY missing after building target pushgate-proxy"
 
 mkdir -p "$BENCH_OUT"
-TMP=$(mktemp -d /tmp/pushgate-bench-calls.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then rm -rf "$TMP"; else echo "kept $TMP" >&2; fi
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+use_tmp_dir pushgate-bench-calls
 
 # 1. Latency figures, before the throughput steps load the machine.
 "$ROOT/tests/fakes/make-test-credentials.sh" "$TMP/creds" >/dev/null
@@ -93,38 +87,15 @@ for k in sip.listen sip.backend sip.masquerade_secret store.kind push.target adm
 done
 
 USED=" "
-# shellcheck source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 KPORT=$(port); PPORT=$(port); RPORT=$(port); CPORT=$(port); PHONE=$(port)
 
-kamailio -f "$REGISTRAR_CFG" -DD -E -A NO_DEFAULT_LISTEN -A "CTL_SOCKET=\"unix:$TMP/registrar_ctl\"" \
-  -l "udp:127.0.0.1:$KPORT" -Y "$TMP" -m 64 -M 8 >"$TMP/registrar.log" 2>&1 &
-PIDS+=($!)
-mkdir -p "$TMP/relay"
-kamailio -f "$HERE/relay.cfg" -DD -E -A NO_DEFAULT_LISTEN -A "PHONE=\"sip:127.0.0.1:$PHONE\"" \
-  -l "udp:127.0.0.1:$RPORT" -n "$RELAY_CHILDREN" -Y "$TMP/relay" -m 1024 -M 16 \
-  >"$TMP/relay.log" 2>&1 &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-cat >"$TMP/proxy.toml" <<EOF
-[sip]
-listen = ["udp:127.0.0.1:$PPORT"]
-backend = "sip:127.0.0.1:$KPORT"
-masquerade_secret = "bench-calls-secret"
-
-[store]
-kind = "memory"
-
-[push]
-target = ""
-
-[admin]
-listen = ""
-
-[log]
-level = "warn"
-EOF
+start_kamailio registrar "$REGISTRAR_CFG" 64 8 -A "CTL_SOCKET=\"unix:$TMP/registrar_ctl\"" \
+  -l "udp:127.0.0.1:$KPORT"
+start_kamailio relay "$HERE/relay.cfg" 1024 16 -A "PHONE=\"sip:127.0.0.1:$PHONE\"" \
+  -l "udp:127.0.0.1:$RPORT" -n "$RELAY_CHILDREN"
+RELAY_PID=$KAMAILIO_PID
+write_proxy_config "$TMP/proxy.toml" "$PPORT" "$KPORT" bench-calls-secret
 "$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
@@ -149,9 +120,8 @@ sipp -nostdin -sf "$HERE/uas.xml" -i 127.0.0.1 -p "$PHONE" -t u1 -l 1000000 -buf
 PHONE_PID=$!
 PIDS+=("$PHONE_PID")
 wait_listen u "$PHONE" "the sipp phone"
-echo "receive buffers: pushgate $(ss -Hlnum "sport = :$PPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
-  "relay $(ss -Hlnum "sport = :$RPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
-  "phone $(ss -Hlnum "sport = :$PHONE" | grep -o 'rb[0-9]*' | head -n 1)" >&2
+echo "receive buffers: pushgate $(rcvbuf "$PPORT"), relay $(rcvbuf "$RPORT")," \
+  "phone $(rcvbuf "$PHONE")" >&2
 
 CSV=$BENCH_OUT/calls_steps.csv
 echo "target,asked_cps,calls,successful,failed,invite_retransmissions,achieved_cps,target_udp_drops,phone_udp_drops,caller_udp_drops,target_cpu_pct,target_cpu_us_per_call,caller_cpu_pct,phone_cpu_pct,passed" >"$CSV"

@@ -51,61 +51,26 @@ if cmake --build "$BUILD_DIR" --target proxy_store_memory_probe >/dev/null 2>&1;
 fi
 
 mkdir -p "$BENCH_OUT"
-TMP=$(mktemp -d /tmp/pushgate-bench-register.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then rm -rf "$TMP"; else echo "kept $TMP" >&2; fi
-}
-trap cleanup EXIT
-
-# The proxy's configuration keys used here must still exist.
-"$PROXY" --dump-default >"$TMP/default.toml" 2>&1 || fail "$PROXY --dump-default failed"
-for k in sip.listen sip.backend sip.masquerade_secret sip.max_pending_registers store.kind \
-         push.target admin.listen log.level; do
-  awk -v s="[${k%%.*}]" -v k="${k#*.}" '$0 == s {in_s = 1; next} /^\[/ {in_s = 0}
-       in_s && $1 == k && $2 == "=" {found = 1} END {exit !found}' "$TMP/default.toml" ||
-    fail "pushgate-proxy has no key $k any more (see $PROXY --dump-default); update $0"
-done
-
 USED=" "
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+use_tmp_dir pushgate-bench-register
+
+# The proxy's configuration keys used here must still exist.
+need_proxy_keys "$PROXY" sip.listen sip.backend sip.masquerade_secret sip.max_pending_registers \
+  store.kind push.target admin.listen log.level
 
 KPORT=$(port); PPORT=$(port); RPORT=$(port); SPORT=$(port)
 
 # Registrar: enough shared memory for every AOR of the run.
-kamailio -f "$REGISTRAR_CFG" -DD -E -A NO_DEFAULT_LISTEN -A "CTL_SOCKET=\"unix:$TMP/registrar_ctl\"" \
-  -l "udp:127.0.0.1:$KPORT" -Y "$TMP" -m 2048 -M 16 >"$TMP/registrar.log" 2>&1 &
-REGISTRAR_PID=$!
-PIDS+=("$REGISTRAR_PID")
-mkdir -p "$TMP/relay"
-kamailio -f "$HERE/relay.cfg" -DD -E -A NO_DEFAULT_LISTEN -A "REGISTRAR=\"sip:127.0.0.1:$KPORT\"" \
-  -l "udp:127.0.0.1:$RPORT" -n "$RELAY_CHILDREN" -Y "$TMP/relay" -m 1024 -M 16 \
-  >"$TMP/relay.log" 2>&1 &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-cat >"$TMP/proxy.toml" <<EOF
-[sip]
-listen = ["udp:127.0.0.1:$PPORT"]
-backend = "sip:127.0.0.1:$KPORT"
-masquerade_secret = "bench-register-secret"
-max_pending_registers = 100000
-
-[store]
-kind = "memory"
-
-[push]
-target = ""
-
-[admin]
-listen = ""
-
-[log]
-level = "warn"
-EOF
+start_kamailio registrar "$REGISTRAR_CFG" 2048 16 -A "CTL_SOCKET=\"unix:$TMP/registrar_ctl\"" \
+  -l "udp:127.0.0.1:$KPORT"
+REGISTRAR_PID=$KAMAILIO_PID
+start_kamailio relay "$HERE/relay.cfg" 1024 16 -A "REGISTRAR=\"sip:127.0.0.1:$KPORT\"" \
+  -l "udp:127.0.0.1:$RPORT" -n "$RELAY_CHILDREN"
+RELAY_PID=$KAMAILIO_PID
+write_proxy_config "$TMP/proxy.toml" "$PPORT" "$KPORT" bench-register-secret \
+  "max_pending_registers = 100000"
 PRELOAD_ENV=(env)
 if [[ -n ${BENCH_PROXY_RCVBUF:-} ]]; then
   command -v gcc >/dev/null || fail "BENCH_PROXY_RCVBUF needs gcc"
@@ -136,9 +101,8 @@ PIDS+=("$PROXY_PID")
 wait_listen u "$KPORT" "registrar kamailio"
 wait_listen u "$RPORT" "relay kamailio"
 wait_listen u "$PPORT" "pushgate-proxy"
-echo "receive buffers: pushgate $(ss -Hlnum "sport = :$PPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
-  "relay $(ss -Hlnum "sport = :$RPORT" | grep -o 'rb[0-9]*' | head -n 1)," \
-  "registrar $(ss -Hlnum "sport = :$KPORT" | grep -o 'rb[0-9]*' | head -n 1)" >&2
+echo "receive buffers: pushgate $(rcvbuf "$PPORT"), relay $(rcvbuf "$RPORT")," \
+  "registrar $(rcvbuf "$KPORT")" >&2
 
 
 CSV=$BENCH_OUT/register_steps.csv

@@ -24,27 +24,19 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 for tool in kamailio sipp ss curl; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (./dev setup installs it)"
 done
-TMP=$(mktemp -d /tmp/pushgate-calls-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-logs() { for f in "$TMP"/*.log "$TMP"/*.out; do [[ -f $f ]] && { echo "== $f"; tail -40 "$f"; }; done >&2; }
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+use_tmp_dir pushgate-calls-e2e
+logs() { for f in "$TMP"/*.log "$TMP"/*.out; do [[ -f $f ]] && { echo "== $f"; tail -40 "$f"; }; done >&2; }
 wait_for() {  # wait_for WHAT COMMAND...
   local what=$1; shift
   for _ in $(seq 1 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   logs; fail "$what never came up (10 s)"
 }
 
-KPORT=$(free_port); GPORT=$(free_port); H2PORT=$(free_port); CTLPORT=$(free_port)
-GRPCPORT=$(free_port); ADMIN=$(free_port); PUSHER_ADMIN=$(free_port)
-PHONE1=$(free_port); PHONE2=$(free_port); CALLER=$(free_port); REG=$(free_port)
+KPORT=$(port); GPORT=$(port); H2PORT=$(port); CTLPORT=$(port)
+GRPCPORT=$(port); ADMIN=$(port); PUSHER_ADMIN=$(port)
+PHONE1=$(port); PHONE2=$(port); CALLER=$(port); REG=$(port)
 
 "$ROOT/tests/fakes/make-test-credentials.sh" "$TMP/creds" >/dev/null
 source "$TMP/creds/credentials.env"
@@ -69,10 +61,8 @@ listen = "127.0.0.1:$PUSHER_ADMIN"
 TOML
 "$PUSHER" --config "$TMP/pusher.toml" >"$TMP/pusher.log" 2>&1 &
 PIDS+=($!)
-kamailio -f "$ROOT/deploy/kamailio/kamailio.cfg" -DD -E -A NO_DEFAULT_LISTEN \
-  -A "CTL_SOCKET=\"unix:$TMP/kamailio_ctl\"" -l "udp:127.0.0.1:$KPORT" -l "tcp:127.0.0.1:$KPORT" \
-  -Y "$TMP" -m 32 -M 4 >"$TMP/kamailio.log" 2>&1 &
-PIDS+=($!)
+start_kamailio kamailio "$ROOT/deploy/kamailio/kamailio.cfg" 32 4 \
+  -A "CTL_SOCKET=\"unix:$TMP/kamailio_ctl\"" -l "udp:127.0.0.1:$KPORT" -l "tcp:127.0.0.1:$KPORT"
 openssl rand -hex 32 >"$TMP/masquerade.secret"
 cat >"$TMP/proxy.toml" <<TOML
 [sip]
@@ -131,7 +121,7 @@ CALLER_XML=$SCENARIOS/caller.xml
 # as its outbound proxy. The INVITE must reach carol with the gateway's Record-Route, and ACK and
 # BYE must come back through the gateway (loose routing) to her.
 if [[ $MODE == outbound ]]; then
-  CAROL=$(free_port)
+  CAROL=$(port)
   cat >"$TMP/carol_reg.xml" <<EOF
 <?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="carol">

@@ -15,29 +15,12 @@ for tool in kamailio kamcmd sipp ss; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (./dev setup installs it)"
 done
 
-TMP=$(mktemp -d /tmp/pushgate-kamailio-test.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-wait_listen() {  # wait_listen PROTO(u|t) PORT WHAT
-  for _ in $(seq 1 100); do
-    ss -Hln"$1" "sport = :$2" | grep -q . && return 0
-    sleep 0.1
-  done
-  fail "$3 never listened on port $2 (10 s)"
-}
+use_tmp_dir pushgate-kamailio-test
 
-KPORT=$(free_port)
-UPORT=$(free_port)
-while [[ $UPORT == "$KPORT" ]]; do UPORT=$(free_port); done
+KPORT=$(port)
+UPORT=$(port)
 CTL="unix:$TMP/kamailio_ctl"
 TOKEN=0f3e9a7c41d2b8e6
 CTRT="CtRt7a1b=udp:127.0.0.1:$UPORT"
@@ -45,10 +28,8 @@ CTRT="CtRt7a1b=udp:127.0.0.1:$UPORT"
 # 1. Syntax.
 kamailio -c -f "$CFG" >"$TMP/check.log" 2>&1 || { cat "$TMP/check.log" >&2; fail "kamailio -c rejects $CFG"; }
 
-kamailio -f "$CFG" -DD -E -A NO_DEFAULT_LISTEN -A "CTL_SOCKET=\"$CTL\"" \
-  -l "udp:127.0.0.1:$KPORT" -l "tcp:127.0.0.1:$KPORT" -Y "$TMP" \
-  -m 32 -M 4 >"$TMP/kamailio.log" 2>&1 &
-PIDS+=($!)
+start_kamailio kamailio "$CFG" 32 4 -A "CTL_SOCKET=\"$CTL\"" -l "udp:127.0.0.1:$KPORT" \
+  -l "tcp:127.0.0.1:$KPORT"
 wait_listen u "$KPORT" kamailio
 
 # 2. REGISTER with push parameters.

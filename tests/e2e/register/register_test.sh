@@ -33,41 +33,14 @@ for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (./dev setup installs it)"
 done
 
-TMP=$(mktemp -d /tmp/pushgate-register-e2e.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then rm -rf "$TMP"; else echo "kept $TMP" >&2; fi
-}
-trap cleanup EXIT
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+use_tmp_dir pushgate-register-e2e
 
 # Every key this test writes must exist in the proxy's schema (names may change while the proxy
 # is being finished): fail with the key's name rather than with a confusing config error.
-"$PROXY" --dump-default >"$TMP/default.toml" 2>&1 || fail "$PROXY --dump-default failed"
-need_key() {  # need_key SECTION KEY
-  awk -v s="[$1]" -v k="$2" '$0 == s {in_s = 1; next} /^\[/ {in_s = 0}
-       in_s && $1 == k && $2 == "=" {found = 1} END {exit !found}' "$TMP/default.toml" ||
-    fail "pushgate-proxy has no key $1.$2 any more (see $PROXY --dump-default); update $0"
-}
-for k in sip.listen sip.backend sip.masquerade_secret sip.domains push.target admin.listen \
-         store.kind store.redis_address log.level; do
-  need_key "${k%%.*}" "${k#*.}"
-done
-
-USED=" "  # ports handed out by this script: free_port (tests/e2e/lib.sh) skips them
-# shellcheck source=tests/e2e/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
-wait_listen() {  # wait_listen PROTO(u|t) PORT WHAT
-  for _ in $(seq 1 100); do
-    ss -Hln"$1" "sport = :$2" | grep -q . && return 0
-    sleep 0.1
-  done
-  fail "$3 never listened on port $2 (10 s)"
-}
-# free_port runs in a subshell ($(...)): keep USED in step by hand.
-port() { local p; p=$(free_port); USED+="$p "; echo "$p"; }
+need_proxy_keys "$PROXY" sip.listen sip.backend sip.masquerade_secret sip.domains push.target \
+  admin.listen store.kind store.redis_address log.level
 
 KPORT=$(port); PPORT=$(port); APORT=$(port); ALICE_PORT=$(port); CAROL_PORT=$(port)
 CTL="unix:$TMP/kamailio_ctl"
@@ -75,10 +48,8 @@ ALICE_TOKEN=a11ce0f3e9a7c41d2b8e6a11ce0f3e9a7c41d2b8e6
 CAROL_TOKEN=ca401e5b7d9f1134c5a6ca401e5b7d9f1134c5a6
 SECRET=e2e-register-secret-$RANDOM$RANDOM
 
-kamailio -f "$CFG" -DD -E -A NO_DEFAULT_LISTEN -A "CTL_SOCKET=\"$CTL\"" \
-  -l "udp:127.0.0.1:$KPORT" -l "tcp:127.0.0.1:$KPORT" -Y "$TMP" \
-  -m 32 -M 4 >"$TMP/kamailio.log" 2>&1 &
-PIDS+=($!)
+start_kamailio kamailio "$CFG" 32 4 -A "CTL_SOCKET=\"$CTL\"" -l "udp:127.0.0.1:$KPORT" \
+  -l "tcp:127.0.0.1:$KPORT"
 wait_listen u "$KPORT" kamailio
 
 STORE_TOML="kind = \"memory\""
