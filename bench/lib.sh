@@ -34,6 +34,21 @@ level = "warn"
 EOF
 }
 
+# sipp_stats OUT METHOD CALLS: "successful failed retransmissions calls_per_s" of a sipp run,
+# from its final statistics in OUT (no count of failed calls: the CALLS not successful).
+sipp_stats() {
+  awk -v method="$2" -v calls="$3" '
+    /Successful call/ {ok = $NF}
+    /Failed call/ {failed = $NF}
+    $0 ~ method " ---------->" {n = 0; for (i = 3; i <= NF; ++i) if ($i ~ /^[0-9]+$/ && ++n == 2) retrans = $i}
+    /Call Rate/ {cps = $(NF - 1)}
+    END {
+      if (ok == "") ok = 0
+      if (failed == "") failed = calls - ok
+      print ok, failed, retrans + 0, cps + 0
+    }' "$1"
+}
+
 # rcvbuf PORT: the receive buffer size (rb...) of the UDP socket listening on PORT.
 rcvbuf() { ss -Hlnum "sport = :$1" | grep -o 'rb[0-9]*' | head -n 1; }
 

@@ -78,15 +78,8 @@ echo "calls_bench (in process): ${latency#BENCH calls }" >&2
 field() { tr ' ' '\n' <<<"$latency" | awk -F= -v k="$1" '$1 == k {print $2}'; }
 
 # The proxy's configuration keys used here must still exist.
-"$PROXY" --dump-default >"$TMP/default.toml" 2>&1 || fail "$PROXY --dump-default failed"
-for k in sip.listen sip.backend sip.masquerade_secret store.kind push.target admin.listen \
-         log.level fork.push_delay_other; do
-  awk -v s="[${k%%.*}]" -v k="${k#*.}" '$0 == s {in_s = 1; next} /^\[/ {in_s = 0}
-       in_s && $1 == k && $2 == "=" {found = 1} END {exit !found}' "$TMP/default.toml" ||
-    fail "pushgate-proxy has no key $k any more (see $PROXY --dump-default); update $0"
-done
-
-USED=" "
+need_proxy_keys "$PROXY" sip.listen sip.backend sip.masquerade_secret store.kind push.target \
+  admin.listen log.level fork.push_delay_other
 
 KPORT=$(port); PPORT=$(port); RPORT=$(port); CPORT=$(port); PHONE=$(port)
 
@@ -157,22 +150,18 @@ step() {
   t1=$(date +%s.%N); c1=$(ticks "$tpid"); u1=$(ticks "$PHONE_PID")
   if [[ -n $perf_pid ]]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
   d1=$(udp_drops "$tport"); p1=$(udp_drops "$PHONE"); s1=$(udp_drops "$CPORT")
+  local ok failed retrans cps
+  read -r ok failed retrans cps < <(sipp_stats "$out" INVITE "$calls")
   awk -v target="$target" -v rate="$rate" -v calls="$calls" -v wall="$(echo "$t1 - $t0" | bc)" \
       -v tcpu=$((c1 - c0)) -v ccpu="$sipp_ticks" -v pcpu=$((u1 - u0)) -v hz="$HZ" \
-      -v tdrops=$((d1 - d0)) -v pdrops=$((p1 - p0)) -v sdrops=$((s1 - s0)) '
-    /Successful call/ {ok = $NF}
-    /Failed call/ {failed = $NF}
-    /INVITE ---------->/ {n = 0; for (i = 3; i <= NF; ++i) if ($i ~ /^[0-9]+$/ && ++n == 2) retrans = $i}
-    /Call Rate/ {cps = $(NF - 1)}
-    END {
-      if (ok == "") {ok = 0}
-      if (failed == "") {failed = calls - ok}
+      -v tdrops=$((d1 - d0)) -v pdrops=$((p1 - p0)) -v sdrops=$((s1 - s0)) \
+      -v ok="$ok" -v failed="$failed" -v retrans="$retrans" -v cps="$cps" 'BEGIN {
       passed = (failed == 0 && ok == calls && cps >= 0.95 * rate) ? 1 : 0
       printf "%s,%d,%d,%d,%d,%d,%.0f,%d,%d,%d,%.0f,%.0f,%.0f,%.0f,%d\n", target, rate, calls, ok,
-             failed, retrans + 0, cps, tdrops, pdrops, sdrops, 100 * tcpu / hz / wall,
+             failed, retrans, cps, tdrops, pdrops, sdrops, 100 * tcpu / hz / wall,
              (ok > 0 ? 1e6 * tcpu / hz / ok : 0), 100 * ccpu / hz / wall, 100 * pcpu / hz / wall,
              passed
-    }' "$out" >>"$CSV"
+    }' >>"$CSV"
   tail -n 1 "$CSV" >&2
   [[ $(tail -n 1 "$CSV" | awk -F, '{print $NF}') == 1 ]]
 }

@@ -51,7 +51,6 @@ if cmake --build "$BUILD_DIR" --target proxy_store_memory_probe >/dev/null 2>&1;
 fi
 
 mkdir -p "$BENCH_OUT"
-USED=" "
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 use_tmp_dir pushgate-bench-register
@@ -123,20 +122,16 @@ step() {
     -trace_err -error_file "$TMP/step$STEP.err" "127.0.0.1:$tport" >"$out" 2>&1 || true
   t1=$(date +%s.%N); c1=$(ticks "$tpid"); r1=$(ticks "$REGISTRAR_PID")
   d1=$(udp_drops "$tport"); k1=$(udp_drops "$KPORT"); s1=$(udp_drops "$SPORT")
+  local ok failed retrans cps
+  read -r ok failed retrans cps < <(sipp_stats "$out" REGISTER "$calls")
   awk -v target="$target" -v rate="$rate" -v calls="$calls" -v wall="$(echo "$t1 - $t0" | bc)" \
       -v tcpu=$((c1 - c0)) -v rcpu=$((r1 - r0)) -v hz="$HZ" \
-      -v tdrops=$((d1 - d0)) -v kdrops=$((k1 - k0)) -v sdrops=$((s1 - s0)) '
-    /Successful call/ {ok = $NF}
-    /Failed call/ {failed = $NF}
-    /REGISTER ---------->/ {n = 0; for (i = 3; i <= NF; ++i) if ($i ~ /^[0-9]+$/ && ++n == 2) retrans = $i}
-    /Call Rate/ {cps = $(NF - 1)}
-    END {
-      if (ok == "") {ok = 0}
-      if (failed == "") {failed = calls - ok}
+      -v tdrops=$((d1 - d0)) -v kdrops=$((k1 - k0)) -v sdrops=$((s1 - s0)) \
+      -v ok="$ok" -v failed="$failed" -v retrans="$retrans" -v cps="$cps" 'BEGIN {
       passed = (failed == 0 && ok == calls && cps >= 0.95 * rate) ? 1 : 0
       printf "%s,%d,%d,%d,%d,%d,%.0f,%d,%d,%d,%.0f,%.0f,%d\n", target, rate, calls, ok, failed,
-             retrans + 0, cps, tdrops, kdrops, sdrops, 100 * tcpu / hz / wall, 100 * rcpu / hz / wall, passed
-    }' "$out" >>"$CSV"
+             retrans, cps, tdrops, kdrops, sdrops, 100 * tcpu / hz / wall, 100 * rcpu / hz / wall, passed
+    }' >>"$CSV"
   tail -n 1 "$CSV" >&2
   [[ $(tail -n 1 "$CSV" | awk -F, '{print $NF}') == 1 ]]
 }
