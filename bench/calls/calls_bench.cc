@@ -15,10 +15,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -36,6 +34,7 @@
 #include "proxy/store/memory_binding_store.h"
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
+#include "tests/integration/calls/calls_support.h"
 #include "tests/integration/proxy/sip_peer.h"
 
 namespace pushgate::proxy::sofia {
@@ -45,17 +44,8 @@ using testing::MakeResponse;
 using testing::SipText;
 using testing::UdpPeer;
 namespace emu = pusher::emulator;
-
-constexpr char kTeam[] = "TEAM123456";
-constexpr char kKeyId[] = "KEY1234567";
-constexpr char kBundle[] = "com.example.phone";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+using calls_test::kBundle;
+using calls_test::kTeam;
 
 std::string Aor(int i) { return absl::StrCat("sip:u", i, "@example.org"); }
 
@@ -213,25 +203,13 @@ int Main(int argc, char** argv) {
   log::Get("proxy.calls")->set_level(spdlog::level::warn);
 
   emu::Emulator emulator;
-  emu::EmulatorOptions eo;
-  eo.tls_cert_pem = ReadFile(creds + "/server.pem");
-  eo.tls_key_pem = ReadFile(creds + "/server.key");
-  eo.apns_keys.push_back({kTeam, kKeyId, ReadFile(creds + "/apns-key.pub.pem")});
-  eo.control_port = -1;
-  auto ports = emulator.Start(eo);
+  auto ports = emulator.Start(calls_test::EmulatorWithTestCredentials(creds));
   if (!ports.ok()) {
     std::fprintf(stderr, "emulator: %s\n", ports.status().ToString().c_str());
     return 1;
   }
-  std::string url = absl::StrCat("https://127.0.0.1:", ports->h2);
-  pusher::PusherConfig cfg;
-  cfg.grpc.listen = "127.0.0.1:0";
-  cfg.apns.token_keys = {absl::StrCat(kTeam, ":", kKeyId, ":", creds, "/apns-key.p8")};
-  cfg.apns.production_url = url;
-  cfg.apns.sandbox_url = url;
-  cfg.http2.ca_file = creds + "/ca.pem";
-  cfg.admin.listen = "";
-  auto server = pusher::PusherServer::Create(cfg, RealClock::Get());
+  auto server = pusher::PusherServer::Create(calls_test::PusherForEmulator(ports->h2, creds),
+                                             RealClock::Get());
   if (!server.ok()) return 1;
   auto pusher_port = (*server)->Start();
   if (!pusher_port.ok()) return 1;

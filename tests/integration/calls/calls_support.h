@@ -1,5 +1,6 @@
-// Shared by the call-half integration tests (call_router_test.cc, replicas_test.cc): test
-// credentials, the emulator's APNs identity, and waiting for a SIP message on a scripted peer.
+// Shared by the call-half integration tests (call_router_test.cc, replicas_test.cc) and
+// bench/calls: test credentials, the emulator's APNs identity, and waiting for a SIP message on a
+// scripted peer.
 #pragma once
 
 #include <stdlib.h>
@@ -39,31 +40,33 @@ inline const std::string& CredsDir() {
   return *dir;
 }
 
-// The content of a file of CredsDir() ("" when it cannot be read: the test then fails loudly).
-inline std::string Cred(const std::string& name) {
-  return ReadFile(absl::StrCat(CredsDir(), "/", name)).value_or("");
+// The content of a file of a credentials directory ("" when it cannot be read: the test then
+// fails loudly).
+inline std::string Cred(const std::string& name, const std::string& dir = CredsDir()) {
+  return ReadFile(absl::StrCat(dir, "/", name)).value_or("");
 }
 
-// The APNs emulator's options: TLS and the token key's public half from CredsDir().
-inline pusher::emulator::EmulatorOptions EmulatorWithTestCredentials() {
+// The APNs emulator's options: TLS and the token key's public half from a credentials directory.
+inline pusher::emulator::EmulatorOptions EmulatorWithTestCredentials(
+    const std::string& dir = CredsDir()) {
   pusher::emulator::EmulatorOptions o;
-  o.tls_cert_pem = Cred("server.pem");
-  o.tls_key_pem = Cred("server.key");
-  o.apns_keys.push_back({kTeam, kKeyId, Cred("apns-key.pub.pem")});
+  o.tls_cert_pem = Cred("server.pem", dir);
+  o.tls_key_pem = Cred("server.key", dir);
+  o.apns_keys.push_back({kTeam, kKeyId, Cred("apns-key.pub.pem", dir)});
   o.control_port = -1;
   return o;
 }
 
 // A pusher on 127.0.0.1 (any port) sending APNs pushes to the emulator's `h2_port` with the
-// test token key; no admin endpoint.
-inline pusher::PusherConfig PusherForEmulator(int h2_port) {
+// token key of a credentials directory; no admin endpoint.
+inline pusher::PusherConfig PusherForEmulator(int h2_port, const std::string& dir = CredsDir()) {
   std::string url = absl::StrCat("https://127.0.0.1:", h2_port);
   pusher::PusherConfig cfg;
   cfg.grpc.listen = "127.0.0.1:0";
-  cfg.apns.token_keys = {absl::StrCat(kTeam, ":", kKeyId, ":", CredsDir(), "/apns-key.p8")};
+  cfg.apns.token_keys = {absl::StrCat(kTeam, ":", kKeyId, ":", dir, "/apns-key.p8")};
   cfg.apns.production_url = url;
   cfg.apns.sandbox_url = url;
-  cfg.http2.ca_file = CredsDir() + "/ca.pem";
+  cfg.http2.ca_file = dir + "/ca.pem";
   cfg.admin.listen = "";
   return cfg;
 }
