@@ -198,6 +198,26 @@ class RegisterRelayTest : public ::testing::Test {
     return *r;
   }
 
+  // Registers the phone with `contact` (the backend grants 300 s) and returns the masqueraded
+  // contact URI the backend saw (nullopt after a reported failure).
+  std::optional<Uri> RegisteredMaskedUri(const std::string& contact) {
+    RegisterSpec spec;
+    spec.via_port = phone_.port();
+    spec.contacts = {contact};
+    SipText reg = ForwardedToBackend(MakeRegister(spec));
+    BackendAccepts(reg, 300);
+    if (int status = PhoneGets().Status(); status != 200) {
+      ADD_FAILURE() << "the phone's REGISTER got " << status << ", not 200";
+      return std::nullopt;
+    }
+    auto masked = ParseContact(reg.Header("Contact"));
+    if (!masked.ok()) {
+      ADD_FAILURE() << masked.status();
+      return std::nullopt;
+    }
+    return masked->uri;
+  }
+
   // Answers a forwarded REGISTER with 200, granting `expires` to each contact it carries.
   void BackendAccepts(const SipText& reg, int expires) {
     std::string contacts;
@@ -549,18 +569,12 @@ TEST_F(RegisterRelayTest, TooManyContactsGets403) {
 
 TEST_F(RegisterRelayTest, ForgedMasqueradeValueIsRefused) {
   // A genuine value, from a registration the backend saw.
-  RegisterSpec spec;
-  spec.via_port = phone_.port();
-  spec.contacts = {ApnsContact(phone_.port())};
-  SipText reg = ForwardedToBackend(MakeRegister(spec));
-  BackendAccepts(reg, 300);
-  ASSERT_EQ(PhoneGets().Status(), 200);
-  auto masked = ParseContact(reg.Header("Contact"));
-  ASSERT_TRUE(masked.ok());
-  std::string genuine = FormatUri(masked->uri);
+  std::optional<Uri> masked = RegisteredMaskedUri(ApnsContact(phone_.port()));
+  ASSERT_TRUE(masked);
+  std::string genuine = FormatUri(*masked);
 
   // Tampered: one character of the value changed.
-  Uri tampered = masked->uri;
+  Uri tampered = *masked;
   std::string value = *Param(tampered, "pgw");
   value[value.size() / 2] = value[value.size() / 2] == 'A' ? 'B' : 'A';
   SetParam(tampered, "pgw", value);
@@ -893,16 +907,9 @@ TEST_F(RegisterRelayTest, ValidMasqueradedRequestGoesToTheCallHandler) {
   });
   EXPECT_TRUE(got_agent);
   EXPECT_TRUE(got_flows);
-  RegisterSpec spec;
-  spec.via_port = phone_.port();
-  spec.contacts = {ApnsContact(phone_.port())};
-  SipText reg = ForwardedToBackend(MakeRegister(spec));
-  BackendAccepts(reg, 300);
-  ASSERT_EQ(PhoneGets().Status(), 200);
-  auto masked = ParseContact(reg.Header("Contact"));
-  ASSERT_TRUE(masked.ok());
-  backend_.SendTo(udp_port_,
-                  MakeRequest("INVITE", FormatUri(masked->uri), backend_.port(), "call-1"));
+  std::optional<Uri> masked = RegisteredMaskedUri(ApnsContact(phone_.port()));
+  ASSERT_TRUE(masked);
+  backend_.SendTo(udp_port_, MakeRequest("INVITE", FormatUri(*masked), backend_.port(), "call-1"));
   std::optional<SipText> answer = backend_.ReceiveFinalOrRequest(kWait);
   ASSERT_TRUE(answer.has_value()) << "the INVITE was never answered";
   EXPECT_EQ(answer->Status(), 486) << answer->text();
@@ -966,16 +973,10 @@ TEST_F(InDialogTest, ForgedRouteDoesNotMakeUsAnOpenRelay) {
 TEST_F(InDialogTest, PhoneBehindNatGetsInDialogRequestsAtItsPublicAddress) {
   // The phone registers a private contact; its REGISTER comes from its public address (the
   // phone_ socket). The call reaches it there, and so must the BYE that follows.
-  RegisterSpec spec;
-  spec.via_port = phone_.port();
-  spec.contacts = {"<sip:alice@10.255.0.7:5060>"};
-  SipText reg = ForwardedToBackend(MakeRegister(spec));
-  BackendAccepts(reg, 300);
-  ASSERT_EQ(PhoneGets().Status(), 200);
-  auto masked = ParseContact(reg.Header("Contact"));
-  ASSERT_TRUE(masked.ok());
+  std::optional<Uri> masked = RegisteredMaskedUri("<sip:alice@10.255.0.7:5060>");
+  ASSERT_TRUE(masked);
   backend_.SendTo(udp_port_,
-                  MakeRequest("INVITE", FormatUri(masked->uri), backend_.port(), "nat-call"));
+                  MakeRequest("INVITE", FormatUri(*masked), backend_.port(), "nat-call"));
   std::optional<SipText> invite = phone_.ReceiveFinalOrRequest(kWait);
   ASSERT_TRUE(invite.has_value()) << "the INVITE never reached the phone's public address";
   ASSERT_EQ(invite->Method(), "INVITE");
