@@ -85,6 +85,19 @@ std::string Request(const std::string& method, const std::string& request_uri, i
                       extra, "Content-Length: 0\r\n\r\n");
 }
 
+// A phone without push parameters (reached by its contact only) at 127.0.0.1:`port`.
+Binding PlainPhone(uint16_t port) {
+  Binding b;
+  b.aor = kAor;
+  b.contact = *ParseUri(absl::StrCat("sip:alice@127.0.0.1:", port));
+  b.instance_id = absl::StrCat("<urn:uuid:00000000-0000-0000-0000-0000000", port, ">");
+  b.received = TransportInfo{Transport::kUdp, "127.0.0.1", port};
+  b.expires_at = absl::Now() + absl::Hours(1);
+  b.call_id = absl::StrCat("reg-", port);
+  b.cseq = 1;
+  return b;
+}
+
 class CallsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -258,6 +271,13 @@ class CallsTest : public ::testing::Test {
   void SendInvite(UdpPeer& caller, const Dialog& d) {
     caller.SendTo(port_, Request("INVITE", d.request_uri, 1, d, caller.port(), d.via_branch));
   }
+  // Stores `phone` as a plain (push-less) binding of alice, sends the caller's INVITE and returns
+  // it as the phone got it.
+  std::optional<SipText> InviteToPlainPhone(UdpPeer& caller, UdpPeer& phone, const Dialog& d) {
+    Store({PlainPhone(phone.port())});
+    SendInvite(caller, d);
+    return WaitFor(phone, IsRequest("INVITE"));
+  }
 
   std::vector<emu::ReceivedRequest> ApnsPushes() {
     std::vector<emu::ReceivedRequest> out;
@@ -387,29 +407,14 @@ TEST_F(CallsTest, CancelBeforeWakeDeliversInviteThenCancelToVoipPhone) {
   EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
 }
 
-// A phone without push parameters (reached by its contact only) at 127.0.0.1:`port`.
-Binding PlainPhone(uint16_t port) {
-  Binding b;
-  b.aor = kAor;
-  b.contact = *ParseUri(absl::StrCat("sip:alice@127.0.0.1:", port));
-  b.instance_id = absl::StrCat("<urn:uuid:00000000-0000-0000-0000-0000000", port, ">");
-  b.received = TransportInfo{Transport::kUdp, "127.0.0.1", port};
-  b.expires_at = absl::Now() + absl::Hours(1);
-  b.call_id = absl::StrCat("reg-", port);
-  b.cseq = 1;
-  return b;
-}
-
 // RFC 3261 9.1: a branch is not CANCELled before it sent a provisional response. The caller
 // cancels while the phone is silent: the phone gets no CANCEL until its 180, then the CANCEL;
 // the 180 of the cancelled branch does not reach the caller.
 TEST_F(CallsTest, CancelWaitsForTheBranchsProvisionalResponse) {
   StartRouter();
   UdpPeer caller, phone;
-  Store({PlainPhone(phone.port())});
   Dialog d = NewDialog("held-cancel-1@example.org");
-  SendInvite(caller, d);
-  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  auto invite = InviteToPlainPhone(caller, phone, d);
   ASSERT_TRUE(invite) << "the phone never got the INVITE";
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
   ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
@@ -434,10 +439,8 @@ TEST_F(CallsTest, CancelWaitsForTheBranchsProvisionalResponse) {
 TEST_F(CallsTest, HeldCancelIsDroppedWhenTheBranchAnswersFinal) {
   StartRouter();
   UdpPeer caller, phone;
-  Store({PlainPhone(phone.port())});
   Dialog d = NewDialog("held-cancel-2@example.org");
-  SendInvite(caller, d);
-  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  auto invite = InviteToPlainPhone(caller, phone, d);
   ASSERT_TRUE(invite) << "the phone never got the INVITE";
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
   ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
@@ -452,10 +455,8 @@ TEST_F(CallsTest, HeldCancelIsDroppedWhenTheBranchAnswersFinal) {
 TEST_F(CallsTest, CancelledReInviteIsCancelledTowardThePhone) {
   StartRouter();
   UdpPeer caller, phone;
-  Store({PlainPhone(phone.port())});
   Dialog d = NewDialog("reinvite-cancel@example.org");
-  SendInvite(caller, d);
-  auto invite = WaitFor(phone, IsRequest("INVITE"));
+  auto invite = InviteToPlainPhone(caller, phone, d);
   ASSERT_TRUE(invite) << "the phone never got the INVITE";
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(),
                                      ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
