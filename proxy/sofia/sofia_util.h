@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/net.h"
 #include "proxy/core/transport.h"
 
 namespace pushgate::proxy::sofia {
@@ -91,9 +92,6 @@ std::optional<Transport> TportTransport(const tport_s* tp);
 // Where the message came from: peer address from the msg, transport from the tport that
 // received it. Nullopt when the message has no address (internal messages).
 std::optional<TransportInfo> SourceOf(msg_s* msg, const tport_s* tp);
-
-// Formats an IP address and port of a sockaddr ("192.0.2.1", 5060); IPv6 without brackets.
-std::optional<std::pair<std::string, uint16_t>> SockaddrToHostPort(const void* sockaddr);
 
 // The whole message as text, for logs and tests.
 std::string MessageText(msg_s* msg);

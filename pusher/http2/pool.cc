@@ -33,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/net.h"
 #include "common/shutdown.h"
 #include "common/status.h"
 #include "pusher/http2/backoff.h"
@@ -1068,15 +1069,10 @@ void Pool::Impl::UseNameserver(size_t index) {
 void Pool::Impl::OnLookupFailed() {
   if (nameservers_.size() < 2) return;
   UseNameserver((nameserver_ + 1) % nameservers_.size());
-  char text[INET6_ADDRSTRLEN + 8] = "?";
-  const sockaddr_storage& address = nameservers_[nameserver_];
-  const void* ip =
-      address.ss_family == AF_INET6
-          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6&>(address).sin6_addr)
-          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in&>(address).sin_addr);
-  inet_ntop(address.ss_family, ip, text, sizeof(text));
-  log_->info("pool={} the next lookups of {} ask nameserver {} ({} of {} in {})", options_.name,
-             origin_.host, text, nameserver_ + 1, nameservers_.size(), options_.resolv_conf);
+  auto address = SockaddrToHostPort(&nameservers_[nameserver_]);
+  log_->info("pool={} the next lookups of {} ask nameserver {}:{} ({} of {} in {})", options_.name,
+             origin_.host, address ? address->first : "?", address ? address->second : 0,
+             nameserver_ + 1, nameservers_.size(), options_.resolv_conf);
 }
 
 void Pool::Impl::MaybeOpenConnection() {
