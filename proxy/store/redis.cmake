@@ -3,6 +3,7 @@
 set(_pushgate_redis_dir ${PROJECT_SOURCE_DIR}/proxy/store)
 
 add_library(pushgate_proxy_redis_store STATIC
+  ${_pushgate_redis_dir}/redis_connection.cc
   ${_pushgate_redis_dir}/redis_binding_store.cc
   ${_pushgate_redis_dir}/poll_event_loop.cc)
 pushgate_warnings(pushgate_proxy_redis_store)

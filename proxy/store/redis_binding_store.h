@@ -22,24 +22,27 @@
 //     calls the listeners with each binding. Best effort: messages published while this
 //     replica's subscriber connection is down are lost (the bindings themselves are not).
 //
-// Connections: both connections connect in the background (Create does not wait). When Redis is
-// down, unreachable, refuses AUTH, or an operation gets no reply within `op_timeout`, the
-// connection is closed and every pending and every new operation answers at once with
-// UNAVAILABLE "redis unavailable: <why>" (never hangs, never silently drops); meanwhile the store
-// reconnects with exponential backoff (reconnect_min_backoff doubling up to
-// reconnect_max_backoff). Operations issued while a (re)connection is in progress are queued on
-// it and answered when it succeeds or fails. Redis error replies map to UNAVAILABLE for
-// transient ones (LOADING, BUSY, READONLY, NOAUTH, MASTERDOWN, TRYAGAIN, OOM...) and INTERNAL
-// otherwise; a corrupt record -> DATA_LOSS.
+// Connections: two RedisConnection (proxy/store/redis_connection.h), "commands" and
+// "subscriber", connect in the background (Create does not wait). When Redis is down,
+// unreachable, refuses AUTH, or an operation gets no reply within `op_timeout`, the connection is
+// closed and every pending and every new operation answers at once with UNAVAILABLE
+// "redis unavailable: <why>" (never hangs, never silently drops); meanwhile it reconnects with
+// exponential backoff (reconnect_min_backoff doubling up to reconnect_max_backoff). Operations
+// issued while a (re)connection is in progress are queued on it and answered when it succeeds or
+// fails. Redis error replies map to UNAVAILABLE for transient ones (LOADING, BUSY, READONLY,
+// NOAUTH, MASTERDOWN, TRYAGAIN, OOM...) and INTERNAL otherwise; a corrupt record -> DATA_LOSS.
 //
 // An operation that gets no reply within `op_timeout` closes the whole connection (hiredis cannot
 // cancel one command; a server that stalls one reply stalls them all): every pending operation
 // answers UNAVAILABLE "redis unavailable: no reply within <op_timeout>" and the store reconnects.
 // Operations issued while connecting wait at most connect_timeout + op_timeout.
 //
-// Metrics (common/metrics.h, label connection=commands|subscriber):
-// pushgate_redis_connected (gauge), pushgate_redis_connection_failures_total,
-// pushgate_redis_unavailable_total, and pushgate_redis_cas_conflicts_total.
+// This class holds the binding logic only (keys, records, the compare-and-set script, the
+// replica messages); connection, reconnection, pipelining and pub/sub are RedisConnection's.
+//
+// Metrics (common/metrics.h): pushgate_redis_cas_conflicts_total here; from the connections
+// (label connection=commands|subscriber): pushgate_redis_connected (gauge),
+// pushgate_redis_connection_failures_total, pushgate_redis_unavailable_total.
 //
 // Threading: all methods on the EventLoop's thread; callbacks run there. Do not destroy the store
 // from inside one of its callbacks. Destroying it answers pending operations with UNAVAILABLE.
@@ -58,12 +61,9 @@
 #include "absl/time/time.h"
 #include "proxy/store/binding_store.h"
 #include "proxy/store/event_loop.h"
+#include "proxy/store/redis_connection.h"
 
 namespace pushgate::proxy {
-
-namespace redis_internal {
-class Connection;
-}  // namespace redis_internal
 
 struct RedisStoreConfig {
   // "tcp://host:port" (IPv6 as "tcp://[::1]:6379"; a host name is resolved with getaddrinfo at
@@ -80,15 +80,6 @@ struct RedisStoreConfig {
   // Open the subscriber connection that hears other replicas' registrations.
   bool listen_to_other_replicas = true;
 };
-
-// Parsed RedisStoreConfig::address.
-struct RedisAddress {
-  bool unix_socket = false;
-  std::string host;  // or the socket path
-  int port = 0;
-};
-// INVALID_ARGUMENT "redis address \"...\": ..." when malformed.
-absl::StatusOr<RedisAddress> ParseRedisAddress(const std::string& address);
 
 class RedisBindingStore final : public BindingStore {
  public:
@@ -135,15 +126,33 @@ class RedisBindingStore final : public BindingStore {
   // Size estimate, listeners and the PUBLISH after `old` was replaced by `live`.
   void AfterWrite(const std::string& aor, const std::vector<Binding>& old,
                   const std::vector<Binding>& live, absl::Time now);
-  void UpdateAttempt(std::string aor, absl::Time now, Mutation mutate, int attempt,
-                     ReplaceDone done);
+  // One Update in flight: retried (attempt + 1) when the compare-and-set loses.
+  struct UpdateOp {
+    std::string aor;
+    absl::Time now;
+    Mutation mutate;
+    int attempt = 0;
+    ReplaceDone done;
+  };
+  // An AOR's record as read: its bytes ("" = no key) and its bindings (expired ones included).
+  struct StoredRecord {
+    std::string raw;
+    std::vector<Binding> bindings;
+  };
+  // The record in a GET / SET..GET / GETDEL reply; DATA_LOSS when it does not decode.
+  static absl::StatusOr<StoredRecord> ReadRecord(const absl::StatusOr<const redisReply*>& reply,
+                                                 absl::string_view command, const std::string& aor);
+  void UpdateAttempt(UpdateOp op);
+  // Mutates what was read and writes it with the compare-and-set script; on a conflict,
+  // UpdateAttempt again.
+  void WriteIfUnchanged(UpdateOp op, StoredRecord old);
 
   EventLoop& loop_;
   RedisStoreConfig config_;
   RedisAddress address_;
   std::string origin_;  // random id of this store instance in published messages
-  std::unique_ptr<redis_internal::Connection> commands_;
-  std::unique_ptr<redis_internal::Connection> subscriber_;
+  std::unique_ptr<RedisConnection> commands_;
+  std::unique_ptr<RedisConnection> subscriber_;
   int64_t size_estimate_ = 0;
   std::map<SubscriptionId, Listener> listeners_;
   SubscriptionId next_subscription_ = 1;
