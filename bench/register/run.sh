@@ -47,7 +47,7 @@ PROXY=$BUILD_DIR/proxy/pushgate-proxy
 [[ -x $PROXY ]] || fail "$PROXY missing after building target pushgate-proxy"
 PROBE=""
 if cmake --build "$BUILD_DIR" --target proxy_store_memory_probe >/dev/null 2>&1; then
-  PROBE=$BUILD_DIR/tests/unit/proxy/store/proxy_store_memory_probe
+  PROBE=$BUILD_DIR/bench/register/proxy_store_memory_probe
 fi
 
 mkdir -p "$BENCH_OUT"

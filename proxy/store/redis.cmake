@@ -1,5 +1,5 @@
 # Redis BindingStore and the EventLoop adapters it runs on. Included from
-# proxy/store/CMakeLists.txt (and, until then, from tests/unit/proxy/redis/CMakeLists.txt).
+# proxy/store/CMakeLists.txt.
 set(_pushgate_redis_dir ${PROJECT_SOURCE_DIR}/proxy/store)
 
 add_library(pushgate_proxy_redis_store STATIC

@@ -22,7 +22,7 @@
 #include "pusher/service/server.h"
 #include "tests/integration/calls/calls_support.h"
 #include "tests/integration/proxy/sip_peer.h"
-#include "tests/unit/proxy/redis/redis_test_server.h"
+#include "tests/unit/proxy/store/redis_test_server.h"
 
 namespace pushgate::proxy::sofia {
 namespace {

@@ -15,7 +15,7 @@
 #include "proxy/sofia/su_event_loop.h"
 #include "proxy/store/poll_event_loop.h"
 #include "proxy/store/redis_binding_store.h"
-#include "tests/unit/proxy/redis/redis_test_server.h"
+#include "tests/unit/proxy/store/redis_test_server.h"
 
 namespace pushgate::proxy {
 namespace {

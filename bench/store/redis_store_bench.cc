@@ -17,7 +17,7 @@
 #include "proxy/core/registrar.h"
 #include "proxy/store/poll_event_loop.h"
 #include "proxy/store/redis_binding_store.h"
-#include "tests/unit/proxy/redis/redis_test_server.h"
+#include "tests/unit/proxy/store/redis_test_server.h"
 
 using namespace pushgate::proxy;  // NOLINT: a small tool
 

@@ -12,8 +12,8 @@
 #include "gtest/gtest.h"
 #include "proxy/core/registrar.h"
 #include "proxy/store/poll_event_loop.h"
-#include "tests/unit/proxy/redis/redis_test_server.h"
 #include "tests/unit/proxy/store/binding_store_suite.h"
+#include "tests/unit/proxy/store/redis_test_server.h"
 
 namespace pushgate::proxy {
 namespace {

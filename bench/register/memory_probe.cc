@@ -1,5 +1,5 @@
 // Hand-run probe (not part of ctest): RSS growth per binding in MemoryBindingStore.
-//   build/<dir>/tests/unit/proxy/store/proxy_store_memory_probe [count]
+//   build/<dir>/bench/register/proxy_store_memory_probe [count] (bench/register/run.sh runs it)
 // Each binding is realistic: an RFC 8599 APNs contact with a 64-hex token and pn-param, a
 // +sip.instance, an IPv4 received address, a flow token and a Call-ID, one per AOR.
 #include <unistd.h>
