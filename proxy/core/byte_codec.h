@@ -1,12 +1,15 @@
 // The compact binary encoding shared by binding records and masquerade values: varints
-// (LEB128), zigzag signed integers, length-prefixed strings. Internal to proxy/core.
+// (LEB128), zigzag signed integers, length-prefixed strings; and the base64url text form of
+// masquerade values. Internal to proxy/core.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -106,5 +109,21 @@ class Reader {
  private:
   absl::string_view data_;
 };
+
+// base64url (RFC 4648 section 5) without padding.
+inline std::string Base64UrlEncode(absl::string_view data) {
+  return absl::WebSafeBase64Escape(data);
+}
+
+// The bytes of `text`, which must be the canonical unpadded base64url spelling, so that one value
+// has exactly one: absl::WebSafeBase64Unescape alone also accepts '=' padding, whitespace and
+// non-zero trailing bits, so the result is encoded again and must give `text` back. nullopt
+// otherwise.
+inline std::optional<std::string> Base64UrlDecode(absl::string_view text) {
+  std::string out;
+  if (!absl::WebSafeBase64Unescape(text, &out)) return std::nullopt;
+  if (absl::WebSafeBase64Escape(out) != text) return std::nullopt;
+  return out;
+}
 
 }  // namespace pushgate::proxy::bytes

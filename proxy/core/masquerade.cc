@@ -24,63 +24,6 @@ constexpr uint8_t kFlagAor = 4;
 constexpr size_t kTagSize = 12;
 constexpr absl::string_view kContext = "pushgate-masquerade-v1";
 
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string Base64UrlEncode(absl::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
-                       (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back(kB64[v & 63]);
-  }
-  if (in.size() - i == 1) {
-    const uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-  } else if (in.size() - i == 2) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-  }
-  return out;
-}
-
-int B64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-std::optional<std::string> Base64UrlDecode(absl::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = B64Value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  // Non-canonical trailing bits would give two encodings of one value: refuse them.
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
-
 using bytes::Reader;
 
 absl::Status Malformed(absl::string_view why) {
@@ -201,7 +144,7 @@ Uri MasqueradeCodec::Masquerade(const Contact& contact, const TransportInfo& adv
   if (advertised.transport != Transport::kUdp) {
     out.params.emplace_back("transport", std::string(TransportName(advertised.transport)));
   }
-  out.params.emplace_back(std::string(kMasqueradeParam), Base64UrlEncode(payload + tag));
+  out.params.emplace_back(std::string(kMasqueradeParam), bytes::Base64UrlEncode(payload + tag));
   return out;
 }
 
@@ -210,7 +153,7 @@ bool MasqueradeCodec::HasMarker(const Uri& uri) { return HasParam(uri, kMasquera
 absl::StatusOr<MasqueradeTarget> MasqueradeCodec::Restore(const Uri& request_uri) const {
   std::optional<std::string> value = Param(request_uri, kMasqueradeParam);
   if (!value) return absl::NotFoundError("no masquerade parameter");
-  std::optional<std::string> raw = Base64UrlDecode(*value);
+  std::optional<std::string> raw = bytes::Base64UrlDecode(*value);
   if (!raw) return Malformed("not base64url");
   if (raw->size() < 2 + kTagSize) return Malformed("too short");
   const absl::string_view payload = absl::string_view(*raw).substr(0, raw->size() - kTagSize);

@@ -11,6 +11,7 @@
 #include <array>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -252,66 +253,22 @@ std::string PublicKeyPem(const PKey& key) {
   return std::string(data, static_cast<size_t>(len));
 }
 
-std::string Base64UrlEncode(absl::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((data.size() * 4 + 2) / 3);
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8) |
-                 static_cast<uint8_t>(data[i + 2]);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  size_t rest = data.size() - i;
-  if (rest == 1) {
-    uint32_t v = static_cast<uint8_t>(data[i]) << 16;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-  } else if (rest == 2) {
-    uint32_t v = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-  }
-  return out;
-}
+std::string Base64UrlEncode(absl::string_view data) { return absl::WebSafeBase64Escape(data); }
 
 absl::StatusOr<std::string> Base64UrlDecode(absl::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-  };
   if (text.size() % 4 == 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("base64url length ", text.size(), " is impossible"));
   }
   std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    int v = value(text[i]);
-    if (v < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("invalid base64url character at offset ", i));
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
+  if (!absl::WebSafeBase64Unescape(text, &out)) {
+    return absl::InvalidArgumentError("invalid base64url character");
   }
-  // Leftover bits must be zero (canonical encoding).
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-    return absl::InvalidArgumentError("base64url has non-zero trailing bits");
+  // absl also accepts '=' padding, whitespace and non-zero trailing bits: only the canonical
+  // spelling, the one that encodes back to `text`, is base64url here.
+  if (absl::WebSafeBase64Escape(out) != text) {
+    return absl::InvalidArgumentError(
+        "base64url is not canonical (padding, whitespace or non-zero trailing bits)");
   }
   return out;
 }

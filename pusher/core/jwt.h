@@ -40,8 +40,9 @@ absl::StatusOr<PKey> LoadPublicKeyPem(absl::string_view pem);
 // SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----") of a public or private key.
 std::string PublicKeyPem(const PKey& key);
 
-// Base64url (RFC 4648 section 5) without padding. Decoding accepts no '=' padding, no
-// whitespace and no characters outside the url-safe alphabet.
+// Base64url (RFC 4648 section 5) without padding, on absl::WebSafeBase64Escape/Unescape.
+// Decoding accepts only the canonical spelling: no '=' padding, no whitespace, no characters
+// outside the url-safe alphabet, no non-zero trailing bits.
 std::string Base64UrlEncode(absl::string_view data);
 absl::StatusOr<std::string> Base64UrlDecode(absl::string_view text);
 

@@ -3,7 +3,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -173,6 +175,29 @@ TEST_F(MasqueradeTamperTest, TruncatedAndGarbage) {
   Uri flag_only = masq_;
   SetParam(flag_only, kMasqueradeParam, "");
   EXPECT_FALSE(codec_.Restore(flag_only).ok());
+}
+
+// A value has one spelling: the same bytes written with padding, whitespace or other unused
+// trailing bits (all decodable by a lenient base64 decoder, and then authentic) are refused.
+TEST_F(MasqueradeTamperTest, OnlyTheCanonicalSpellingIsAccepted) {
+  ASSERT_TRUE(codec_.Restore(masq_).ok());
+  std::vector<std::string> spellings = {value_ + "\n", " " + value_,
+                                        value_.substr(0, 8) + " " + value_.substr(8)};
+  if (value_.size() % 4 != 0) {
+    spellings.push_back(value_ + std::string(4 - value_.size() % 4, '='));
+    // The last character carries 2 or 4 unused bits: set the lowest one.
+    std::string last_bit = value_;
+    const char* const kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const size_t index = std::string(kAlphabet).find(last_bit.back());
+    last_bit.back() = kAlphabet[index | 1];
+    spellings.push_back(last_bit);
+  }
+  for (const std::string& spelling : spellings) {
+    const absl::Status s = RestoreWith(spelling);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << "\"" << spelling << "\": " << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("not base64url")) << spelling;
+  }
 }
 
 TEST_F(MasqueradeTamperTest, MissingMarker) {

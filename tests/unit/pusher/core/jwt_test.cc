@@ -89,6 +89,13 @@ TEST(Base64Url, RejectsBadInput) {
   EXPECT_FALSE(Base64UrlDecode("Z+8").ok());    // standard alphabet
   EXPECT_FALSE(Base64UrlDecode("Zm9vY").ok());  // impossible length
   EXPECT_FALSE(Base64UrlDecode("Zh").ok());     // non-zero trailing bits
+  // What absl::WebSafeBase64Unescape alone would accept: whitespace anywhere, padding.
+  EXPECT_FALSE(Base64UrlDecode("Zm9v\n").ok());
+  EXPECT_FALSE(Base64UrlDecode(" Zm9v").ok());
+  EXPECT_FALSE(Base64UrlDecode("Zm 9v").ok());
+  EXPECT_FALSE(Base64UrlDecode("Zm8=").ok());
+  EXPECT_FALSE(Base64UrlDecode("Zm9=").ok());  // padding and non-zero trailing bits
+  EXPECT_EQ(*Base64UrlDecode(""), "");
 }
 
 TEST(Jwt, Es256SignatureVerifiesWithOpenSsl) {
