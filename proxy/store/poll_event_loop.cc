@@ -125,6 +125,11 @@ bool PollEventLoop::RunUntil(const std::function<bool()>& done, absl::Duration t
   return true;
 }
 
+size_t PollEventLoop::write_watch_count() const {
+  return static_cast<size_t>(std::count_if(watches_.begin(), watches_.end(),
+                                           [](const auto& entry) { return entry.second->write; }));
+}
+
 void PollEventLoop::RunFor(absl::Duration duration) {
   absl::Time deadline = Now() + duration;
   for (absl::Time now = Now(); now < deadline; now = Now()) RunOnce(deadline - now);

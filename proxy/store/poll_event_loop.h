@@ -34,6 +34,9 @@ class PollEventLoop final : public EventLoop {
   void RunFor(absl::Duration duration);
 
   size_t watch_count() const { return watches_.size(); }
+  // Watches with write readiness enabled. A hiredis connection enables it while it has unsent
+  // output, so 0 means every command issued so far has been written to its socket.
+  size_t write_watch_count() const;
   size_t active_timer_count() const { return timers_.size(); }
 
  private:

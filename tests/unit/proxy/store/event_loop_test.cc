@@ -6,10 +6,13 @@
 #include <sofia-sip/su_wait.h>
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "proxy/core/registrar.h"
 #include "proxy/sofia/su_event_loop.h"
@@ -77,8 +80,18 @@ class EventLoopTest : public ::testing::TestWithParam<std::string> {
   }
   void TearDown() override { driver_.reset(); }
   EventLoop& loop() { return driver_->loop(); }
-  bool RunUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(3)) {
-    return driver_->RunUntil(done, timeout);
+  // Runs the loop until `done()` holds; the failure says what never happened.
+  ::testing::AssertionResult Until(const std::function<bool()>& done, absl::string_view what,
+                                   absl::Duration timeout = absl::Seconds(3)) {
+    if (driver_->RunUntil(done, timeout)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "never happened within " << absl::FormatDuration(timeout) << ": " << what;
+  }
+  // Runs the loop for `window` (a timer): for checks that something does NOT happen.
+  void RunFor(absl::Duration window) {
+    auto tick = loop().CreateTimer([] {});
+    tick->Start(window);
+    EXPECT_TRUE(Until([&] { return !tick->active(); }, "a timer firing"));
   }
   std::unique_ptr<Driver> driver_;
 };
@@ -94,7 +107,7 @@ TEST_P(EventLoopTest, TimersFireInOrderAndStopCancels) {
   EXPECT_TRUE(t3->active());
   t3->Stop();
   EXPECT_FALSE(t3->active());
-  ASSERT_TRUE(RunUntil([&] { return fired.size() == 2; })) << "timers never fired";
+  ASSERT_TRUE(Until([&] { return fired.size() == 2; }, "timers 1 and 2 firing"));
   EXPECT_EQ(fired, (std::vector<int>{1, 2}));
   EXPECT_FALSE(t1->active());
 }
@@ -110,7 +123,8 @@ TEST_P(EventLoopTest, TimerCanRearmAndDestroyItselfInItsCallback) {
     }
   });
   timer->Start(absl::Milliseconds(1));
-  ASSERT_TRUE(RunUntil([&] { return timer == nullptr; })) << "timer fired " << count << " times";
+  ASSERT_TRUE(Until([&] { return timer == nullptr; }, "the timer firing 3 times"))
+      << "it fired " << count << " times";
   EXPECT_EQ(count, 3);
 }
 
@@ -132,19 +146,16 @@ TEST_P(EventLoopTest, FdWatchReportsReadAndWriteAsEnabled) {
     if (w) ++writable;
   });
   // No events enabled yet: nothing reported although the pipe is writable.
-  auto tick = loop().CreateTimer([] {});
-  tick->Start(absl::Milliseconds(30));
-  RunUntil([&] { return !tick->active(); });
+  RunFor(absl::Milliseconds(30));
   EXPECT_EQ(writable, 0);
   writer->SetEvents(false, true);
-  ASSERT_TRUE(RunUntil([&] { return writable > 0; })) << "write readiness never reported";
+  ASSERT_TRUE(Until([&] { return writable > 0; }, "write readiness being reported"));
   writer->SetEvents(false, false);
   reader->SetEvents(true, false);
   ASSERT_EQ(write(fds[1], "x", 1), 1);
-  ASSERT_TRUE(RunUntil([&] { return readable > 0; })) << "read readiness never reported";
+  ASSERT_TRUE(Until([&] { return readable > 0; }, "read readiness being reported"));
   int writable_after = writable;
-  tick->Start(absl::Milliseconds(30));
-  RunUntil([&] { return !tick->active(); });
+  RunFor(absl::Milliseconds(30));
   EXPECT_EQ(writable, writable_after) << "write events reported after disabling them";
   reader.reset();
   writer.reset();
@@ -163,10 +174,8 @@ TEST_P(EventLoopTest, WatchMayBeDestroyedInsideItsCallback) {
   });
   watch->SetEvents(true, false);
   ASSERT_EQ(write(fds[1], "x", 1), 1);
-  ASSERT_TRUE(RunUntil([&] { return watch == nullptr; })) << "callback never ran";
-  auto tick = loop().CreateTimer([] {});
-  tick->Start(absl::Milliseconds(30));
-  RunUntil([&] { return !tick->active(); });
+  ASSERT_TRUE(Until([&] { return watch == nullptr; }, "the watch's callback running"));
+  RunFor(absl::Milliseconds(30));
   EXPECT_EQ(calls, 1);
   close(fds[0]);
   close(fds[1]);
@@ -180,7 +189,8 @@ TEST_P(EventLoopTest, RedisStoreRunsOnThisLoop) {
   config.address = server.address();
   auto store = RedisBindingStore::Create(loop(), config);
   ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE(RunUntil([&] { return (*store)->connected() && (*store)->listening(); }))
+  ASSERT_TRUE(Until([&] { return (*store)->connected() && (*store)->listening(); },
+                    "the store connecting and subscribing"))
       << (*store)->last_error();
   absl::Time now = absl::Now();
   RegisterRequest r;
@@ -193,7 +203,7 @@ TEST_P(EventLoopTest, RedisStoreRunsOnThisLoop) {
     EXPECT_TRUE(s.ok()) << s;
     replaced = true;
   });
-  ASSERT_TRUE(RunUntil([&] { return replaced; })) << "Replace never answered";
+  ASSERT_TRUE(Until([&] { return replaced; }, "the answer to Replace"));
   std::vector<Binding> got;
   bool fetched = false;
   (*store)->Fetch(r.aor, now, [&](absl::StatusOr<std::vector<Binding>> v) {
@@ -201,7 +211,7 @@ TEST_P(EventLoopTest, RedisStoreRunsOnThisLoop) {
     got = *v;
     fetched = true;
   });
-  ASSERT_TRUE(RunUntil([&] { return fetched; })) << "Fetch never answered";
+  ASSERT_TRUE(Until([&] { return fetched; }, "the answer to Fetch"));
   EXPECT_EQ(got, std::vector<Binding>{b});
   // Outage on this loop too: killed server -> UNAVAILABLE, restart -> reconnects.
   server.Stop();
@@ -210,10 +220,11 @@ TEST_P(EventLoopTest, RedisStoreRunsOnThisLoop) {
     EXPECT_EQ(v.status().code(), absl::StatusCode::kUnavailable) << v.status();
     failed = true;
   });
-  ASSERT_TRUE(RunUntil([&] { return failed; })) << "Fetch never answered after the kill";
+  ASSERT_TRUE(Until([&] { return failed; }, "the answer to Fetch after the kill"));
   ASSERT_TRUE(server.Start().ok());
-  EXPECT_TRUE(RunUntil([&] { return (*store)->connected(); }, absl::Seconds(6)))
-      << "no reconnection: " << (*store)->last_error();
+  EXPECT_TRUE(
+      Until([&] { return (*store)->connected(); }, "the store reconnecting", absl::Seconds(6)))
+      << (*store)->last_error();
   store->reset();
 }
 

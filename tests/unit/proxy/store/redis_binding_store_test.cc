@@ -2,11 +2,15 @@
 // by the test): the shared BindingStore suite, replicas, restarts, outages and timeouts.
 #include "proxy/store/redis_binding_store.h"
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -20,6 +24,15 @@ namespace {
 
 using ::pushgate::proxy::testing::RedisTestServer;
 using ::testing::HasSubstr;
+
+// Runs `loop` until `done()` holds; the failure says what never happened.
+::testing::AssertionResult RunUntil(PollEventLoop& loop, const std::function<bool()>& done,
+                                    absl::string_view what,
+                                    absl::Duration timeout = absl::Seconds(5)) {
+  if (loop.RunUntil(done, timeout)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "never happened within " << absl::FormatDuration(timeout) << ": " << what;
+}
 
 // One server and one loop for the shared suite (each test process starts its own server).
 RedisTestServer& SharedServer() {
@@ -54,9 +67,10 @@ std::unique_ptr<BindingStore> MakeSharedStore() {
   EXPECT_TRUE(store.ok()) << store.status();
   if (!store.ok()) return nullptr;
   RedisBindingStore* raw = store->get();
-  EXPECT_TRUE(
-      SharedLoop().RunUntil([&] { return raw->connected() && raw->listening(); }, absl::Seconds(5)))
-      << "store never connected: " << raw->last_error();
+  EXPECT_TRUE(RunUntil(
+      SharedLoop(), [&] { return raw->connected() && raw->listening(); },
+      "the store connecting and subscribing"))
+      << raw->last_error();
   return *std::move(store);
 }
 
@@ -109,15 +123,27 @@ class RedisStoreTest : public ::testing::Test {
     return config;
   }
 
+  ::testing::AssertionResult Until(const std::function<bool()>& done, absl::string_view what,
+                                   absl::Duration timeout = absl::Seconds(5)) {
+    return RunUntil(loop_, done, what, timeout);
+  }
+
+  // Until every command issued so far has been written to its socket (no connection has unsent
+  // output): how a test knows its commands are in a paused Redis's input.
+  ::testing::AssertionResult UntilWritten() {
+    return Until([&] { return loop_.write_watch_count() == 0; },
+                 "the commands being written to the Redis sockets");
+  }
+
   std::unique_ptr<RedisBindingStore> NewStore(RedisStoreConfig config, bool wait = true) {
     auto store = RedisBindingStore::Create(loop_, std::move(config));
     EXPECT_TRUE(store.ok()) << store.status();
     if (!store.ok()) return nullptr;
     RedisBindingStore* raw = store->get();
     if (wait) {
-      EXPECT_TRUE(
-          loop_.RunUntil([&] { return raw->connected() && raw->listening(); }, absl::Seconds(5)))
-          << "store never connected: " << raw->last_error();
+      EXPECT_TRUE(Until([&] { return raw->connected() && raw->listening(); },
+                        "the store connecting and subscribing"))
+          << raw->last_error();
     }
     return *std::move(store);
   }
@@ -132,7 +158,7 @@ class RedisStoreTest : public ::testing::Test {
       called = true;
       result = std::move(r);
     });
-    EXPECT_TRUE(loop_.RunUntil([&] { return called; }, timeout)) << "Fetch never answered";
+    EXPECT_TRUE(Until([&] { return called; }, "the answer to Fetch", timeout));
     return result;
   }
 
@@ -145,7 +171,7 @@ class RedisStoreTest : public ::testing::Test {
       called = true;
       result = s;
     });
-    EXPECT_TRUE(loop_.RunUntil([&] { return called; }, timeout)) << "Replace never answered";
+    EXPECT_TRUE(Until([&] { return called; }, "the answer to Replace", timeout));
     return result;
   }
 
@@ -157,8 +183,7 @@ class RedisStoreTest : public ::testing::Test {
       called = true;
       result = std::move(r);
     });
-    EXPECT_TRUE(loop_.RunUntil([&] { return called; }, absl::Seconds(5)))
-        << "RemoveByPushKey never answered";
+    EXPECT_TRUE(Until([&] { return called; }, "the answer to RemoveByPushKey"));
     return result;
   }
 
@@ -222,12 +247,18 @@ TEST_F(RedisStoreTest, TwoReplicasShareBindingsAndHearEachOthersRegistrations) {
   ASSERT_TRUE(seen_by_b.ok()) << seen_by_b.status();
   ASSERT_EQ(seen_by_b->size(), 1u);
   EXPECT_EQ(seen_by_b->at(0), apns);
-  ASSERT_TRUE(loop_.RunUntil([&] { return !heard_by_b.empty(); }, absl::Seconds(5)))
-      << "replica B never heard A's registration via pub/sub";
+  ASSERT_TRUE(
+      Until([&] { return !heard_by_b.empty(); }, "replica B hearing A's registration via pub/sub"));
   EXPECT_THAT(heard_by_b,
               ::testing::ElementsAre("sip:alice@example.org 192.0.2.1 " + apns.push_key()));
-  loop_.RunFor(absl::Milliseconds(50));
-  EXPECT_EQ(heard_by_a.size(), 1u) << "A heard its own registration twice";
+  // A's own message was published before B's next one, and Redis delivers a channel's messages
+  // in order: once A hears B's, it has had its own (and skipped it).
+  ASSERT_TRUE(Replace(*b, "sip:bob@example.org", {Make(kFcm, absl::Hours(1), now_)}).ok());
+  ASSERT_TRUE(Until([&] { return heard_by_a.size() >= 2; },
+                    "replica A hearing B's registration via pub/sub"));
+  EXPECT_THAT(heard_by_a, ::testing::ElementsAre("sip:alice@example.org 192.0.2.1",
+                                                 "sip:bob@example.org 198.51.100.2"))
+      << "A heard its own registration twice";
 
   // B removes the device (dead token); A sees it gone.
   auto removed = Remove(*b, kAor, apns.push_key());
@@ -270,11 +301,11 @@ TEST_F(RedisStoreTest, RemoveByPushKeyNeverLosesAConcurrentRegistration) {
       replaced_done = true;
     });
     if (round % 2 == 0) {
-      loop_.RunFor(absl::Milliseconds(20));  // both commands written to their sockets
+      ASSERT_TRUE(UntilWritten());  // both commands wait in Redis's input
       server_.Resume();
     }
-    ASSERT_TRUE(loop_.RunUntil([&] { return removed_done && replaced_done; }, absl::Seconds(5)))
-        << "RemoveByPushKey or Replace never answered";
+    ASSERT_TRUE(Until([&] { return removed_done && replaced_done; },
+                      "the answers to RemoveByPushKey and Replace"));
     ASSERT_TRUE(removed.ok()) << removed.status();
     EXPECT_EQ(*removed, 1u);
     auto got = Fetch(*a, kAor);
@@ -331,10 +362,9 @@ TEST_F(RedisStoreTest, ConcurrentUpdatesFromTwoReplicasKeepEveryDevice) {
           sb = s;
           db = true;
         });
-    loop_.RunFor(absl::Milliseconds(20));  // both GETs written to their sockets
+    ASSERT_TRUE(UntilWritten());  // both GETs wait in Redis's input
     server_.Resume();
-    ASSERT_TRUE(loop_.RunUntil([&] { return da && db; }, absl::Seconds(5)))
-        << "an Update never answered";
+    ASSERT_TRUE(Until([&] { return da && db; }, "the answers to both Updates"));
     ASSERT_TRUE(sa.ok()) << sa;
     ASSERT_TRUE(sb.ok()) << sb;
     auto got = Fetch(*a, kAor);
@@ -394,12 +424,14 @@ TEST_F(RedisStoreTest, PendingOperationsFailWhenTheConnectionBreaks) {
     ++answered;
     statuses.push_back(s);
   });
-  loop_.RunFor(absl::Milliseconds(100));
+  ASSERT_TRUE(UntilWritten());
   EXPECT_EQ(answered, 0) << "answered while Redis was paused and before the timeout";
   absl::Time start = absl::Now();
   server_.Stop();  // SIGKILL while stopped: the socket closes
-  ASSERT_TRUE(loop_.RunUntil([&] { return answered == 4; }, absl::Seconds(3)))
-      << "pending operations not answered after the connection broke (" << answered << "/4)";
+  ASSERT_TRUE(Until([&] { return answered == 4; },
+                    "the answers to 4 pending operations after the connection broke",
+                    absl::Seconds(3)))
+      << answered << "/4 answered";
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   for (const absl::Status& s : statuses) {
     EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
@@ -409,14 +441,20 @@ TEST_F(RedisStoreTest, PendingOperationsFailWhenTheConnectionBreaks) {
 TEST_F(RedisStoreTest, RecoversWhenRedisComesBack) {
   auto store = NewStore();
   Binding fcm = Make(kFcm, absl::Hours(1), now_);
+  metrics::Counter& failures = metrics::Registry::Default().GetCounter(
+      "pushgate_redis_connection_failures_total", "Redis connections lost or failed to establish",
+      {{"connection", "commands"}});
   server_.Stop();
   EXPECT_EQ(Fetch(*store, kAor).status().code(), absl::StatusCode::kUnavailable);
-  ASSERT_TRUE(loop_.RunUntil([&] { return !store->connected(); }, absl::Seconds(2)));
-  loop_.RunFor(absl::Milliseconds(300));  // a few failed reconnection attempts
+  ASSERT_TRUE(Until([&] { return !store->connected(); }, "the store noticing Redis died",
+                    absl::Seconds(2)));
+  const uint64_t failures_when_down = failures.Value();
+  ASSERT_TRUE(Until([&] { return failures.Value() >= failures_when_down + 3; },
+                    "3 failed reconnection attempts"));
   ASSERT_TRUE(server_.Start().ok());
-  ASSERT_TRUE(
-      loop_.RunUntil([&] { return store->connected() && store->listening(); }, absl::Seconds(5)))
-      << "store did not reconnect: " << store->last_error();
+  ASSERT_TRUE(Until([&] { return store->connected() && store->listening(); },
+                    "the store reconnecting and subscribing again"))
+      << store->last_error();
   EXPECT_TRUE(Replace(*store, kAor, {fcm}).ok());
   auto got = Fetch(*store, kAor);
   ASSERT_TRUE(got.ok()) << got.status();
@@ -429,15 +467,13 @@ TEST_F(RedisStoreTest, ReplicaListenerWorksAgainAfterReconnection) {
   int heard = 0;
   b->Subscribe([&](const std::string&, const Binding&) { ++heard; });
   server_.Stop();
-  ASSERT_TRUE(loop_.RunUntil([&] { return !a->connected() && !b->listening(); }, absl::Seconds(3)))
-      << "the replicas never noticed that Redis died";
+  ASSERT_TRUE(Until([&] { return !a->connected() && !b->listening(); },
+                    "the replicas noticing that Redis died", absl::Seconds(3)));
   ASSERT_TRUE(server_.Start().ok());
-  ASSERT_TRUE(loop_.RunUntil([&] { return a->connected() && b->connected() && b->listening(); },
-                             absl::Seconds(5)))
-      << "replicas did not reconnect/resubscribe";
+  ASSERT_TRUE(Until([&] { return a->connected() && b->connected() && b->listening(); },
+                    "the replicas reconnecting and B subscribing again"));
   ASSERT_TRUE(Replace(*a, kAor, {Make(kFcm, absl::Hours(1), now_)}).ok());
-  EXPECT_TRUE(loop_.RunUntil([&] { return heard == 1; }, absl::Seconds(5)))
-      << "B never heard A's registration after the reconnection";
+  EXPECT_TRUE(Until([&] { return heard == 1; }, "B hearing A's registration after reconnecting"));
 }
 
 TEST_F(RedisStoreTest, OperationTimesOutWhenRedisHangs) {
@@ -453,8 +489,8 @@ TEST_F(RedisStoreTest, OperationTimesOutWhenRedisHangs) {
   EXPECT_GE(took, absl::Milliseconds(250));
   EXPECT_LT(took, absl::Milliseconds(1000));
   server_.Resume();
-  ASSERT_TRUE(loop_.RunUntil([&] { return store->connected(); }, absl::Seconds(5)))
-      << "store did not reconnect after the pause: " << store->last_error();
+  ASSERT_TRUE(Until([&] { return store->connected(); }, "the store reconnecting after the pause"))
+      << store->last_error();
   EXPECT_TRUE(Fetch(*store, kAor).ok());
 }
 
@@ -468,7 +504,11 @@ TEST_F(RedisStoreTest, DebugSleepFromAnotherClientTimesOut) {
   // DEBUG SLEEP blocks the server for 1 s; run it from a thread (synchronous client).
   absl::StatusOr<std::string> slept = absl::UnknownError("not run");
   std::thread sleeper([&] { slept = debuggable.Command({"DEBUG", "SLEEP", "1"}); });
-  absl::SleepFor(absl::Milliseconds(100));
+  absl::Status blocked = debuggable.UntilBlocked(absl::Seconds(2));
+  if (!blocked.ok()) {
+    sleeper.join();
+    FAIL() << "DEBUG SLEEP never blocked the server: " << blocked;
+  }
   absl::Time start = absl::Now();
   absl::Status s = Replace(*store, kAor, {Make(kFcm, absl::Hours(1), now_)}, absl::Seconds(3));
   absl::Duration took = absl::Now() - start;
@@ -479,7 +519,7 @@ TEST_F(RedisStoreTest, DebugSleepFromAnotherClientTimesOut) {
   EXPECT_GE(took, absl::Milliseconds(150));
   EXPECT_LT(took, absl::Milliseconds(700));
   // Once the server wakes up, the store reconnects by itself.
-  ASSERT_TRUE(loop_.RunUntil([&] { return store->connected(); }, absl::Seconds(5)))
+  ASSERT_TRUE(Until([&] { return store->connected(); }, "the store reconnecting after the sleep"))
       << store->last_error();
   EXPECT_TRUE(Replace(*store, kAor, {Make(kFcm, absl::Hours(1), now_)}).ok());
 }
@@ -552,7 +592,8 @@ TEST_F(RedisAuthTest, PasswordIsSentAndAWrongOneIsUnavailable) {
   config.password = "s3cret";
   auto good = RedisBindingStore::Create(loop_, config);
   ASSERT_TRUE(good.ok());
-  EXPECT_TRUE(loop_.RunUntil([&] { return (*good)->connected(); }, absl::Seconds(5)))
+  EXPECT_TRUE(RunUntil(
+      loop_, [&] { return (*good)->connected(); }, "the store with the right password connecting"))
       << (*good)->last_error();
 
   config.password = "wrong";
@@ -564,7 +605,8 @@ TEST_F(RedisAuthTest, PasswordIsSentAndAWrongOneIsUnavailable) {
     called = true;
     status = r.status();
   });
-  ASSERT_TRUE(loop_.RunUntil([&] { return called; }, absl::Seconds(5)));
+  ASSERT_TRUE(RunUntil(
+      loop_, [&] { return called; }, "the answer to Fetch (wrong password)"));
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_FALSE((*bad)->connected());
   EXPECT_THAT(std::string((*bad)->last_error().message()), HasSubstr("AUTH failed"));
