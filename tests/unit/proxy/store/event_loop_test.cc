@@ -87,11 +87,23 @@ class EventLoopTest : public ::testing::TestWithParam<std::string> {
     return ::testing::AssertionFailure()
            << "never happened within " << absl::FormatDuration(timeout) << ": " << what;
   }
-  // Runs the loop for `window` (a timer): for checks that something does NOT happen.
-  void RunFor(absl::Duration window) {
-    auto tick = loop().CreateTimer([] {});
-    tick->Start(window);
-    EXPECT_TRUE(Until([&] { return !tick->active(); }, "a timer firing"));
+  // Runs the loop until it reports a pipe that is readable now. poll(2) and epoll report every
+  // ready descriptor of a wait at once, and the loop serves them all before returning, so a
+  // descriptor that is ready with its events enabled has been reported by then too: for checks
+  // that something is NOT reported, without waiting for a length of time.
+  ::testing::AssertionResult UntilOneWaitServed() {
+    int fds[2];
+    if (pipe(fds) != 0) return ::testing::AssertionFailure() << "pipe failed";
+    bool served = false;
+    auto watch = loop().WatchFd(fds[0], [&](bool readable, bool) { served |= readable; });
+    watch->SetEvents(true, false);
+    ::testing::AssertionResult result =
+        write(fds[1], "x", 1) == 1 ? Until([&] { return served; }, "a readable pipe being reported")
+                                   : ::testing::AssertionFailure() << "write to the pipe failed";
+    watch.reset();
+    close(fds[0]);
+    close(fds[1]);
+    return result;
   }
   std::unique_ptr<Driver> driver_;
 };
@@ -146,7 +158,7 @@ TEST_P(EventLoopTest, FdWatchReportsReadAndWriteAsEnabled) {
     if (w) ++writable;
   });
   // No events enabled yet: nothing reported although the pipe is writable.
-  RunFor(absl::Milliseconds(30));
+  ASSERT_TRUE(UntilOneWaitServed());
   EXPECT_EQ(writable, 0);
   writer->SetEvents(false, true);
   ASSERT_TRUE(Until([&] { return writable > 0; }, "write readiness being reported"));
@@ -155,7 +167,7 @@ TEST_P(EventLoopTest, FdWatchReportsReadAndWriteAsEnabled) {
   ASSERT_EQ(write(fds[1], "x", 1), 1);
   ASSERT_TRUE(Until([&] { return readable > 0; }, "read readiness being reported"));
   int writable_after = writable;
-  RunFor(absl::Milliseconds(30));
+  ASSERT_TRUE(UntilOneWaitServed());
   EXPECT_EQ(writable, writable_after) << "write events reported after disabling them";
   reader.reset();
   writer.reset();
@@ -175,7 +187,7 @@ TEST_P(EventLoopTest, WatchMayBeDestroyedInsideItsCallback) {
   watch->SetEvents(true, false);
   ASSERT_EQ(write(fds[1], "x", 1), 1);
   ASSERT_TRUE(Until([&] { return watch == nullptr; }, "the watch's callback running"));
-  RunFor(absl::Milliseconds(30));
+  ASSERT_TRUE(UntilOneWaitServed());
   EXPECT_EQ(calls, 1);
   close(fds[0]);
   close(fds[1]);
