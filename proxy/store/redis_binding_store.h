@@ -15,8 +15,8 @@
 //  Replace is a blind overwrite (last writer wins).
 //
 // Listeners (Subscribe) hear of added/changed bindings from two sources:
-//  1. this store's own Replace calls (before `done`, like the in-memory store), and
-//  2. other replicas: after a Replace that added/changed bindings, the store PUBLISHes
+//  1. this store's own writes, Replace and Update (before `done`, like the in-memory store), and
+//  2. other replicas: after a write that added/changed bindings, the store PUBLISHes
 //     `<origin>\n<aor>\n<EncodeBindings(changed)>` on `<key_prefix>registrations`; a second
 //     (subscriber) connection receives the other replicas' messages (its own are skipped) and
 //     calls the listeners with each binding. Best effort: messages published while this
