@@ -149,20 +149,21 @@ void RedisBindingStore::NotifyListeners(const std::string& aor,
 }
 
 void RedisBindingStore::Fetch(const std::string& aor, absl::Time now, FetchDone done) {
-  commands_->Command({"GET", AorKey(aor)}, [aor, now, done = std::move(done)](
-                                               absl::StatusOr<const redisReply*> reply) mutable {
-    absl::StatusOr<StoredRecord> record = ReadRecord(reply, "GET", aor);
-    if (!record.ok()) {
-      done(record.status());
-      return;
-    }
-    std::vector<Binding> live;
-    live.reserve(record->bindings.size());
-    for (Binding& b : record->bindings) {
-      if (!b.expired(now)) live.push_back(std::move(b));
-    }
-    done(std::move(live));
-  });
+  commands_->Command(
+      {"GET", AorKey(aor)},
+      [aor, now, done = std::move(done)](const absl::StatusOr<const redisReply*>& reply) mutable {
+        absl::StatusOr<StoredRecord> record = ReadRecord(reply, "GET", aor);
+        if (!record.ok()) {
+          done(record.status());
+          return;
+        }
+        std::vector<Binding> live;
+        live.reserve(record->bindings.size());
+        for (Binding& b : record->bindings) {
+          if (!b.expired(now)) live.push_back(std::move(b));
+        }
+        done(std::move(live));
+      });
 }
 
 void RedisBindingStore::Replace(const std::string& aor, std::vector<Binding> bindings,
@@ -176,7 +177,7 @@ void RedisBindingStore::Replace(const std::string& aor, std::vector<Binding> bin
   }
   std::string key = AorKey(aor);
   auto on_reply = [this, aor, now, live,
-                   done = std::move(done)](absl::StatusOr<const redisReply*> reply) mutable {
+                   done = std::move(done)](const absl::StatusOr<const redisReply*>& reply) mutable {
     absl::StatusOr<StoredRecord> old = ReadRecord(reply, "SET", aor);
     if (old.status().code() == absl::StatusCode::kDataLoss) {
       Logger()->warn("redis: overwrote a corrupt record aor={} error=\"{}\"", aor,
@@ -236,7 +237,7 @@ void RedisBindingStore::AfterWrite(const std::string& aor, const std::vector<Bin
   if (aor.find('\n') != std::string::npos) return;
   std::string payload = absl::StrCat(origin_, "\n", aor, "\n", EncodeBindings(changed));
   commands_->Command({"PUBLISH", channel(), payload},
-                     [aor](absl::StatusOr<const redisReply*> published) {
+                     [aor](const absl::StatusOr<const redisReply*>& published) {
                        if (!published.ok()) {
                          Logger()->debug("redis: PUBLISH failed aor={} error=\"{}\"", aor,
                                          published.status().message());
@@ -253,7 +254,8 @@ void RedisBindingStore::Update(const std::string& aor, absl::Time now, Mutation 
 // read, else read again (another request or replica changed the AOR in between).
 void RedisBindingStore::UpdateAttempt(UpdateOp op) {
   std::string key = AorKey(op.aor);
-  auto on_read = [this, op = std::move(op)](absl::StatusOr<const redisReply*> reply) mutable {
+  auto on_read = [this,
+                  op = std::move(op)](const absl::StatusOr<const redisReply*>& reply) mutable {
     absl::StatusOr<StoredRecord> old = ReadRecord(reply, "GET", op.aor);
     if (!old.ok()) {
       op.done(old.status());
@@ -283,7 +285,7 @@ void RedisBindingStore::WriteIfUnchanged(UpdateOp op, StoredRecord old) {
   std::string ttl = live.empty() ? "0" : TtlMillis(LatestExpiry(live), op.now);
   std::string key = AorKey(op.aor);
   auto on_cas = [this, op = std::move(op), old = std::move(old.bindings),
-                 live = std::move(live)](absl::StatusOr<const redisReply*> cas) mutable {
+                 live = std::move(live)](const absl::StatusOr<const redisReply*>& cas) mutable {
     if (!cas.ok()) {
       op.done(cas.status());
       return;
@@ -326,7 +328,7 @@ void RedisBindingStore::RemoveByPushKey(const std::string& aor, const std::strin
         }
         return kept;
       },
-      [removed, done = std::move(done)](absl::Status st) {
+      [removed, done = std::move(done)](const absl::Status& st) {
         if (!st.ok()) {
           done(st);
           return;

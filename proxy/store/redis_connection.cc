@@ -210,8 +210,10 @@ void RedisConnection::Send(std::initializer_list<absl::string_view> args, ReplyH
     ++argc;
   }
   uint64_t id = next_id_++;
-  if (redisAsyncCommandArgv(ac_, &RedisConnection::ReplyTrampoline,
-                            reinterpret_cast<void*>(static_cast<uintptr_t>(id)), argc, argv,
+  // The command's id travels as hiredis's privdata pointer (compared, never dereferenced).
+  void* privdata = reinterpret_cast<void*>(  // NOLINT(performance-no-int-to-ptr)
+      static_cast<uintptr_t>(id));
+  if (redisAsyncCommandArgv(ac_, &RedisConnection::ReplyTrampoline, privdata, argc, argv,
                             argvlen) != REDIS_OK) {
     handler(absl::UnavailableError("redis unavailable: connection closing"));
     return;
@@ -269,7 +271,7 @@ void RedisConnection::SendHandshake() {
 }
 
 RedisConnection::ReplyHandler RedisConnection::HandshakeStep(absl::string_view what, bool last) {
-  return [this, what, last](absl::StatusOr<const redisReply*> reply) {
+  return [this, what, last](const absl::StatusOr<const redisReply*>& reply) {
     if (!reply.ok()) {
       if (state_ != State::kDown) {
         Lost(absl::StrCat(what, " failed: ", reply.status().message()), true);
