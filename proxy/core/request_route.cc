@@ -64,6 +64,11 @@ RequestRoute Classify(const RequestFacts& f) {
   return OtherStep(f);
 }
 
+Transport NextHopTransport(const std::optional<Uri>& backend, const Uri& request_uri) {
+  auto t = UriTransport(backend ? *backend : request_uri);
+  return t.ok() ? *t : Transport::kUdp;
+}
+
 std::string DebugString(const RequestRoute& r) {
   switch (r.route) {
     case Route::kInDialog:

@@ -26,6 +26,8 @@
 
 #include "absl/strings/string_view.h"
 #include "proxy/core/outcomes.h"
+#include "proxy/core/sip_uri.h"
+#include "proxy/core/transport.h"
 
 namespace pushgate::proxy {
 
@@ -75,6 +77,10 @@ struct RequestRoute {
 };
 
 RequestRoute Classify(const RequestFacts& facts);
+
+// The transport of the next hop of a relayed request: the configured backend's, else the
+// request URI's (UDP when neither names a usable one).
+Transport NextHopTransport(const std::optional<Uri>& backend, const Uri& request_uri);
 
 // For logs and test messages: "reject(403 relay_denied)", "relay_to_backend+rr".
 std::string DebugString(const RequestRoute& route);

@@ -138,5 +138,15 @@ TEST(MethodOfTest, KnownAndOther) {
   EXPECT_EQ(MethodOf("register"), Method::kOther);  // methods are case-sensitive
 }
 
+TEST(NextHopTransportTest, TheBackendsElseTheRequestUris) {
+  const Uri tcp_backend = *ParseUri("sip:backend.example.org;transport=tcp");
+  const Uri tls_uri = *ParseUri("sips:alice@example.org");
+  EXPECT_EQ(NextHopTransport(tcp_backend, tls_uri), Transport::kTcp);
+  EXPECT_EQ(NextHopTransport(std::nullopt, tls_uri), Transport::kTls);
+  EXPECT_EQ(NextHopTransport(std::nullopt, *ParseUri("sip:a@example.org")), Transport::kUdp);
+  EXPECT_EQ(NextHopTransport(std::nullopt, *ParseUri("sip:a@example.org;transport=ws")),
+            Transport::kUdp);
+}
+
 }  // namespace
 }  // namespace pushgate::proxy
