@@ -10,12 +10,9 @@
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/tport.h>
 
-#include <algorithm>
 #include <atomic>
 #include <optional>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -23,6 +20,7 @@
 #include "proxy/core/masquerade.h"
 #include "proxy/core/request_route.h"
 #include "proxy/core/sip_uri.h"
+#include "proxy/sofia/backend_trust.h"
 #include "proxy/sofia/flow_table.h"
 #include "proxy/sofia/listeners.h"
 #include "proxy/sofia/proxy_metrics.h"
@@ -114,13 +112,11 @@ class SipProxy::Impl {
   }
 
   absl::Status CreateAgent();
-  void TrustBackend();
   int OnRequest(nta_incoming_t* irq, const sip_t* sip);
   Incoming Examine(nta_incoming_t* irq, const sip_t* sip);
   void ExamineRequestUri(const sip_t* sip, Incoming& in);
   void Reject(IncomingPtr irq, const Incoming& in, Outcome outcome);
   void Relay(IncomingPtr irq, const sip_t* sip, const Incoming& in, const RequestRoute& route);
-  bool FromTrustedBackend(const std::optional<TransportInfo>& source) const;
   // Whether an in-dialog request routed by our Record-Route may be relayed (see CallHandler).
   bool InDialogAllowed(nta_incoming_t* irq, const sip_t* sip);
 
@@ -136,6 +132,7 @@ class SipProxy::Impl {
   Listeners listeners_;
   std::shared_ptr<spdlog::logger> log_;
   std::optional<Uri> backend_;
+  std::optional<BackendTrust> trust_;  // set by Init
 
   HomePtr home_;
   AgentPtr agent_;
@@ -165,7 +162,12 @@ absl::Status SipProxy::Impl::Init() {
   ListenerOptions lo{options_.listen, options_.advertise, options_.tls_certificate_dir,
                      backend_ && IsIpv6Literal(backend_->host)};
   RETURN_IF_ERROR(listeners_.Bind(agent_.get(), lo));
-  TrustBackend();
+  trust_.emplace(backend_, options_.trusted_backends, domains_);
+  if (backend_) {
+    log_->info("backend {}", options_.backend_uri);
+  } else {
+    log_->info("backend: RFC 3263 resolution of the request URI");
+  }
   register_relay_ =
       std::make_unique<RegisterRelay>(agent_.get(), options_, backend_, codec_, store_, clock_,
                                       txns_, listeners_, flows_, metrics_);
@@ -194,27 +196,6 @@ absl::Status SipProxy::Impl::CreateAgent() {
   return absl::OkStatus();
 }
 
-void SipProxy::Impl::TrustBackend() {
-  if (!backend_) {
-    log_->info("backend: RFC 3263 resolution of the request URI");
-    return;
-  }
-  log_->info("backend {}", options_.backend_uri);
-  // Requests the backend sends us come from its address: trust it when it is an IP literal
-  // (with its port for UDP, where the backend sends from its listening port).
-  bool ip_literal = IsIpv6Literal(backend_->host) ||
-                    std::all_of(backend_->host.begin(), backend_->host.end(),
-                                [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
-  if (!ip_literal) return;
-  auto t = UriTransport(*backend_);
-  if (t.ok() && *t == Transport::kUdp) {
-    options_.trusted_backends.push_back(
-        absl::StrCat(UriHost(backend_->host), ":", backend_->port.value_or(5060)));
-  } else {
-    options_.trusted_backends.push_back(backend_->host);
-  }
-}
-
 void SipProxy::Impl::Shutdown() {
   shut_down_ = true;
   call_handler_.reset();  // before the agent it uses
@@ -229,36 +210,15 @@ void SipProxy::Impl::Shutdown() {
   home_.reset();
 }
 
-bool SipProxy::Impl::FromTrustedBackend(const std::optional<TransportInfo>& source) const {
-  if (!source) return false;
-  std::string host = UriHost(source->host);
-  std::string with_port = absl::StrCat(host, ":", source->port);
-  return std::any_of(options_.trusted_backends.begin(), options_.trusted_backends.end(),
-                     [&](const std::string& entry) {
-                       return entry == source->host || entry == host || entry == with_port;
-                     });
-}
-
 bool SipProxy::Impl::InDialogAllowed(nta_incoming_t* irq, const sip_t* sip) {
-  if (FromTrustedBackend(OriginOf(agent_.get(), irq).source)) return true;
+  if (trust_->From(OriginOf(agent_.get(), irq).source)) return true;
   if (call_handler_->NamesPhone(sip)) return true;  // to the phone, or from it
   // Anything else goes on only toward the backend: the next Route after ours, else the
   // request URI.
   const sip_route_t* r = sip->sip_route;
   for (int i = call_handler_->OwnRoutes(sip); i > 0 && r != nullptr; --i) r = r->r_next;
   auto next = ParseUri(UrlString(r != nullptr ? r->r_url : sip->sip_request->rq_url));
-  if (!next.ok()) return false;
-  const uint16_t port = next->port.value_or(next->scheme == "sips" ? 5061 : 5060);
-  if (backend_ && absl::EqualsIgnoreCase(next->host, backend_->host) &&
-      port == backend_->port.value_or(backend_->scheme == "sips" ? 5061 : 5060)) {
-    return true;
-  }
-  // The backend's own Record-Route may name it by address: the trusted backends list.
-  TransportInfo hop;
-  hop.host = next->host;
-  hop.port = port;
-  if (FromTrustedBackend(hop)) return true;
-  return !backend_ && !domains_.allow_all() && domains_.Allowed(next->host);
+  return next.ok() && trust_->TowardBackend(*next);
 }
 
 int SipProxy::Impl::OnRequest(nta_incoming_t* raw, const sip_t* sip) {
@@ -313,7 +273,7 @@ SipProxy::Impl::Incoming SipProxy::Impl::Examine(nta_incoming_t* irq, const sip_
   }
   if (f.method == Method::kRegister) return in;  // the register relay looks for itself
   in.origin = OriginOf(agent_.get(), irq);
-  f.from_trusted_backend = FromTrustedBackend(in.origin.source);
+  f.from_trusted_backend = trust_->From(in.origin.source);
   if (f.method != Method::kAck && f.method != Method::kCancel) ExamineRequestUri(sip, in);
   return in;
 }
