@@ -4,7 +4,7 @@
 //   1. ParseContacts(...)               -> 400 with the error message when malformed
 //   2. CheckRegister(request, policy)   -> SipError (an Outcome: 400/403/423) or per-contact
 //                                          expiries to ask
-//   3. masquerade, remember the request in PendingRegisters, forward to the backend
+//   3. masquerade, keep the request with its transaction, forward to the backend
 //   4. backend 2xx: ApplyRegistration(existing, request, granted, now, policy) inside an
 //      atomic store Update
 #pragma once

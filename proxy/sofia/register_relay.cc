@@ -121,10 +121,10 @@ void RegisterRelay::Forward(Transaction& txn, MsgPtr msg) {
     log_->warn("too many pending REGISTERs: dropping {}", oldest);
     txns_.Reply(oldest, Outcome::kTooManyPending);
   }
-  const std::string aor = txn.reg->request.aor;
   if (!txns_.Send(agent_, txn, RouteUrl(options_.backend_uri), std::move(msg))) {
+    // Refused at once: nta called nothing back, `txn` is still open.
     metrics_.Registrations(LabelOf(Outcome::kRegistrarUnreachable)).Inc();
-    log_->warn("REGISTER aor={}: cannot forward to the backend", aor);
+    log_->warn("REGISTER aor={}: cannot forward to the backend", txn.reg->request.aor);
     txns_.Reply(id, Outcome::kRegistrarUnreachable);
     return;
   }

@@ -142,7 +142,7 @@ class SipProxy::Impl {
   std::atomic<bool> draining_{false};
   bool shut_down_ = false;
   std::unique_ptr<CallHandler> call_handler_;
-  su_timer_t* sweep_timer_ = nullptr;  // every second: flows
+  TimerPtr sweep_timer_;  // every second: flows
 };
 
 absl::Status SipProxy::Impl::Init() {
@@ -176,9 +176,9 @@ absl::Status SipProxy::Impl::Init() {
                              reinterpret_cast<nta_leg_magic_t*>(this), NTATAG_NO_DIALOG(1),
                              TAG_END()));
   if (!leg_) return absl::InternalError("nta_leg_tcreate (default leg) failed");
-  sweep_timer_ = su_timer_create(su_root_task(loop_.root()), 1000);
-  if (sweep_timer_ == nullptr) return absl::InternalError("su_timer_create failed");
-  su_timer_run(sweep_timer_, &Impl::OnSweepTimer, reinterpret_cast<su_timer_arg_t*>(this));
+  sweep_timer_.reset(su_timer_create(su_root_task(loop_.root()), 1000));
+  if (!sweep_timer_) return absl::InternalError("su_timer_create failed");
+  su_timer_run(sweep_timer_.get(), &Impl::OnSweepTimer, reinterpret_cast<su_timer_arg_t*>(this));
   return absl::OkStatus();
 }
 
@@ -199,8 +199,7 @@ absl::Status SipProxy::Impl::CreateAgent() {
 void SipProxy::Impl::Shutdown() {
   shut_down_ = true;
   call_handler_.reset();  // before the agent it uses
-  if (sweep_timer_ != nullptr) su_timer_destroy(sweep_timer_);
-  sweep_timer_ = nullptr;
+  sweep_timer_.reset();
   txns_.CloseAll(Outcome::kShuttingDown);
   register_relay_.reset();
   relay_.reset();

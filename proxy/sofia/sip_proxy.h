@@ -7,10 +7,10 @@
 //   0. Top Route is the call handler's Record-Route -> CallHandler::HandleInDialog.
 //      ACK (of a relayed 2xx) -> forwarded statelessly to the backend (a phone's only).
 //   1. Max-Forwards 0 -> 483; draining -> 503.
-//   2. REGISTER -> RegisterRelay (register_relay.h): domain allowed? (403) -> contacts parse (400)
-//   -> CheckRegister
-//      (400/403/423) -> masquerade + PendingRegisters -> forward to the backend; the backend's
-//      final response -> bind (2xx) -> answer the phone with its own contacts.
+//   2. REGISTER -> RegisterRelay (register_relay.h): domain allowed? (403) -> contacts parse
+//      (400) -> CheckRegister (400/403/423) -> masquerade, kept with its transaction -> forward
+//      to the backend; the backend's final response -> bind (2xx) -> answer the phone with its
+//      own contacts.
 //   3. Request URI with a masquerade value: forged/altered -> 403; valid ->
 //      CallHandler::HandleIncoming(aor) when a call handler is installed, else 480.
 //   4. From a trusted backend without a masquerade value -> 404.
@@ -66,6 +66,7 @@ struct SipProxyOptions {
   absl::Duration t1 = absl::Milliseconds(500);
   // Non-INVITE client transaction timeout (timer F = 64*T1 by default).
   absl::Duration transaction_timeout = absl::Seconds(32);
+  // REGISTERs waiting for the backend at most; beyond, the oldest is answered 503.
   size_t max_pending_registers = 100000;
   int store_retry_after_seconds = 5;  // Retry-After of the 503 sent when the store fails
   // Retry-After of the 503s sent when the gateway is overloaded or stopping, and when an AOR

@@ -21,6 +21,7 @@ void AgentDeleter::operator()(nta_agent_t* agent) const { nta_agent_destroy(agen
 void LegDeleter::operator()(nta_leg_t* leg) const { nta_leg_destroy(leg); }
 void IncomingDeleter::operator()(nta_incoming_t* irq) const { nta_incoming_destroy(irq); }
 void OutgoingDeleter::operator()(nta_outgoing_t* orq) const { nta_outgoing_destroy(orq); }
+void TimerDeleter::operator()(su_timer_t* timer) const { su_timer_destroy(timer); }
 
 TportRef::TportRef(tport_t* tp) : tp_(tp ? tport_ref(tp) : nullptr) {}
 TportRef TportRef::Adopt(tport_t* tp) {

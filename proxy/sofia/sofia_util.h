@@ -8,6 +8,7 @@
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/su_alloc.h>
+#include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
 
 #include <memory>
@@ -55,6 +56,11 @@ struct OutgoingDeleter {
   void operator()(nta_outgoing_s* orq) const;
 };
 using OutgoingPtr = std::unique_ptr<nta_outgoing_s, OutgoingDeleter>;
+
+struct TimerDeleter {
+  void operator()(su_timer_s* timer) const;
+};
+using TimerPtr = std::unique_ptr<su_timer_s, TimerDeleter>;
 
 // A counted reference to a transport (tport_ref / tport_unref); copyable.
 class TportRef {

@@ -6,6 +6,8 @@
 
 #include <chrono>
 
+#include "common/log.h"
+
 namespace pushgate::proxy::sofia {
 namespace {
 
@@ -26,6 +28,9 @@ int OnCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq, const sip_t* si
 }
 
 }  // namespace
+
+Transactions::Transactions(ProxyMetrics& metrics, RetryAfterConfig retry)
+    : metrics_(metrics), retry_(retry), log_(log::Get("proxy.sofia")) {}
 
 Transactions::~Transactions() { CloseAll(Outcome::kShuttingDown); }
 
@@ -80,7 +85,9 @@ void Transactions::Relay(uint64_t id, MsgPtr response) {
   if (txn.irq) {
     sip_t* rsip = sip_object(response.get());
     int status = rsip && rsip->sip_status ? rsip->sip_status->st_status : 500;
-    nta_incoming_mreply(txn.irq.get(), response.release());
+    if (nta_incoming_mreply(txn.irq.get(), response.release()) < 0) {
+      log_->warn("{}: relaying the {} response failed", txn.method, status);
+    }
     metrics_.Responses(status).Inc();
   }
   Erase(it);

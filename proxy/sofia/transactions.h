@@ -29,6 +29,7 @@
 #include "proxy/core/registrar.h"
 #include "proxy/sofia/proxy_metrics.h"
 #include "proxy/sofia/sofia_util.h"
+#include "spdlog/logger.h"
 
 namespace pushgate::proxy::sofia {
 
@@ -63,7 +64,7 @@ struct Transaction {
 
 class Transactions final {
  public:
-  Transactions(ProxyMetrics& metrics, RetryAfterConfig retry) : metrics_(metrics), retry_(retry) {}
+  Transactions(ProxyMetrics& metrics, RetryAfterConfig retry);
   ~Transactions();  // CloseAll(kShuttingDown)
   Transactions(const Transactions&) = delete;
   Transactions& operator=(const Transactions&) = delete;
@@ -112,6 +113,7 @@ class Transactions final {
 
   ProxyMetrics& metrics_;
   RetryAfterConfig retry_;
+  std::shared_ptr<spdlog::logger> log_;
   uint64_t next_id_ = 1;
   Table txns_;
   std::list<uint64_t> awaiting_;
