@@ -301,7 +301,13 @@ void SipProxy::Impl::ExamineRequestUri(const sip_t* sip, Incoming& in) {
 }
 
 void SipProxy::Impl::Reject(IncomingPtr irq, const Incoming& in, Outcome outcome) {
-  metrics_.Rejected(LabelOf(outcome)).Inc();
+  // A REGISTER refused before the register relay (Max-Forwards, draining) counts as a
+  // registration result; any other request as a rejection.
+  if (in.facts.method == Method::kRegister) {
+    metrics_.Registrations(LabelOf(outcome)).Inc();
+  } else {
+    metrics_.Rejected(LabelOf(outcome)).Inc();
+  }
   txns_.Refuse(std::move(irq), outcome, outcome == Outcome::kBadRequest ? in.uri_error : "");
 }
 
