@@ -69,10 +69,11 @@ std::string ViaHost(nta_agent_t* agent, Transport transport, bool v6) {
   return "";
 }
 
-// One advertised address per transport and IP family of the listeners.
-std::vector<TransportInfo> ElectAdvertised(nta_agent_t* agent,
-                                           const std::vector<TransportInfo>& listening,
-                                           const std::vector<TransportInfo>& configured) {
+}  // namespace
+
+std::vector<TransportInfo> ElectAdvertised(const std::vector<TransportInfo>& listening,
+                                           const std::vector<TransportInfo>& configured,
+                                           const ViaHostFn& via_host) {
   std::vector<TransportInfo> advertised;
   for (const TransportInfo& l : listening) {
     const bool v6 = IsIpv6Literal(l.host);
@@ -90,14 +91,12 @@ std::vector<TransportInfo> ElectAdvertised(nta_agent_t* agent,
       a = *it;
     } else if (a.host == "0.0.0.0" || a.host == "::") {
       // A wildcard listener: advertise the address sofia puts in its Via for this transport.
-      if (std::string via = ViaHost(agent, l.transport, v6); !via.empty()) a.host = via;
+      if (std::string via = via_host(l.transport, v6); !via.empty()) a.host = via;
     }
     if (std::none_of(advertised.begin(), advertised.end(), same_kind)) advertised.push_back(a);
   }
   return advertised;
 }
-
-}  // namespace
 
 absl::Status Listeners::Bind(nta_agent_t* agent, const ListenerOptions& options) {
   // nta sends a request through the first listener of the transport, whatever its IP family:
@@ -111,7 +110,9 @@ absl::Status Listeners::Bind(nta_agent_t* agent, const ListenerOptions& options)
     if (absl::Status st = AddListener(agent, l, options.tls_certificate_dir); !st.ok()) return st;
   }
   std::vector<TransportInfo> listening = BoundListeners(agent);
-  std::vector<TransportInfo> advertised = ElectAdvertised(agent, listening, options.advertise);
+  std::vector<TransportInfo> advertised =
+      ElectAdvertised(listening, options.advertise,
+                      [agent](Transport t, bool v6) { return ViaHost(agent, t, v6); });
   for (const TransportInfo& a : options.advertise) {
     if (std::none_of(listening.begin(), listening.end(),
                      [&](const TransportInfo& l) { return l.transport == a.transport; })) {

@@ -6,7 +6,9 @@
 // Threads: Bind on the loop thread; the readers are thread-safe.
 #pragma once
 
+#include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -22,6 +24,17 @@ struct ListenerOptions {
   std::string tls_certificate_dir;
   bool ipv6_first = false;  // the backend is an IPv6 literal: nta sends through the first listener
 };
+
+// The host sofia puts in its Via for a transport and IP family ("" when none).
+using ViaHostFn = std::function<std::string(Transport transport, bool ipv6)>;
+
+// One advertised address per transport and IP family of `listening`: the configured one of the
+// same transport and family, else a configured one of the transport (a host name serves both
+// families), else the listener's own address; for a wildcard listener ("0.0.0.0", "::") the
+// Via host of its transport and family when there is one.
+std::vector<TransportInfo> ElectAdvertised(const std::vector<TransportInfo>& listening,
+                                           const std::vector<TransportInfo>& configured,
+                                           const ViaHostFn& via_host);
 
 class Listeners final {
  public:
