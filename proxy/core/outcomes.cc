@@ -13,7 +13,7 @@ struct Row {
 };
 
 // In enum order (checked by the unit test and below).
-constexpr std::array<Row, 22> kTable = {{
+constexpr std::array<Row, 29> kTable = {{
     {Outcome::kBadRequest, {400, "Bad Request", RetryAfter::kNone, "bad_request"}},
     {Outcome::kTooManyHops, {483, "Too Many Hops", RetryAfter::kNone, "too_many_hops"}},
     {Outcome::kNoTransaction,
@@ -46,6 +46,16 @@ constexpr std::array<Row, 22> kTable = {{
     {Outcome::kBackendTimeout, {408, "Request Timeout", RetryAfter::kNone, "backend_timeout"}},
     {Outcome::kBackendNoAnswer,
      {503, "Service Unavailable", RetryAfter::kNone, "backend_unreachable"}},
+    {Outcome::kNoBinding, {404, "Not Found", RetryAfter::kNone, "no_binding"}},
+    {Outcome::kCallTimeout, {408, "Request Timeout", RetryAfter::kNone, "call_timeout"}},
+    {Outcome::kCallUnavailable,
+     {480, "Temporarily Unavailable", RetryAfter::kNone, "call_unavailable"}},
+    {Outcome::kCallTerminated, {487, "Request Terminated", RetryAfter::kNone, "call_terminated"}},
+    {Outcome::kDeviceError,
+     {500, "Service Unavailable at the device", RetryAfter::kNone, "device_error"}},
+    {Outcome::kBranchNoAnswer, {500, "No answer", RetryAfter::kNone, "branch_no_answer"}},
+    {Outcome::kNextHopUnreachable,
+     {503, "Next hop unreachable", RetryAfter::kNone, "next_hop_unreachable"}},
 }};
 
 constexpr bool InEnumOrder() {
@@ -55,6 +65,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder(), "kTable rows must follow the order of enum Outcome");
+static_assert(kTable.back().outcome == Outcome::kNextHopUnreachable, "an Outcome has no row");
 
 absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
   switch (kind) {

@@ -1,4 +1,4 @@
-// Every SIP answer the proxy makes itself (as opposed to relaying the backend's), in one table:
+// Every SIP answer the proxy makes itself (as opposed to relaying a response), in one table:
 // each Outcome has its status code, reason phrase, Retry-After and metric label, as OpenSIPS's
 // rerrno table and Kamailio's reg_send_reply do. Reply sites name an outcome; nothing else in
 // the proxy writes a status code or a Retry-After value.
@@ -48,6 +48,14 @@ enum class Outcome : uint8_t {
   kBackendUnreachable,    // 503 + Retry-After (busy): the request could not be sent
   kBackendTimeout,        // 408: nta's own answer, the next hop never answered
   kBackendNoAnswer,       // 503: nta's own answer, the next hop could not be reached
+  // Calls (the call handler's answers to the caller, from the fork's decisions).
+  kNoBinding,           // 404: the AOR has no binding
+  kCallTimeout,         // 408: no phone answered in time
+  kCallUnavailable,     // 480: every branch failed
+  kCallTerminated,      // 487: the caller cancelled
+  kDeviceError,         // 500: the phones answered with server errors
+  kBranchNoAnswer,      // 500: nta's own answer on a branch (never relayed as 503)
+  kNextHopUnreachable,  // 503: an in-dialog request could not be sent
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };

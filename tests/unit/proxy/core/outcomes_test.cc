@@ -13,7 +13,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
-constexpr Outcome kLast = Outcome::kBackendNoAnswer;
+constexpr Outcome kLast = Outcome::kNextHopUnreachable;
 
 TEST(OutcomesTest, EveryOutcomeHasAnErrorCodeReasonAndLabel) {
   for (int i = 0; i <= static_cast<int>(kLast); ++i) {
@@ -73,7 +73,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Outcome::kNotRouted, 480, "", "not_routed"},
                       Case{Outcome::kBackendUnknownTarget, 404, "", "backend_unknown_target"},
                       Case{Outcome::kBadRequest, 400, "", "bad_request"},
-                      Case{Outcome::kInternalError, 500, "", "internal_error"}));
+                      Case{Outcome::kInternalError, 500, "", "internal_error"},
+                      Case{Outcome::kNoBinding, 404, "", "no_binding"},
+                      Case{Outcome::kCallTimeout, 408, "", "call_timeout"},
+                      Case{Outcome::kCallUnavailable, 480, "", "call_unavailable"},
+                      Case{Outcome::kCallTerminated, 487, "", "call_terminated"},
+                      Case{Outcome::kDeviceError, 500, "", "device_error"},
+                      Case{Outcome::kBranchNoAnswer, 500, "", "branch_no_answer"},
+                      Case{Outcome::kNextHopUnreachable, 503, "", "next_hop_unreachable"}));
 
 TEST(OutcomesTest, ReasonOverrideAndExtraHeadersFollowRetryAfter) {
   SipAnswer a = AnswerFor(Outcome::kBadRequest, {}, "To: URI: empty host");
