@@ -24,7 +24,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "proxy/core/masquerade.h"
 #include "proxy/core/outcomes.h"
 #include "proxy/core/registrar.h"
 #include "proxy/sofia/proxy_metrics.h"
