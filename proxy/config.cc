@@ -16,8 +16,9 @@
 
 namespace pushgate::proxy {
 
-config::Schema MakeProxySchema(ProxyConfig* c) {
-  config::Schema s("pushgate-proxy");
+namespace {
+
+void AddSipSection(config::Schema& s, ProxyConfig* c) {
   s.Section("sip", "SIP side: listeners, the backend registrar, masquerading.")
       .StringList("sip", "listen", &c->listen,
                   "Listeners as transport:address:port; transport is udp, tcp or tls; IPv6 in "
@@ -59,6 +60,9 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
            "REGISTERs waiting for the backend at most; beyond it the oldest get 503.")
       .Duration("sip", "drain_timeout", &c->drain_timeout, absl::ZeroDuration(), absl::Minutes(5),
                 "On SIGTERM: how long transactions in progress may take to finish.");
+}
+
+void AddRegistrarSection(config::Schema& s, ProxyConfig* c) {
   s.Section("registrar", "Registration rules of the gateway's own registrar.")
       .Duration("registrar", "min_expires", &c->min_expires, absl::Seconds(1), absl::Hours(24),
                 "Shorter non-zero expiries are refused with 423 Interval Too Brief.")
@@ -70,6 +74,9 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
            "Bindings per AOR; the least recently updated are evicted beyond it.")
       .Int("registrar", "max_contacts_per_register", &c->max_contacts_per_register, 1, 1000,
            "Contacts in one REGISTER; more gets 403.");
+}
+
+void AddStoreSection(config::Schema& s, ProxyConfig* c) {
   s.Section("store", "Where bindings are kept.")
       .String("store", "kind", &c->store_kind,
               "\"memory\" (embedded, lost on restart) or \"redis\" (shared by replicas).",
@@ -88,6 +95,9 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
               "Prefix of every Redis key; replicas sharing a registrar use the same one.")
       .Int("store", "retry_after", &c->store_retry_after, 1, 3600,
            "Retry-After (seconds) of the 503 answered when the store fails.");
+}
+
+void AddPushSection(config::Schema& s, ProxyConfig* c) {
   s.Section("push", "The pusher service that wakes sleeping phones (pushgate-pusher, gRPC).")
       .String("push", "target", &c->push_target,
               "gRPC target of the pusher; \"dns:///pusher:50061\" balances (round robin) over "
@@ -104,6 +114,9 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
               "Apple team id (10 letters/digits) for phones registering with the legacy "
               "parameters (pn-type=apple, app-id without a team id): their pushes go to "
               "<team>.<app-id>. Empty: such phones cannot be pushed with token auth.");
+}
+
+void AddForkSection(config::Schema& s, ProxyConfig* c) {
   s.Section("fork", "Incoming calls: forking to the phones, push timing, fork late.")
       .Duration("fork", "call_timeout", &c->fork_call_timeout, absl::Seconds(1), absl::Minutes(10),
                 "How long a call waits for a phone to answer (and to wake up and register).")
@@ -116,6 +129,9 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
       .Duration("fork", "alert_repeat_interval", &c->fork_alert_repeat_interval,
                 absl::ZeroDuration(), absl::Minutes(10),
                 "Repeat APNs alert pushes at this interval until answered; 0 = once.");
+}
+
+void AddAdminSection(config::Schema& s, ProxyConfig* c) {
   s.Section("admin", "Admin HTTP endpoint: /metrics, /healthz, /readyz.")
       .String("admin", "listen", &c->admin_listen,
               "host:port of the admin endpoint; empty disables it.")
@@ -123,6 +139,9 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
             "Also serve GET /bindings?aor=sip:user@domain: the registrar's bindings of one AOR "
             "as JSON (push tokens redacted, phones' addresses shown: keep the admin endpoint "
             "on a private network).");
+}
+
+void AddLogSection(config::Schema& s, ProxyConfig* c) {
   s.Section("log", "Logging.")
       .String("log", "format", &c->log.format, "\"text\" or \"json\" (one object per line).",
               {"text", "json"})
@@ -130,6 +149,19 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
               {"trace", "debug", "info", "warn", "error", "critical", "off"})
       .String("log", "components", &c->log.components,
               "Per-component levels: \"proxy.sofia=debug,proxy=info\".");
+}
+
+}  // namespace
+
+config::Schema MakeProxySchema(ProxyConfig* c) {
+  config::Schema s("pushgate-proxy");
+  AddSipSection(s, c);
+  AddRegistrarSection(s, c);
+  AddStoreSection(s, c);
+  AddPushSection(s, c);
+  AddForkSection(s, c);
+  AddAdminSection(s, c);
+  AddLogSection(s, c);
   return s;
 }
 
@@ -186,11 +218,8 @@ absl::Status KeyError(absl::string_view key, absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(key, ": ", message));
 }
 
-}  // namespace
-
-absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c,
-                                                            SecretSource* secret_source) {
-  sofia::SipProxyOptions o;
+// sip.listen, sip.advertise, sip.tls_certificate_dir.
+absl::Status ListenOptions(const ProxyConfig& c, sofia::SipProxyOptions& o) {
   o.listen.clear();
   if (c.listen.empty()) return KeyError("sip.listen", "at least one listener is required");
   for (const std::string& l : c.listen) {
@@ -215,17 +244,12 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
                       absl::StrCat("cannot read ", c.tls_certificate_dir, "/agent.pem"));
     }
   }
-  if (!c.backend.empty()) {
-    auto uri = ParseUri(c.backend);
-    if (!uri.ok()) return KeyError("sip.backend", uri.status().message());
-    auto t = UriTransport(*uri);
-    if (!t.ok()) return KeyError("sip.backend", t.status().message());
-  }
-  o.backend_uri = c.backend;
-  o.trusted_backends = c.trusted_backends;
-  if (c.domains.empty()) return KeyError("sip.domains", "empty: no domain would be served");
-  o.domains = c.domains;
-  o.insert_domain = c.insert_domain;
+  return absl::OkStatus();
+}
+
+// sip.masquerade_secret_file, else sip.masquerade_secret, else a generated one.
+absl::Status SecretOptions(const ProxyConfig& c, sofia::SipProxyOptions& o,
+                           SecretSource* secret_source) {
   if (!c.masquerade_secret_file.empty()) {
     absl::StatusOr<std::string> secret = ReadFile(c.masquerade_secret_file);
     if (!secret.ok()) return KeyError("sip.masquerade_secret_file", secret.status().message());
@@ -242,6 +266,11 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
     o.masquerade_secret = MasqueradeCodec::GenerateSecret();
     if (secret_source) *secret_source = SecretSource::kGenerated;
   }
+  return absl::OkStatus();
+}
+
+// [registrar]
+absl::Status RegistrarOptions(const ProxyConfig& c, sofia::SipProxyOptions& o) {
   if (c.min_expires > c.max_expires) {
     return KeyError("registrar.min_expires", "is above registrar.max_expires");
   }
@@ -254,6 +283,28 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
   o.registrar.default_expires = c.default_expires;
   o.registrar.max_contacts_per_aor = c.max_contacts_per_aor;
   o.registrar.max_contacts_per_register = c.max_contacts_per_register;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c,
+                                                            SecretSource* secret_source) {
+  sofia::SipProxyOptions o;
+  RETURN_IF_ERROR(ListenOptions(c, o));
+  if (!c.backend.empty()) {
+    auto uri = ParseUri(c.backend);
+    if (!uri.ok()) return KeyError("sip.backend", uri.status().message());
+    auto t = UriTransport(*uri);
+    if (!t.ok()) return KeyError("sip.backend", t.status().message());
+  }
+  o.backend_uri = c.backend;
+  o.trusted_backends = c.trusted_backends;
+  if (c.domains.empty()) return KeyError("sip.domains", "empty: no domain would be served");
+  o.domains = c.domains;
+  o.insert_domain = c.insert_domain;
+  RETURN_IF_ERROR(SecretOptions(c, o, secret_source));
+  RETURN_IF_ERROR(RegistrarOptions(c, o));
   o.t1 = c.t1;
   o.transaction_timeout = c.transaction_timeout;
   if (c.transaction_timeout < c.t1) {

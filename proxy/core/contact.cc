@@ -114,45 +114,35 @@ absl::Status ValidateParam(absl::string_view name, absl::string_view value) {
 
 // Parses one element at the scanner's position, up to (not including) the next top-level ',' or
 // the end. Sets `wildcard` for "*".
-absl::Status ParseElement(Scanner& s, ContactList& list) {
-  s.SkipWs();
-  if (s.done() || s.peek() == ',') return ContactError("empty contact");
-  if (s.peek() == '*') {
-    const size_t save = s.pos();
-    s.set_pos(save + 1);
-    s.SkipWs();
-    if (s.done() || s.peek() == ',') {
-      list.wildcard = true;
-      return absl::OkStatus();
-    }
-    s.set_pos(save);
-  }
-  Contact contact;
+// The display name, quoted or a token run before '<'. True when a <URI> follows (name-addr).
+absl::StatusOr<bool> ParseDisplayName(Scanner& s, Contact& contact) {
   absl::string_view text = s.text();
-  bool name_addr = false;
   if (s.peek() == '"') {
     ASSIGN_OR_RETURN(absl::string_view quoted, s.QuotedString());
     contact.display_name = Unquote(quoted);
     s.SkipWs();
     if (s.peek() != '<') return ContactError("display name not followed by <URI>");
-    name_addr = true;
-  } else {
-    // A '<' before the next ',' or ';' (outside quotes) means name-addr with a token display
-    // name; otherwise it is a bare addr-spec.
-    size_t i = s.pos();
-    while (i < text.size() && text[i] != '<' && text[i] != ',' && text[i] != ';') ++i;
-    if (i < text.size() && text[i] == '<') {
-      absl::string_view name = absl::StripAsciiWhitespace(text.substr(s.pos(), i - s.pos()));
-      for (char c : name) {
-        if (!IsTokenChar(c) && c != ' ' && c != '\t') {
-          return ContactError(absl::StrCat("invalid display name \"", name, "\""));
-        }
-      }
-      contact.display_name = std::string(name);
-      s.set_pos(i);
-      name_addr = true;
+    return true;
+  }
+  // A '<' before the next ',' or ';' (outside quotes) means name-addr with a token display
+  // name; otherwise it is a bare addr-spec.
+  size_t i = s.pos();
+  while (i < text.size() && text[i] != '<' && text[i] != ',' && text[i] != ';') ++i;
+  if (i >= text.size() || text[i] != '<') return false;
+  absl::string_view name = absl::StripAsciiWhitespace(text.substr(s.pos(), i - s.pos()));
+  for (char c : name) {
+    if (!IsTokenChar(c) && c != ' ' && c != '\t') {
+      return ContactError(absl::StrCat("invalid display name \"", name, "\""));
     }
   }
+  contact.display_name = std::string(name);
+  s.set_pos(i);
+  return true;
+}
+
+// The URI: in <...> for a name-addr, else up to the first ',' or ';'.
+absl::Status ParseAddress(Scanner& s, bool name_addr, Contact& contact) {
+  absl::string_view text = s.text();
   if (name_addr) {
     const size_t open = s.pos();  // at '<'
     const size_t close = text.find('>', open);
@@ -161,20 +151,25 @@ absl::Status ParseElement(Scanner& s, ContactList& list) {
     if (!uri.ok()) return ContactError(uri.status().message());
     contact.uri = *std::move(uri);
     s.set_pos(close + 1);
-  } else {
-    size_t i = s.pos();
-    while (i < text.size() && text[i] != ',' && text[i] != ';') ++i;
-    absl::string_view raw = absl::StripAsciiWhitespace(text.substr(s.pos(), i - s.pos()));
-    auto uri = ParseUri(raw);
-    if (!uri.ok()) return ContactError(uri.status().message());
-    if (!uri->headers.empty()) return ContactError("URI with headers must be in <...>");
-    contact.uri = *std::move(uri);
-    s.set_pos(i);
+    return absl::OkStatus();
   }
-  // header parameters
+  size_t i = s.pos();
+  while (i < text.size() && text[i] != ',' && text[i] != ';') ++i;
+  absl::string_view raw = absl::StripAsciiWhitespace(text.substr(s.pos(), i - s.pos()));
+  auto uri = ParseUri(raw);
+  if (!uri.ok()) return ContactError(uri.status().message());
+  if (!uri->headers.empty()) return ContactError("URI with headers must be in <...>");
+  contact.uri = *std::move(uri);
+  s.set_pos(i);
+  return absl::OkStatus();
+}
+
+// The header parameters after the address, up to the next ',' or the end.
+absl::Status ParseHeaderParams(Scanner& s, Contact& contact) {
+  absl::string_view text = s.text();
   while (true) {
     s.SkipWs();
-    if (s.done() || s.peek() == ',') break;
+    if (s.done() || s.peek() == ',') return absl::OkStatus();
     if (s.peek() != ';') {
       return ContactError(
           absl::StrCat("unexpected character '", absl::string_view(&text[s.pos()], 1), "'"));
@@ -205,6 +200,25 @@ absl::Status ParseElement(Scanner& s, ContactList& list) {
     RETURN_IF_ERROR(ValidateParam(name, value));
     contact.params.emplace_back(std::string(name), std::move(value));
   }
+}
+
+absl::Status ParseElement(Scanner& s, ContactList& list) {
+  s.SkipWs();
+  if (s.done() || s.peek() == ',') return ContactError("empty contact");
+  if (s.peek() == '*') {
+    const size_t save = s.pos();
+    s.set_pos(save + 1);
+    s.SkipWs();
+    if (s.done() || s.peek() == ',') {
+      list.wildcard = true;
+      return absl::OkStatus();
+    }
+    s.set_pos(save);
+  }
+  Contact contact;
+  ASSIGN_OR_RETURN(bool name_addr, ParseDisplayName(s, contact));
+  RETURN_IF_ERROR(ParseAddress(s, name_addr, contact));
+  RETURN_IF_ERROR(ParseHeaderParams(s, contact));
   list.contacts.push_back(std::move(contact));
   return absl::OkStatus();
 }

@@ -8,9 +8,10 @@
 namespace pushgate::proxy {
 namespace {
 
-SipError Error(int status, std::string reason) {
+SipError Error(Outcome outcome, std::string reason) {
   SipError e;
-  e.status = status;
+  e.outcome = outcome;
+  e.status = StatusOf(outcome);
   e.reason = std::move(reason);
   return e;
 }
@@ -22,9 +23,9 @@ RegisterCheck CheckRegister(const RegisterRequest& request, const RegistrarPolic
   const ContactList& list = request.contacts;
   if (list.wildcard) {
     if (!list.contacts.empty()) {
-      check.error = Error(400, "Contact: * must be the only contact");
+      check.error = Error(Outcome::kContactRules, "Contact: * must be the only contact");
     } else if (!request.expires_header || *request.expires_header != 0) {
-      check.error = Error(400, "Contact: * requires Expires: 0");
+      check.error = Error(Outcome::kContactRules, "Contact: * requires Expires: 0");
     } else {
       check.wildcard = true;
     }
@@ -35,14 +36,15 @@ RegisterCheck CheckRegister(const RegisterRequest& request, const RegistrarPolic
     return check;
   }
   if (static_cast<int>(list.contacts.size()) > policy.max_contacts_per_register) {
-    check.error = Error(403, absl::StrCat("Too many contacts in one REGISTER (max ",
-                                          policy.max_contacts_per_register, ")"));
+    check.error =
+        Error(Outcome::kTooManyContacts, absl::StrCat("Too many contacts in one REGISTER (max ",
+                                                      policy.max_contacts_per_register, ")"));
     return check;
   }
   for (const Contact& contact : list.contacts) {
     auto push = ParsePushParams(contact.uri);
     if (!push.ok()) {
-      check.error = Error(400, std::string(push.status().message()));
+      check.error = Error(Outcome::kContactRules, std::string(push.status().message()));
       check.expiries.clear();
       return check;
     }
@@ -53,7 +55,7 @@ RegisterCheck CheckRegister(const RegisterRequest& request, const RegistrarPolic
       expiry = absl::Seconds(*request.expires_header);
     }
     if (expiry != absl::ZeroDuration() && expiry < policy.min_expires) {
-      SipError e = Error(423, "Interval Too Brief");
+      SipError e = Error(Outcome::kIntervalTooBrief, "Interval Too Brief");
       e.headers.emplace_back("Min-Expires", absl::StrCat(absl::ToInt64Seconds(policy.min_expires)));
       check.error = std::move(e);
       check.expiries.clear();

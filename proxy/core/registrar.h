@@ -2,8 +2,9 @@
 //
 // Flow in the adapter (register on response):
 //   1. ParseContacts(...)               -> 400 with the error message when malformed
-//   2. CheckRegister(request, policy)   -> SipError (400/403/423) or per-contact expiries to ask
-//   3. masquerade, remember the request in PendingRegisters, forward to the backend
+//   2. CheckRegister(request, policy)   -> SipError (an Outcome: 400/403/423) or per-contact
+//                                          expiries to ask
+//   3. masquerade, keep the request with its transaction, forward to the backend
 //   4. backend 2xx: ApplyRegistration(existing, request, granted, now, policy) inside an
 //      atomic store Update
 #pragma once
@@ -17,6 +18,7 @@
 #include "absl/time/time.h"
 #include "proxy/core/binding.h"
 #include "proxy/core/contact.h"
+#include "proxy/core/outcomes.h"
 #include "proxy/core/transport.h"
 
 namespace pushgate::proxy {
@@ -42,7 +44,8 @@ struct RegisterRequest {
 
 // A SIP error response to send instead of processing the request.
 struct SipError {
-  int status = 500;
+  Outcome outcome = Outcome::kInternalError;
+  int status = 500;  // StatusOf(outcome)
   std::string reason;
   std::vector<std::pair<std::string, std::string>> headers;  // e.g. {"Min-Expires", "60"}
 };

@@ -26,9 +26,21 @@ absl::StatusOr<Transport> ParseTransport(absl::string_view name) {
 }
 
 std::string DebugString(const TransportInfo& info) {
-  const bool v6 = info.host.find(':') != std::string::npos;
-  return absl::StrCat(TransportName(info.transport), ":", v6 ? "[" : "", info.host, v6 ? "]" : "",
-                      ":", info.port);
+  return absl::StrCat(TransportName(info.transport), ":", UriHost(info.host), ":", info.port);
+}
+
+std::string UriHost(absl::string_view host) {
+  if (host.find(':') == absl::string_view::npos) return std::string(host);
+  return absl::StrCat("[", host, "]");
+}
+
+std::string TransportUri(const TransportInfo& address) {
+  const std::string port = address.port == 0 ? "*" : absl::StrCat(address.port);
+  if (address.transport == Transport::kTls) {
+    return absl::StrCat("sips:", UriHost(address.host), ":", port);
+  }
+  return absl::StrCat("sip:", UriHost(address.host), ":", port,
+                      ";transport=", TransportName(address.transport));
 }
 
 }  // namespace pushgate::proxy

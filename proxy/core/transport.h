@@ -31,4 +31,13 @@ struct TransportInfo {
 // "udp:192.0.2.1:5060", "tls:[2001:db8::1]:5061": for logs and test messages.
 std::string DebugString(const TransportInfo& info);
 
+// A host as written in a URI, a Via or "host:port": an IPv6 literal in brackets
+// ("[2001:db8::1]"), anything else unchanged.
+std::string UriHost(absl::string_view host);
+
+// The SIP URI that names `address` over its transport: "sip:192.0.2.1:5060;transport=udp",
+// "sip:[2001:db8::1]:5060;transport=tcp", "sips:192.0.2.1:5061" (TLS). Port 0 is written "*"
+// (any port, as sofia's listener URLs take it).
+std::string TransportUri(const TransportInfo& address);
+
 }  // namespace pushgate::proxy

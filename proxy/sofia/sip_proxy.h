@@ -3,13 +3,14 @@
 // accepts them (register on response). Every decision is made by proxy/core; this class converts
 // sofia messages to core values and carries the decisions out.
 //
-// Processing order for a request (OnRequest):
+// Processing order for a request (OnRequest; decided by Classify in proxy/core/request_route.h):
 //   0. Top Route is the call handler's Record-Route -> CallHandler::HandleInDialog.
 //      ACK (of a relayed 2xx) -> forwarded statelessly to the backend (a phone's only).
 //   1. Max-Forwards 0 -> 483; draining -> 503.
-//   2. REGISTER -> HandleRegister: domain allowed? (403) -> contacts parse (400) -> CheckRegister
-//      (400/403/423) -> masquerade + PendingRegisters -> forward to the backend; the backend's
-//      final response -> bind (2xx) -> answer the phone with its own contacts.
+//   2. REGISTER -> RegisterRelay (register_relay.h): domain allowed? (403) -> contacts parse
+//      (400) -> CheckRegister (400/403/423) -> masquerade, kept with its transaction -> forward
+//      to the backend; the backend's final response -> bind (2xx) -> answer the phone with its
+//      own contacts.
 //   3. Request URI with a masquerade value: forged/altered -> 403; valid ->
 //      CallHandler::HandleIncoming(aor) when a call handler is installed, else 480.
 //   4. From a trusted backend without a masquerade value -> 404.
@@ -19,6 +20,10 @@
 //      domain (never with "*"); otherwise 403. Never to an arbitrary host. With a call handler,
 //      a relayed INVITE carries its Record-Route (naming the phone's TCP/TLS flow), so the
 //      dialog's later requests come back through the gateway (step 0).
+//
+// Every answer the proxy makes itself is an Outcome (proxy/core/outcomes.h). The pieces:
+// Listeners (binding, advertised addresses), Transactions (one table of proxied transactions),
+// RegisterRelay (the REGISTER path), StatefulRelay (other requests to the backend).
 //
 // Threads: everything runs on the SofiaLoop given to Create(); the public methods hop onto it.
 #pragma once
@@ -61,8 +66,13 @@ struct SipProxyOptions {
   absl::Duration t1 = absl::Milliseconds(500);
   // Non-INVITE client transaction timeout (timer F = 64*T1 by default).
   absl::Duration transaction_timeout = absl::Seconds(32);
+  // REGISTERs waiting for the backend at most; beyond, the oldest is answered 503.
   size_t max_pending_registers = 100000;
   int store_retry_after_seconds = 5;  // Retry-After of the 503 sent when the store fails
+  // Retry-After of the 503s sent when the gateway is overloaded or stopping, and when an AOR
+  // kept changing under a registration (see proxy/core/outcomes.h).
+  absl::Duration busy_retry_after = absl::Seconds(5);
+  absl::Duration conflict_retry_after = absl::Seconds(1);
 };
 
 // The call half plugs in here (e.g. an adapter around CallRouter): the proxy hands it the

@@ -3,11 +3,14 @@
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_tag.h>
+#include <sofia-sip/su_tag.h>
 #include <sofia-sip/tport.h>
 
 #include <cstring>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 
 namespace pushgate::proxy::sofia {
 
@@ -18,6 +21,7 @@ void AgentDeleter::operator()(nta_agent_t* agent) const { nta_agent_destroy(agen
 void LegDeleter::operator()(nta_leg_t* leg) const { nta_leg_destroy(leg); }
 void IncomingDeleter::operator()(nta_incoming_t* irq) const { nta_incoming_destroy(irq); }
 void OutgoingDeleter::operator()(nta_outgoing_t* orq) const { nta_outgoing_destroy(orq); }
+void TimerDeleter::operator()(su_timer_t* timer) const { su_timer_destroy(timer); }
 
 TportRef::TportRef(tport_t* tp) : tp_(tp ? tport_ref(tp) : nullptr) {}
 TportRef TportRef::Adopt(tport_t* tp) {
@@ -117,6 +121,54 @@ std::string MessageText(msg_t* msg) {
   size_t len = 0;
   char* text = msg_as_string(home.get(), msg, nullptr, 0, &len);
   return text ? std::string(text, len) : std::string();
+}
+
+const url_string_t* RouteUrl(const std::string& s) {
+  return s.empty() ? nullptr : reinterpret_cast<const url_string_t*>(s.c_str());
+}
+
+RequestOrigin OriginOf(nta_agent_t* agent, nta_incoming_t* irq) {
+  RequestOrigin origin;
+  MsgPtr request(nta_incoming_getrequest(irq));
+  origin.tport = TportRef::Adopt(nta_incoming_transport(agent, irq, nullptr));
+  origin.source = SourceOf(request.get(), origin.tport.get());
+  return origin;
+}
+
+void RemoveTopVia(msg_t* msg, sip_t* sip) {
+  if (sip->sip_via != nullptr) {
+    sip_header_remove(msg, sip, reinterpret_cast<sip_header_t*>(sip->sip_via));
+  }
+}
+
+void RemoveContacts(msg_t* msg, sip_t* sip) {
+  while (sip->sip_contact != nullptr) {
+    sip_header_remove(msg, sip, reinterpret_cast<sip_header_t*>(sip->sip_contact));
+  }
+}
+
+void DecrementMaxForwards(msg_t* msg, sip_t* sip) {
+  unsigned long hops = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count : 70;
+  if (hops > 70) hops = 70;
+  std::string mf = absl::StrCat(hops == 0 ? 0 : hops - 1);
+  sip_add_tl(msg, sip, SIPTAG_MAX_FORWARDS_STR(mf.c_str()), TAG_END());
+}
+
+MsgPtr CopyResponse(nta_outgoing_t* orq) {
+  MsgPtr response(nta_outgoing_getresponse(orq));
+  if (!response) return nullptr;
+  MsgPtr copy(msg_copy(response.get()));
+  if (copy) RemoveTopVia(copy.get(), sip_object(copy.get()));
+  return copy;
+}
+
+void ReplyWith(nta_incoming_t* irq, const SipAnswer& answer) {
+  std::string extra;
+  for (const auto& [name, value] : answer.headers) {
+    absl::StrAppend(&extra, extra.empty() ? "" : "\r\n", name, ": ", value);
+  }
+  nta_incoming_treply(irq, answer.status, answer.reason.c_str(),
+                      TAG_IF(!extra.empty(), SIPTAG_HEADER_STR(extra.c_str())), TAG_END());
 }
 
 }  // namespace pushgate::proxy::sofia

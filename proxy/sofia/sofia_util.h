@@ -8,6 +8,7 @@
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/su_alloc.h>
+#include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
 
 #include <memory>
@@ -18,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/net.h"
+#include "proxy/core/outcomes.h"
 #include "proxy/core/transport.h"
 
 namespace pushgate::proxy::sofia {
@@ -54,6 +56,11 @@ struct OutgoingDeleter {
   void operator()(nta_outgoing_s* orq) const;
 };
 using OutgoingPtr = std::unique_ptr<nta_outgoing_s, OutgoingDeleter>;
+
+struct TimerDeleter {
+  void operator()(su_timer_s* timer) const;
+};
+using TimerPtr = std::unique_ptr<su_timer_s, TimerDeleter>;
 
 // A counted reference to a transport (tport_ref / tport_unref); copyable.
 class TportRef {
@@ -95,5 +102,30 @@ std::optional<TransportInfo> SourceOf(msg_s* msg, const tport_s* tp);
 
 // The whole message as text, for logs and tests.
 std::string MessageText(msg_s* msg);
+
+// A string as the url_string_t sofia's send functions take; null for "" (no explicit route).
+const url_string_t* RouteUrl(const std::string& s);
+
+// Where an incoming request came from (SourceOf its message and transport), and that transport.
+struct RequestOrigin {
+  TportRef tport;
+  std::optional<TransportInfo> source;
+};
+RequestOrigin OriginOf(nta_agent_s* agent, nta_incoming_s* irq);
+
+// Message surgery shared by every relay (sip is the message's sip_t):
+// the top Via (ours, on a response going back),
+void RemoveTopVia(msg_s* msg, sip_s* sip);
+// every Contact header,
+void RemoveContacts(msg_s* msg, sip_s* sip);
+// Max-Forwards decremented (70 when absent or larger, never below 0).
+void DecrementMaxForwards(msg_s* msg, sip_s* sip);
+
+// A copy of the final or provisional response `orq` received, our Via removed: ready to relay
+// on the server transaction. Null when there is no response.
+MsgPtr CopyResponse(nta_outgoing_s* orq);
+
+// Answers `irq` (does not destroy it).
+void ReplyWith(nta_incoming_s* irq, const SipAnswer& answer);
 
 }  // namespace pushgate::proxy::sofia

@@ -475,6 +475,37 @@ TEST_F(RegisterRelayTest, ConcurrentRegistrationsOfOneAorKeepBothBindings) {
   EXPECT_EQ(proxy_->InFlight(), 0u);
 }
 
+// Beyond max_pending_registers, the oldest REGISTER still waiting for the backend is answered
+// 503 with Retry-After; the newer one goes on and registers.
+TEST_F(RegisterRelayTest, TooManyPendingRegistersAnswersTheOldest) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.max_pending_registers = 1; });
+  UdpPeer desk;
+  RegisterSpec phone_spec;
+  phone_spec.via_port = phone_.port();
+  phone_spec.call_id = "reg-phone";
+  phone_spec.contacts = {ApnsContact(phone_.port())};
+  RegisterSpec desk_spec;
+  desk_spec.via_port = desk.port();
+  desk_spec.call_id = "reg-desk";
+  desk_spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", desk.port(), ">")};
+  SipText reg_phone = ForwardedToBackend(MakeRegister(phone_spec));
+  desk.SendTo(udp_port_, MakeRegister(desk_spec));
+  std::optional<SipText> reg_desk = backend_.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(reg_desk.has_value()) << "the desk's REGISTER never reached the backend";
+  SipText dropped = PhoneGets();
+  EXPECT_EQ(dropped.Status(), 503) << dropped.text();
+  EXPECT_EQ(dropped.Header("Retry-After"), "5");
+  BackendAccepts(*reg_desk, 300);
+  std::optional<SipText> desk_ok = desk.ReceiveFinalOrRequest(kWait);
+  ASSERT_TRUE(desk_ok.has_value()) << "the desk never got its 200";
+  EXPECT_EQ(desk_ok->Status(), 200) << desk_ok->text();
+  // The backend's late answer to the dropped one changes nothing.
+  BackendAccepts(reg_phone, 300);
+  EXPECT_FALSE(phone_.ReceiveFinalOrRequest(absl::Milliseconds(200)).has_value());
+  EXPECT_EQ(Bindings("sip:alice@example.org").size(), 1u);
+  EXPECT_EQ(proxy_->InFlight(), 0u);
+}
+
 TEST_F(RegisterRelayTest, BackendGrantingOnlyOneContactBindsOnlyThatOne) {
   RegisterSpec spec;
   spec.via_port = phone_.port();

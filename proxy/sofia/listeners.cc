@@ -1,0 +1,183 @@
+#include "proxy/sofia/listeners.h"
+
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport.h>
+#include <sofia-sip/tport_tag.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "proxy/core/sip_uri.h"
+
+namespace pushgate::proxy::sofia {
+namespace {
+
+constexpr unsigned kUdpReceiveBuffer = 4u << 20;
+
+absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::string& tls_dir) {
+  const std::string url = TransportUri(l);
+  int rc;
+  if (l.transport == Transport::kTls) {
+    if (tls_dir.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("listener ", DebugString(l), " needs a TLS certificate directory"));
+    }
+    rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_CERTIFICATE(tls_dir.c_str()), TAG_END());
+  } else {
+    // A large UDP receive buffer rides out short stalls of the loop thread under load (the
+    // kernel default, ~200 KiB, is ~8 ms of REGISTERs at 11,000/s: bench/register saw drops).
+    // The kernel caps it at net.core.rmem_max.
+    rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_UDP_RMEM(kUdpReceiveBuffer), TAG_END());
+  }
+  if (rc < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", DebugString(l), " (", url, "): ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<TransportInfo> BoundListeners(nta_agent_t* agent) {
+  std::vector<TransportInfo> listening;
+  for (tport_t* tp = tport_primaries(nta_agent_tports(agent)); tp != nullptr; tp = tport_next(tp)) {
+    std::optional<Transport> transport = TportTransport(tp);
+    const su_addrinfo_t* ai = tport_get_address(tp);
+    if (!transport || ai == nullptr) continue;
+    auto hp = SockaddrToHostPort(ai->ai_addr);
+    if (!hp) continue;
+    listening.push_back(TransportInfo{*transport, hp->first, hp->second});
+  }
+  return listening;
+}
+
+// The host sofia puts in its Via for `transport` and the IP family asked ("" when none).
+std::string ViaHost(nta_agent_t* agent, Transport transport, bool v6) {
+  for (const sip_via_t* v = nta_agent_via(agent); v != nullptr; v = v->v_next) {
+    absl::string_view proto = v->v_protocol ? v->v_protocol : "";
+    if (absl::EqualsIgnoreCase(proto.substr(proto.rfind('/') + 1), TransportName(transport)) &&
+        v->v_host != nullptr && IsIpv6Literal(v->v_host) == v6) {
+      std::string host = v->v_host;
+      if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+      return host;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::vector<TransportInfo> ElectAdvertised(const std::vector<TransportInfo>& listening,
+                                           const std::vector<TransportInfo>& configured,
+                                           const ViaHostFn& via_host) {
+  std::vector<TransportInfo> advertised;
+  for (const TransportInfo& l : listening) {
+    const bool v6 = IsIpv6Literal(l.host);
+    auto same_kind = [&](const TransportInfo& a) {
+      return a.transport == l.transport && IsIpv6Literal(a.host) == v6;
+    };
+    auto it = std::find_if(configured.begin(), configured.end(), same_kind);
+    if (it == configured.end()) {
+      // A configured host name (not an IP literal) serves both families.
+      it = std::find_if(configured.begin(), configured.end(),
+                        [&](const TransportInfo& a) { return a.transport == l.transport; });
+    }
+    TransportInfo a = l;
+    if (it != configured.end()) {
+      a = *it;
+    } else if (a.host == "0.0.0.0" || a.host == "::") {
+      // A wildcard listener: advertise the address sofia puts in its Via for this transport.
+      if (std::string via = via_host(l.transport, v6); !via.empty()) a.host = via;
+    }
+    if (std::none_of(advertised.begin(), advertised.end(), same_kind)) advertised.push_back(a);
+  }
+  return advertised;
+}
+
+absl::Status Listeners::Bind(nta_agent_t* agent, const ListenerOptions& options) {
+  // nta sends a request through the first listener of the transport, whatever its IP family:
+  // with an IPv6 backend, the IPv6 listeners go first.
+  std::vector<TransportInfo> listen = options.listen;
+  if (options.ipv6_first) {
+    std::stable_partition(listen.begin(), listen.end(),
+                          [](const TransportInfo& l) { return IsIpv6Literal(l.host); });
+  }
+  for (const TransportInfo& l : listen) {
+    if (absl::Status st = AddListener(agent, l, options.tls_certificate_dir); !st.ok()) return st;
+  }
+  std::vector<TransportInfo> listening = BoundListeners(agent);
+  std::vector<TransportInfo> advertised =
+      ElectAdvertised(listening, options.advertise,
+                      [agent](Transport t, bool v6) { return ViaHost(agent, t, v6); });
+  for (const TransportInfo& a : options.advertise) {
+    if (std::none_of(listening.begin(), listening.end(),
+                     [&](const TransportInfo& l) { return l.transport == a.transport; })) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("advertised address ", DebugString(a), " has no listener of its transport"));
+    }
+  }
+  auto log = log::Get("proxy.sofia");
+  for (const TransportInfo& l : listening) log->info("listening on {}", DebugString(l));
+  for (const TransportInfo& a : advertised) log->info("advertising {}", DebugString(a));
+  std::lock_guard<std::mutex> lock(mu_);
+  listening_ = std::move(listening);
+  advertised_ = std::move(advertised);
+  return absl::OkStatus();
+}
+
+std::vector<TransportInfo> Listeners::Listening() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return listening_;
+}
+
+std::vector<TransportInfo> Listeners::Advertised() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return advertised_;
+}
+
+absl::StatusOr<TransportInfo> Listeners::Advertised(Transport t, bool ipv6) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const TransportInfo* any = nullptr;
+  for (const TransportInfo& a : advertised_) {
+    if (a.transport != t) continue;
+    if (IsIpv6Literal(a.host) == ipv6) return a;
+    if (any == nullptr) any = &a;
+  }
+  if (any != nullptr) return *any;
+  return absl::NotFoundError(absl::StrCat("no listener for transport ", TransportName(t)));
+}
+
+bool Listeners::IsLocal(const url_t* url) const {
+  if (url == nullptr || url->url_host == nullptr) return false;
+  std::string host = url->url_host;
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  uint32_t port = 0;
+  if (url->url_port == nullptr || !absl::SimpleAtoi(url->url_port, &port)) port = 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto matches = [&](const TransportInfo& a) {
+    return absl::EqualsIgnoreCase(a.host, host) &&
+           (port == 0 ? (a.port == 5060 || a.port == 5061) : a.port == port);
+  };
+  return std::any_of(listening_.begin(), listening_.end(), matches) ||
+         std::any_of(advertised_.begin(), advertised_.end(), matches);
+}
+
+MsgPtr Listeners::ForwardCopy(nta_incoming_t* irq) const {
+  MsgPtr original(nta_incoming_getrequest(irq));
+  if (!original) return nullptr;
+  MsgPtr msg(msg_copy(original.get()));
+  if (!msg) return nullptr;
+  sip_t* sip = sip_object(msg.get());
+  DecrementMaxForwards(msg.get(), sip);
+  // The phone may use us as its outbound proxy: our own Route entry stops here.
+  if (sip->sip_route != nullptr && IsLocal(sip->sip_route->r_url)) {
+    sip_header_remove(msg.get(), sip, reinterpret_cast<sip_header_t*>(sip->sip_route));
+  }
+  return msg;
+}
+
+}  // namespace pushgate::proxy::sofia

@@ -1,0 +1,62 @@
+// The proxy's listeners: binds them on the nta agent (IPv6 ones first toward an IPv6 backend),
+// reads back the real ports, and elects the address advertised per transport and IP family (the
+// configured one, else the listener's, else for a wildcard listener the address sofia puts in
+// its Via). Also answers "is this URL us" for our own Route entries.
+//
+// Threads: Bind on the loop thread; the readers are thread-safe.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proxy/core/transport.h"
+#include "proxy/sofia/sofia_util.h"
+
+namespace pushgate::proxy::sofia {
+
+struct ListenerOptions {
+  std::vector<TransportInfo> listen;
+  std::vector<TransportInfo> advertise;
+  std::string tls_certificate_dir;
+  bool ipv6_first = false;  // the backend is an IPv6 literal: nta sends through the first listener
+};
+
+// The host sofia puts in its Via for a transport and IP family ("" when none).
+using ViaHostFn = std::function<std::string(Transport transport, bool ipv6)>;
+
+// One advertised address per transport and IP family of `listening`: the configured one of the
+// same transport and family, else a configured one of the transport (a host name serves both
+// families), else the listener's own address; for a wildcard listener ("0.0.0.0", "::") the
+// Via host of its transport and family when there is one.
+std::vector<TransportInfo> ElectAdvertised(const std::vector<TransportInfo>& listening,
+                                           const std::vector<TransportInfo>& configured,
+                                           const ViaHostFn& via_host);
+
+class Listeners final {
+ public:
+  // Adds every listener to `agent`. INVALID_ARGUMENT for a TLS listener without certificates or
+  // an advertised address without a listener of its transport; UNAVAILABLE when binding fails.
+  absl::Status Bind(nta_agent_t* agent, const ListenerOptions& options);
+
+  std::vector<TransportInfo> Listening() const;
+  std::vector<TransportInfo> Advertised() const;
+  // The advertised address for `transport`, of the IP family asked when one matches.
+  absl::StatusOr<TransportInfo> Advertised(Transport transport, bool ipv6 = false) const;
+  // True when `url` names one of our listening or advertised addresses (no port: 5060 or 5061).
+  bool IsLocal(const url_t* url) const;
+
+  // A copy of the request of `irq`, ready to forward: Max-Forwards decremented, our own Route
+  // entry on top removed (a phone using us as its outbound proxy). Null when it cannot be copied.
+  MsgPtr ForwardCopy(nta_incoming_t* irq) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<TransportInfo> listening_;   // guarded by mu_
+  std::vector<TransportInfo> advertised_;  // guarded by mu_
+};
+
+}  // namespace pushgate::proxy::sofia
