@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "pusher/core/fcm_auth.h"
 #include "pusher/core/jwt.h"
+#include "pusher/http2/pool.h"
 #include "pusher/provider/retrying_client.h"
 
 namespace pushgate::pusher {

@@ -15,6 +15,7 @@
 #include "pusher/core/apns_token.h"
 #include "pusher/core/fcm_auth.h"
 #include "pusher/fcm/fcm_backend.h"
+#include "pusher/http2/pool.h"
 #include "pusher/provider/retrying_client.h"
 
 namespace pushgate::pusher {
