@@ -79,7 +79,11 @@ RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Client> 
   }
 }
 
-RetryingClient::~RetryingClient() = default;
+RetryingClient::~RetryingClient() {
+  // First: the client answers what it still holds (shut down, or possibly delivered) while every
+  // member those answers use is alive; none of them is retried.
+  http_.reset();
+}
 
 void RetryingClient::Send(v1::PushRequest request, absl::Time deadline, ResultCallback done) {
   auto attempt = std::make_shared<Attempt>();
@@ -146,6 +150,11 @@ void RetryingClient::OnFailure(std::shared_ptr<Attempt> attempt, const http2::Fa
   if (http2::MayHaveBeenDelivered(failure.reason)) {
     // The provider may have processed the push: sending again could deliver it twice, so the
     // caller decides.
+    Finish(attempt, std::move(result));
+    return;
+  }
+  if (failure.reason == http2::FailureReason::kShutdown) {
+    // Never sent, but a client shutting down answers every retry the same way.
     Finish(attempt, std::move(result));
     return;
   }

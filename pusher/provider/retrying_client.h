@@ -4,13 +4,15 @@
 //
 // Retry rules: an HTTP answer is retried when Classify() calls it retryable (429, 5xx); a
 // failure without an answer is retried only when the request never reached the provider
-// (!http2::MayHaveBeenDelivered(reason)); one that may have been delivered is answered
-// RETRY_LATER at once (the caller decides: sending again could deliver twice); a full queue or a
-// deadline is answered with its status. Retries wait for RetryPolicy::NextDelay on the
+// (!http2::MayHaveBeenDelivered(reason)) and the HTTP/2 client is not shutting down; one that
+// may have been delivered is answered RETRY_LATER at once (the caller decides: sending again
+// could deliver twice), and so is a shutdown; a full queue or a deadline is answered with its
+// status. Retries wait for RetryPolicy::NextDelay on the
 // Scheduler and stop at the request's deadline.
 //
 // Threads: Send() from any thread; attempts continue on the HTTP/2 client's thread and the
 // scheduler's. Owns the HTTP/2 client and the backend; the scheduler and clock outlive it.
+// Destroying it destroys the HTTP/2 client first, which answers the pushes still in flight.
 #pragma once
 
 #include <atomic>

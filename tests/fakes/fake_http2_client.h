@@ -1,5 +1,6 @@
 // An http2::Client that keeps every submitted request until the test answers it (a response or
-// a typed failure). Thread-safe; callbacks run on the thread that answers, outside the lock.
+// a typed failure); destroyed, it fails what is still pending with kShutdown. Thread-safe;
+// callbacks run on the thread that answers, outside the lock.
 #pragma once
 
 #include <deque>
@@ -13,6 +14,12 @@ namespace pushgate {
 
 class FakeHttp2Client final : public http2::Client {
  public:
+  // Like the pool: what is still pending fails as shut down.
+  ~FakeHttp2Client() override {
+    while (Fail(http2::FailureReason::kShutdown, absl::UnavailableError("client shut down"))) {
+    }
+  }
+
   void Submit(http2::Request request, http2::ResponseCallback callback) override {
     std::lock_guard lock(mu_);
     submitted_.push_back(request);

@@ -98,11 +98,11 @@ class RetryingClientTest : public ::testing::Test {
   FakeClock clock_;
   FakeScheduler scheduler_;
   RetryPolicy policy_;
+  absl::Time deadline_;
+  std::optional<absl::StatusOr<v1::PushResult>> result_;  // outlives client_, which may answer
   FakeHttp2Client* http_;
   FakeBackend* backend_;
   std::unique_ptr<RetryingClient> client_;
-  absl::Time deadline_;
-  std::optional<absl::StatusOr<v1::PushResult>> result_;
 };
 
 TEST_F(RetryingClientTest, AcceptedAtOnceCarriesTheMessageIdAndTheDeadline) {
@@ -139,7 +139,7 @@ TEST_P(NeverSentTest, IsRetriedAfterTheBackoff) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reasons, NeverSentTest,
-                         ::testing::Values(FailureReason::kShutdown, FailureReason::kInvalidRequest,
+                         ::testing::Values(FailureReason::kInvalidRequest,
                                            FailureReason::kTlsFailure, FailureReason::kNotSent),
                          ReasonName);
 
@@ -164,6 +164,24 @@ INSTANTIATE_TEST_SUITE_P(Reasons, MayHaveBeenDeliveredTest,
                                            FailureReason::kStreamReset,
                                            FailureReason::kResponseTooLarge),
                          ReasonName);
+
+TEST_F(RetryingClientTest, ShutdownIsAnsweredRetryLaterWithoutRetrying) {
+  Send();
+  ASSERT_TRUE(http_->Fail(FailureReason::kShutdown, absl::UnavailableError("pool shut down")));
+  v1::PushResult result = Verdict();
+  EXPECT_EQ(result.outcome(), v1::RETRY_LATER);
+  EXPECT_EQ(result.reason(), "pool shut down");
+  EXPECT_EQ(scheduler_.pending(), 0u) << "a retry into a client that is shutting down";
+}
+
+TEST_F(RetryingClientTest, DestroyedClientAnswersThePushesInFlight) {
+  Send();
+  client_.reset();
+  v1::PushResult result = Verdict();
+  EXPECT_EQ(result.outcome(), v1::RETRY_LATER);
+  EXPECT_EQ(result.request_id(), "req-1");
+  EXPECT_EQ(scheduler_.pending(), 0u);
+}
 
 TEST_F(RetryingClientTest, MessageSayingDeliveredDoesNotStopARetry) {
   Send();
