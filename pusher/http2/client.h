@@ -69,8 +69,11 @@ struct Failure {
 // A response, or the failure that replaced it.
 class Result {
  public:
-  Result(Response response) : value_(std::move(response)) {}  // NOLINT: implicit by design
-  Result(Failure failure) : value_(std::move(failure)) {}     // NOLINT: implicit by design
+  // Implicit, so that a response or a failure is returned or passed as a Result.
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  Result(Response response) : value_(std::move(response)) {}
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  Result(Failure failure) : value_(std::move(failure)) {}
   Result(FailureReason reason, absl::Status status) : value_(Failure{reason, std::move(status)}) {}
 
   bool ok() const { return value_.index() == 0; }

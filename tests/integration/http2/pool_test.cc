@@ -441,6 +441,43 @@ TEST_F(PoolTest, DroppedConnectionNeverResendsPossiblyProcessedRequests) {
   EXPECT_GE(server->connections_accepted(), 2) << "the pool did not reconnect after the drop";
 }
 
+TEST_F(PoolTest, StreamResetAfterProcessingIsNeverSentAgain) {
+  auto server = StartServer({});
+  auto pool = MakePool(Options(*server));
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  Request r = Post("reset");
+  r.headers.emplace_back("x-reset", "2");  // INTERNAL_ERROR
+  pool->Submit(r, results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1));
+  Result result = results.Get(0);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("INTERNAL_ERROR"));
+  EXPECT_EQ(result.reason(), FailureReason::kStreamReset);
+  EXPECT_EQ(server->requests().size(), 1u);
+  EXPECT_EQ(pool->GetStats().goaway_replays, 0u);
+}
+
+TEST_F(PoolTest, ResponseBodyOverTheLimitFails) {
+  auto server = StartServer({});
+  auto pool = MakePool(Options(*server));
+  ASSERT_NE(pool, nullptr);
+  Results results;
+  Request r = Post("big");
+  r.body = std::string((4 << 20) + 1, 'x');  // echoed back: one byte over the 4 MiB limit
+  pool->Submit(r, results.Callback(0));
+  ASSERT_TRUE(results.WaitFor(1));
+  Result result = results.Get(0);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal) << result.status();
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("larger than 4194304 bytes"));
+  EXPECT_EQ(result.reason(), FailureReason::kResponseTooLarge);
+  // The connection stays usable.
+  pool->Submit(Post("after"), results.Callback(1));
+  ASSERT_TRUE(results.WaitFor(2));
+  EXPECT_TRUE(results.Get(1).ok()) << results.Get(1).status();
+  EXPECT_EQ(server->connections_accepted(), 1);
+}
+
 TEST_F(PoolTest, ReconnectsWhenTheServerComesBack) {
   auto server = StartServer({});
   int port = server->port();

@@ -397,6 +397,10 @@ class TestServer::Impl {
       owner_->requests_.push_back(st->request);
     }
     ++s->processed;
+    if (uint32_t code = 0; absl::SimpleAtoi(st->request.Header("x-reset"), &code)) {
+      nghttp2_submit_rst_stream(s->h2, NGHTTP2_FLAG_NONE, stream_id, code);
+      return;  // processed, never answered
+    }
     if (options_.close_after_requests > 0 && s->processed >= options_.close_after_requests) {
       s->close_requested = true;
       return;

@@ -1,8 +1,9 @@
 // A minimal HTTP/2 TLS server for the pool's integration tests (nghttp2 + libevent
 // bufferevent_openssl on its own loop thread). Not the APNs/FCM emulator: it answers every request
 // with 200 (or the status in the request's "x-status" header), echoes the body, and records what
-// it processed. Faults: response delay, GOAWAY after N requests, abrupt close after N requests,
-// no h2 in ALPN, no PING acknowledgement.
+// it processed; a request with an "x-reset: <code>" header is processed, then its stream reset
+// with that HTTP/2 error code. Faults: response delay, GOAWAY after N requests, abrupt close after
+// N requests, no h2 in ALPN, no PING acknowledgement.
 #pragma once
 
 #include <atomic>
