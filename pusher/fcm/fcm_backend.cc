@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "pusher/core/payload.h"
+#include "pusher/http2/pool.h"
 #include "pusher/provider/http2_request.h"
 
 namespace pushgate::pusher {

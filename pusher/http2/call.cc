@@ -1,7 +1,6 @@
 #include "pusher/http2/call.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -21,7 +20,7 @@ void Call::ResetForReplay() {
 size_t Call::ReadBody(uint8_t* buf, size_t length, bool* eof) {
   const std::string& body = request_.body;
   size_t n = std::min(length, body.size() - body_offset_);
-  memcpy(buf, body.data() + body_offset_, n);
+  std::copy_n(body.data() + body_offset_, n, buf);
   body_offset_ += n;
   *eof = body_offset_ == body.size();
   return n;

@@ -92,10 +92,10 @@ void RetryingClient::Send(v1::PushRequest request, absl::Time deadline, ResultCa
   attempt->started = clock_.Now();
   attempt->done = std::move(done);
   started_.fetch_add(1, std::memory_order_relaxed);
-  Try(std::move(attempt));
+  Try(attempt);
 }
 
-void RetryingClient::Try(std::shared_ptr<Attempt> attempt) {
+void RetryingClient::Try(const std::shared_ptr<Attempt>& attempt) {
   absl::Time now = clock_.Now();
   if (now >= attempt->deadline) {
     Finish(attempt, absl::DeadlineExceededError(absl::StrCat("deadline exceeded after ",
@@ -134,7 +134,8 @@ void RetryingClient::Try(std::shared_ptr<Attempt> attempt) {
   });
 }
 
-void RetryingClient::OnFailure(std::shared_ptr<Attempt> attempt, const http2::Failure& failure) {
+void RetryingClient::OnFailure(const std::shared_ptr<Attempt>& attempt,
+                               const http2::Failure& failure) {
   switch (failure.reason) {
     case http2::FailureReason::kQueueFull:
     case http2::FailureReason::kDeadlineBeforeSent:
@@ -158,12 +159,12 @@ void RetryingClient::OnFailure(std::shared_ptr<Attempt> attempt, const http2::Fa
     Finish(attempt, std::move(result));
     return;
   }
-  RetryOrGiveUp(std::move(attempt), std::move(result), std::nullopt);
+  RetryOrGiveUp(attempt, std::move(result), std::nullopt);
 }
 
-void RetryingClient::OnResult(std::shared_ptr<Attempt> attempt, http2::Result response) {
+void RetryingClient::OnResult(const std::shared_ptr<Attempt>& attempt, http2::Result response) {
   if (!response.ok()) {
-    OnFailure(std::move(attempt), response.failure());
+    OnFailure(attempt, response.failure());
     return;
   }
   absl::Time now = clock_.Now();
@@ -201,7 +202,7 @@ void RetryingClient::OnResult(std::shared_ptr<Attempt> attempt, http2::Result re
   Finish(attempt, std::move(result));
 }
 
-void RetryingClient::RetryOrGiveUp(std::shared_ptr<Attempt> attempt, v1::PushResult last,
+void RetryingClient::RetryOrGiveUp(const std::shared_ptr<Attempt>& attempt, v1::PushResult last,
                                    std::optional<absl::Duration> retry_after) {
   absl::Time now = clock_.Now();
   std::optional<absl::Duration> delay =

@@ -66,12 +66,12 @@ class RetryingClient final : public ProviderClient {
 
  private:
   struct Attempt;
-  void Try(std::shared_ptr<Attempt> attempt);
-  void OnResult(std::shared_ptr<Attempt> attempt, http2::Result result);
+  void Try(const std::shared_ptr<Attempt>& attempt);
+  void OnResult(const std::shared_ptr<Attempt>& attempt, http2::Result result);
   // No HTTP answer: give up, answer RETRY_LATER, or retry (see the rules above).
-  void OnFailure(std::shared_ptr<Attempt> attempt, const http2::Failure& failure);
+  void OnFailure(const std::shared_ptr<Attempt>& attempt, const http2::Failure& failure);
   // Retries after the policy's delay, or finishes with RETRY_LATER when no retry fits.
-  void RetryOrGiveUp(std::shared_ptr<Attempt> attempt, v1::PushResult last,
+  void RetryOrGiveUp(const std::shared_ptr<Attempt>& attempt, v1::PushResult last,
                      std::optional<absl::Duration> retry_after);
   void Finish(const std::shared_ptr<Attempt>& attempt, absl::StatusOr<v1::PushResult> result);
 
