@@ -30,6 +30,9 @@ constexpr size_t kOutputHighWater = 1 << 20;
 constexpr int32_t kStreamWindow = 1 << 20;
 constexpr int32_t kConnectionWindow = 1 << 24;
 constexpr size_t kMaxResponseBody = 4 << 20;
+// Ends the message of every failure after which the server may have processed the request (for
+// the reader; callers decide from the FailureReason).
+constexpr char kMayHaveBeenDelivered[] = "may have been delivered";
 
 timeval AsTimeval(absl::Duration d) {
   if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
@@ -395,7 +398,7 @@ void Connection::FailStreams(const absl::Status& reason) {
           std::move(call),
           Result(FailureReason::kConnectionLost,
                  absl::UnavailableError(absl::StrCat(
-                     reason.message(), "; the request was sent and may have been ", "delivered"))));
+                     reason.message(), "; the request was sent and ", kMayHaveBeenDelivered))));
     }
   }
 }
@@ -542,7 +545,7 @@ void Connection::OnStreamClose(int32_t stream_id, uint32_t error_code) {
         Result(FailureReason::kStreamReset,
                absl::UnavailableError(absl::StrCat(
                    "stream reset by ", authority(), " (", Http2ErrorName(error_code),
-                   ") before the response completed; the request may have been ", "delivered"))));
+                   ") before the response completed; the request ", kMayHaveBeenDelivered))));
   }
 }
 

@@ -29,6 +29,10 @@ namespace {
 
 std::once_flag g_evthread_once;
 
+constexpr char kDeadlineAfterSentMessage[] =
+    "deadline exceeded waiting for the response; the request may have been delivered";
+constexpr char kDeadlineBeforeSentMessage[] = "deadline exceeded before the request was sent";
+
 timeval AsTimeval(absl::Duration d) {
   if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
   return absl::ToTimeval(d);
@@ -526,14 +530,11 @@ void Pool::Impl::OnDeadline(Call* call) {
   }
   std::unique_ptr<Call> owned = call->connection()->Cancel(call);
   if (owned == nullptr) return;
-  Result result =
-      owned->headers_sent()
-          ? Result(FailureReason::kDeadlineAfterSent,
-                   absl::DeadlineExceededError("deadline exceeded waiting for the "
-                                               "response; the request may have been "
-                                               "delivered"))
-          : Result(FailureReason::kDeadlineBeforeSent,
-                   absl::DeadlineExceededError("deadline exceeded before the request was sent"));
+  Result result = owned->headers_sent()
+                      ? Result(FailureReason::kDeadlineAfterSent,
+                               absl::DeadlineExceededError(kDeadlineAfterSentMessage))
+                      : Result(FailureReason::kDeadlineBeforeSent,
+                               absl::DeadlineExceededError(kDeadlineBeforeSentMessage));
   Complete(std::move(owned), std::move(result), true);
   ScheduleDispatch();
 }
