@@ -4,17 +4,9 @@
 #include "common/log.h"
 #include "pusher/core/payload.h"
 #include "pusher/core/topic.h"
+#include "pusher/provider/http2_request.h"
 
 namespace pushgate::pusher {
-
-http2::Request ToHttp2Request(HttpRequestSpec spec) {
-  http2::Request request;
-  request.method = std::move(spec.method);
-  request.path = std::move(spec.path);
-  request.headers = std::move(spec.headers);
-  request.body = std::move(spec.body);
-  return request;
-}
 
 ApnsBackend::ApnsBackend(v1::Provider environment, std::unique_ptr<ApnsTokenSigner> signer)
     : environment_(environment), signer_(std::move(signer)) {}

@@ -35,7 +35,4 @@ class ApnsBackend final : public ProviderBackend {
   std::string problem_;
 };
 
-// The HTTP/2 request for a built spec (shared by APNs and FCM).
-http2::Request ToHttp2Request(HttpRequestSpec spec);
-
 }  // namespace pushgate::pusher

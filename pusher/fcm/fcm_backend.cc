@@ -3,8 +3,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "pusher/apns/apns_backend.h"
 #include "pusher/core/payload.h"
+#include "pusher/http2/pool.h"
+#include "pusher/provider/http2_request.h"
 
 namespace pushgate::pusher {
 namespace {
@@ -125,8 +126,12 @@ void FcmBackend::Refresh(absl::Time now) {
   request.headers = {{"content-type", "application/x-www-form-urlencoded"}};
   request.body = OAuthTokenRequestBody(*assertion);
   request.deadline = now + absl::Seconds(30);
-  token_pool_->Submit(std::move(request), [this](absl::StatusOr<http2::Response> response) {
-    OnTokenResponse(std::move(response));
+  token_pool_->Submit(std::move(request), [this](http2::Result result) {
+    if (result.ok()) {
+      OnTokenResponse(*std::move(result));
+    } else {
+      OnTokenResponse(result.status());
+    }
   });
 }
 

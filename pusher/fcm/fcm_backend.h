@@ -10,6 +10,8 @@
 #include "common/clock.h"
 #include "pusher/core/fcm_auth.h"
 #include "pusher/core/jwt.h"
+#include "pusher/http2/client.h"
+#include "pusher/http2/options.h"
 #include "pusher/provider/retrying_client.h"
 
 namespace pushgate::pusher {
@@ -56,7 +58,7 @@ class FcmBackend final : public ProviderBackend {
   std::vector<Waiter> waiting_;  // sends waiting for the first (or a replacement) token
   std::string problem_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for scheduled refreshes
-  std::unique_ptr<http2::Pool> token_pool_;                     // last: destroyed first
+  std::unique_ptr<http2::Client> token_pool_;                   // last: destroyed first
 };
 
 }  // namespace pushgate::pusher

@@ -1,23 +1,13 @@
-// Pure helpers of the pool's public API: base URL parsing, response header lookup.
-#include <arpa/inet.h>
+#include "pusher/http2/origin.h"
 
-#include <algorithm>
+#include <arpa/inet.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "pusher/http2/backoff.h"
-#include "pusher/http2/pool.h"
 
 namespace pushgate::http2 {
-
-std::string Response::Header(absl::string_view name) const {
-  for (const auto& [k, v] : headers) {
-    if (absl::EqualsIgnoreCase(k, name)) return v;
-  }
-  return "";
-}
 
 absl::StatusOr<Origin> ParseBaseUrl(absl::string_view url) {
   auto bad = [&](absl::string_view why) {
@@ -71,19 +61,6 @@ absl::StatusOr<Origin> ParseBaseUrl(absl::string_view url) {
                               : origin.host;
   origin.authority = origin.port == 443 ? host_part : absl::StrCat(host_part, ":", origin.port);
   return origin;
-}
-
-}  // namespace pushgate::http2
-
-namespace pushgate::http2 {
-
-absl::Duration ReconnectDelay(absl::Duration initial, absl::Duration max, int consecutive_failures,
-                              double jitter01) {
-  absl::Duration d = initial;
-  for (int i = 1; i < consecutive_failures && d < max; ++i) d *= 2;
-  d = std::min(d, max);
-  jitter01 = std::clamp(jitter01, 0.0, 1.0);
-  return d * (0.8 + 0.2 * jitter01);
 }
 
 }  // namespace pushgate::http2

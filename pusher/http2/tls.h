@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/status.h"
-#include "pusher/http2/pool.h"
+#include "pusher/http2/options.h"
 
 namespace pushgate::http2 {
 

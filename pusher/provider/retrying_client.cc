@@ -2,7 +2,6 @@
 
 #include <random>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
@@ -59,11 +58,11 @@ struct RetryingClient::Attempt {
   bool auth_retried = false;
 };
 
-RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Pool> pool,
+RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Client> http,
                                std::unique_ptr<ProviderBackend> backend, RetryPolicy policy,
                                Scheduler& scheduler, const Clock& clock)
     : name_(std::move(name)),
-      pool_(std::move(pool)),
+      http_(std::move(http)),
       backend_(std::move(backend)),
       policy_(policy),
       scheduler_(scheduler),
@@ -80,7 +79,11 @@ RetryingClient::RetryingClient(std::string name, std::unique_ptr<http2::Pool> po
   }
 }
 
-RetryingClient::~RetryingClient() = default;
+RetryingClient::~RetryingClient() {
+  // First: the client answers what it still holds (shut down, or possibly delivered) while every
+  // member those answers use is alive; none of them is retried.
+  http_.reset();
+}
 
 void RetryingClient::Send(v1::PushRequest request, absl::Time deadline, ResultCallback done) {
   auto attempt = std::make_shared<Attempt>();
@@ -89,10 +92,10 @@ void RetryingClient::Send(v1::PushRequest request, absl::Time deadline, ResultCa
   attempt->started = clock_.Now();
   attempt->done = std::move(done);
   started_.fetch_add(1, std::memory_order_relaxed);
-  Try(std::move(attempt));
+  Try(attempt);
 }
 
-void RetryingClient::Try(std::shared_ptr<Attempt> attempt) {
+void RetryingClient::Try(const std::shared_ptr<Attempt>& attempt) {
   absl::Time now = clock_.Now();
   if (now >= attempt->deadline) {
     Finish(attempt, absl::DeadlineExceededError(absl::StrCat("deadline exceeded after ",
@@ -126,34 +129,45 @@ void RetryingClient::Try(std::shared_ptr<Attempt> attempt) {
     req->deadline = attempt->deadline;
     ++attempt->attempts;
     attempts_.Inc();
-    pool_->Submit(*std::move(req), [this, attempt](absl::StatusOr<http2::Response> response) {
-      OnResponse(attempt, std::move(response));
-    });
+    http_->Submit(*std::move(req),
+                  [this, attempt](http2::Result result) { OnResult(attempt, std::move(result)); });
   });
 }
 
-void RetryingClient::OnResponse(std::shared_ptr<Attempt> attempt,
-                                absl::StatusOr<http2::Response> response) {
-  absl::Time now = clock_.Now();
-  if (!response.ok()) {
-    const absl::Status& s = response.status();
-    if (s.code() == absl::StatusCode::kResourceExhausted ||
-        s.code() == absl::StatusCode::kDeadlineExceeded) {
-      Finish(attempt, s);
+void RetryingClient::OnFailure(const std::shared_ptr<Attempt>& attempt,
+                               const http2::Failure& failure) {
+  switch (failure.reason) {
+    case http2::FailureReason::kQueueFull:
+    case http2::FailureReason::kDeadlineBeforeSent:
+    case http2::FailureReason::kDeadlineAfterSent:
+      Finish(attempt, failure.status);
       return;
-    }
-    v1::PushResult result;
-    result.set_outcome(v1::RETRY_LATER);
-    result.set_reason(std::string(s.message()));
-    if (absl::StrContains(s.message(), "may have been delivered")) {
-      // The connection died after the provider may have processed the push (http2::Pool's
-      // wording): sending again could deliver twice, so the caller decides.
-      Finish(attempt, std::move(result));
-      return;
-    }
-    RetryOrGiveUp(attempt, std::move(result), std::nullopt);
+    default:
+      break;
+  }
+  v1::PushResult result;
+  result.set_outcome(v1::RETRY_LATER);
+  result.set_reason(std::string(failure.status.message()));
+  if (http2::MayHaveBeenDelivered(failure.reason)) {
+    // The provider may have processed the push: sending again could deliver it twice, so the
+    // caller decides.
+    Finish(attempt, std::move(result));
     return;
   }
+  if (failure.reason == http2::FailureReason::kShutdown) {
+    // Never sent, but a client shutting down answers every retry the same way.
+    Finish(attempt, std::move(result));
+    return;
+  }
+  RetryOrGiveUp(attempt, std::move(result), std::nullopt);
+}
+
+void RetryingClient::OnResult(const std::shared_ptr<Attempt>& attempt, http2::Result response) {
+  if (!response.ok()) {
+    OnFailure(attempt, response.failure());
+    return;
+  }
+  absl::Time now = clock_.Now();
   ProviderVerdict verdict = Classify(backend_->provider(), response->status, response->body,
                                      response->Header("retry-after"), now);
   v1::PushResult result;
@@ -188,7 +202,7 @@ void RetryingClient::OnResponse(std::shared_ptr<Attempt> attempt,
   Finish(attempt, std::move(result));
 }
 
-void RetryingClient::RetryOrGiveUp(std::shared_ptr<Attempt> attempt, v1::PushResult last,
+void RetryingClient::RetryOrGiveUp(const std::shared_ptr<Attempt>& attempt, v1::PushResult last,
                                    std::optional<absl::Duration> retry_after) {
   absl::Time now = clock_.Now();
   std::optional<absl::Duration> delay =
@@ -216,17 +230,23 @@ void RetryingClient::Finish(const std::shared_ptr<Attempt>& attempt,
   latency_.Observe(absl::ToDoubleSeconds(clock_.Now() - attempt->started));
   ResultCallback done = std::move(attempt->done);
   done(std::move(result));
-  finished_.fetch_add(1, std::memory_order_release);
+  // seq_cst with drain_waiters_ below: either Drain sees this count or this sees its waiter.
+  finished_.fetch_add(1);
+  if (drain_waiters_.load() != 0) absl::MutexLock wake(&drain_mu_);  // re-checks its condition
 }
 
 std::string RetryingClient::Problem() const { return backend_->Problem(); }
 
 void RetryingClient::Drain(absl::Duration timeout) {
   absl::Time until = absl::Now() + timeout;
-  pool_->Drain(timeout);
-  while (finished_.load(std::memory_order_acquire) < started_.load(std::memory_order_acquire) &&
-         absl::Now() < until)
-    absl::SleepFor(absl::Milliseconds(10));
+  http_->Drain(timeout);
+  drain_waiters_.fetch_add(1);
+  {
+    absl::MutexLock lock(&drain_mu_);
+    auto idle = [this] { return finished_.load() >= started_.load(); };
+    drain_mu_.AwaitWithDeadline(absl::Condition(&idle), until);
+  }
+  drain_waiters_.fetch_sub(1);
 }
 
 }  // namespace pushgate::pusher

@@ -1,19 +1,31 @@
-// A ProviderClient over one HTTP/2 pool: builds each attempt with a ProviderBackend (APNs or
-// FCM), classifies the answer, retries 429/5xx with backoff inside the deadline, refreshes a
-// refused token once.
+// A ProviderClient over one HTTP/2 client (a pool): builds each attempt with a ProviderBackend
+// (APNs or FCM), classifies the answer, retries 429/5xx with backoff inside the deadline,
+// refreshes a refused token once.
+//
+// Retry rules: an HTTP answer is retried when Classify() calls it retryable (429, 5xx); a
+// failure without an answer is retried only when the request never reached the provider
+// (!http2::MayHaveBeenDelivered(reason)) and the HTTP/2 client is not shutting down; one that
+// may have been delivered is answered RETRY_LATER at once (the caller decides: sending again
+// could deliver twice), and so is a shutdown; a full queue or a deadline is answered with its
+// status. Retries wait for RetryPolicy::NextDelay on the
+// Scheduler and stop at the request's deadline.
+//
+// Threads: Send() from any thread; attempts continue on the HTTP/2 client's thread and the
+// scheduler's. Owns the HTTP/2 client and the backend; the scheduler and clock outlive it.
+// Destroying it destroys the HTTP/2 client first, which answers the pushes still in flight.
 #pragma once
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "pusher/core/classify.h"
 #include "pusher/core/retry.h"
-#include "pusher/http2/pool.h"
+#include "pusher/http2/client.h"
 #include "pusher/provider/provider_client.h"
 #include "pusher/provider/scheduler.h"
 
@@ -43,7 +55,7 @@ class ProviderBackend {
 
 class RetryingClient final : public ProviderClient {
  public:
-  RetryingClient(std::string name, std::unique_ptr<http2::Pool> pool,
+  RetryingClient(std::string name, std::unique_ptr<http2::Client> http,
                  std::unique_ptr<ProviderBackend> backend, RetryPolicy policy, Scheduler& scheduler,
                  const Clock& clock);
   ~RetryingClient() override;
@@ -54,15 +66,17 @@ class RetryingClient final : public ProviderClient {
 
  private:
   struct Attempt;
-  void Try(std::shared_ptr<Attempt> attempt);
-  void OnResponse(std::shared_ptr<Attempt> attempt, absl::StatusOr<http2::Response> response);
+  void Try(const std::shared_ptr<Attempt>& attempt);
+  void OnResult(const std::shared_ptr<Attempt>& attempt, http2::Result result);
+  // No HTTP answer: give up, answer RETRY_LATER, or retry (see the rules above).
+  void OnFailure(const std::shared_ptr<Attempt>& attempt, const http2::Failure& failure);
   // Retries after the policy's delay, or finishes with RETRY_LATER when no retry fits.
-  void RetryOrGiveUp(std::shared_ptr<Attempt> attempt, v1::PushResult last,
+  void RetryOrGiveUp(const std::shared_ptr<Attempt>& attempt, v1::PushResult last,
                      std::optional<absl::Duration> retry_after);
   void Finish(const std::shared_ptr<Attempt>& attempt, absl::StatusOr<v1::PushResult> result);
 
   std::string name_;
-  std::unique_ptr<http2::Pool> pool_;
+  std::unique_ptr<http2::Client> http_;
   std::unique_ptr<ProviderBackend> backend_;
   RetryPolicy policy_;
   Scheduler& scheduler_;
@@ -72,6 +86,10 @@ class RetryingClient final : public ProviderClient {
   // move between their cores twice per push.
   alignas(64) std::atomic<int64_t> started_{0};
   alignas(64) std::atomic<int64_t> finished_{0};
+  // Drain() waits on drain_mu_ (its condition is re-checked whenever the mutex is released);
+  // Finish takes the mutex only while someone drains.
+  std::atomic<int> drain_waiters_{0};
+  absl::Mutex drain_mu_;
   metrics::Histogram& latency_;
   metrics::Counter& attempts_;
   std::vector<metrics::Counter*> outcomes_;  // by v1::Outcome value, looked up once

@@ -15,6 +15,7 @@
 #include "pusher/core/apns_token.h"
 #include "pusher/core/fcm_auth.h"
 #include "pusher/fcm/fcm_backend.h"
+#include "pusher/http2/pool.h"
 #include "pusher/provider/retrying_client.h"
 
 namespace pushgate::pusher {
@@ -112,27 +113,42 @@ absl::StatusOr<std::unique_ptr<PusherServer>> PusherServer::Create(const PusherC
   return s;
 }
 
-absl::Status PusherServer::LoadCredentials() {
-  auto logger = log::Get("pusher");
-  RetryPolicy policy = MakeRetryPolicy(config_.retry);
-  struct Env {
-    v1::Provider provider;
-    const char* name;
-    std::string url;
-  };
-  const Env envs[] = {{v1::APNS, "apns", config_.apns.production_url},
-                      {v1::APNS_SANDBOX, "apns_sandbox", config_.apns.sandbox_url}};
-  auto broken = [&](const std::string& what, const absl::Status& status) {
-    std::string problem = absl::StrCat(what, ": ", status.message());
-    logger->error("credential unusable, its apps report NOT_SERVING: {}", problem);
-    load_errors_.push_back(problem);
-    return std::make_shared<BrokenClient>(problem);
-  };
+namespace {
 
+struct ApnsEnvironment {
+  v1::Provider provider;
+  const char* name;
+  std::string url;
+};
+
+std::vector<ApnsEnvironment> ApnsEnvironments(const PusherConfig& config) {
+  return {{v1::APNS, "apns", config.apns.production_url},
+          {v1::APNS_SANDBOX, "apns_sandbox", config.apns.sandbox_url}};
+}
+
+}  // namespace
+
+absl::Status PusherServer::LoadCredentials() {
+  RETURN_IF_ERROR(LoadApnsTokenKeys());
+  RETURN_IF_ERROR(LoadApnsCertificates());
+  LoadFcmServiceAccounts();
+  return absl::OkStatus();
+}
+
+std::shared_ptr<ProviderClient> PusherServer::Broken(const std::string& what,
+                                                     const absl::Status& status) {
+  std::string problem = absl::StrCat(what, ": ", status.message());
+  log::Get("pusher")->error("credential unusable, its apps report NOT_SERVING: {}", problem);
+  load_errors_.push_back(problem);
+  return std::make_shared<BrokenClient>(problem);
+}
+
+absl::Status PusherServer::LoadApnsTokenKeys() {
+  RetryPolicy policy = MakeRetryPolicy(config_.retry);
   for (const std::string& entry : config_.apns.token_keys) {
     ASSIGN_OR_RETURN(TokenKeySpec spec, ParseTokenKeySpec(entry));
     std::string what = absl::StrCat("APNs token key ", spec.key_id, " of team ", spec.team_id);
-    for (const Env& env : envs) {
+    for (const ApnsEnvironment& env : ApnsEnvironments(config_)) {
       absl::StatusOr<std::shared_ptr<ProviderClient>> client =
           [&]() -> absl::StatusOr<std::shared_ptr<ProviderClient>> {
         ASSIGN_OR_RETURN(std::string pem, ReadNamedFile(spec.key_file, "key file"));
@@ -150,13 +166,18 @@ absl::Status PusherServer::LoadCredentials() {
             clock_);
       }();
       router_.AddApnsTeam(env.provider, spec.team_id,
-                          client.ok() ? *client : broken(what, client.status()));
+                          client.ok() ? *client : Broken(what, client.status()));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status PusherServer::LoadApnsCertificates() {
+  RetryPolicy policy = MakeRetryPolicy(config_.retry);
   for (const std::string& entry : config_.apns.certificates) {
     ASSIGN_OR_RETURN(CertificateSpec spec, ParseCertificateSpec(entry));
     std::string what = absl::StrCat("APNs certificate of ", spec.bundle_id);
-    for (const Env& env : envs) {
+    for (const ApnsEnvironment& env : ApnsEnvironments(config_)) {
       http2::PoolOptions options =
           MakePool(config_.http2, env.url, absl::StrCat(env.name, "-", spec.bundle_id));
       options.tls.client_cert_file = spec.cert_file;
@@ -170,11 +191,16 @@ absl::Status PusherServer::LoadCredentials() {
             std::make_unique<ApnsBackend>(env.provider, spec.bundle_id), policy, scheduler_,
             clock_);
       } else {
-        client = broken(what, pool.status());
+        client = Broken(what, pool.status());
       }
       router_.AddApnsBundle(env.provider, spec.bundle_id, client);
     }
   }
+  return absl::OkStatus();
+}
+
+void PusherServer::LoadFcmServiceAccounts() {
+  RetryPolicy policy = MakeRetryPolicy(config_.retry);
   for (const std::string& path : config_.fcm.service_accounts) {
     std::string what = absl::StrCat("FCM service account ", path);
     absl::StatusOr<ServiceAccount> account = [&]() -> absl::StatusOr<ServiceAccount> {
@@ -183,7 +209,7 @@ absl::Status PusherServer::LoadCredentials() {
     }();
     if (!account.ok()) {
       // Without the file we do not know its project: report the service as not ready.
-      broken(what, account.status());
+      Broken(what, account.status());
       continue;
     }
     std::string project = account->project_id;
@@ -199,9 +225,8 @@ absl::Status PusherServer::LoadCredentials() {
       return std::make_shared<RetryingClient>(absl::StrCat("fcm:", project), std::move(pool),
                                               std::move(backend), policy, scheduler_, clock_);
     }();
-    router_.AddFcmProject(project, client.ok() ? *client : broken(what, client.status()));
+    router_.AddFcmProject(project, client.ok() ? *client : Broken(what, client.status()));
   }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<int> PusherServer::Start() {

@@ -48,6 +48,12 @@ class PusherServer {
  private:
   explicit PusherServer(const PusherConfig& config, const Clock& clock);
   absl::Status LoadCredentials();
+  absl::Status LoadApnsTokenKeys();
+  absl::Status LoadApnsCertificates();
+  void LoadFcmServiceAccounts();
+  // Stands for a credential that cannot be used (`what` failed with `status`): its pushes get
+  // AUTH_FAILED; the problem is logged and recorded for Problems().
+  std::shared_ptr<ProviderClient> Broken(const std::string& what, const absl::Status& status);
   void UpdateHealth();
 
   PusherConfig config_;

@@ -205,6 +205,7 @@ class TestServer::Impl {
     auto session = std::make_unique<Session>();
     session->server = self;
     session->number = ++self->owner_->connections_accepted_;
+    self->owner_->Notify();
     session->ssl = SSL_new(self->ctx_);
     session->bev =
         bufferevent_openssl_socket_new(self->base_, fd, session->ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -364,6 +365,7 @@ class TestServer::Impl {
     auto* s = static_cast<Session*>(user);
     if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
       s->server->owner_->pings_received_.fetch_add(1);
+      s->server->owner_->Notify();
     }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
@@ -395,6 +397,10 @@ class TestServer::Impl {
       owner_->requests_.push_back(st->request);
     }
     ++s->processed;
+    if (uint32_t code = 0; absl::SimpleAtoi(st->request.Header("x-reset"), &code)) {
+      nghttp2_submit_rst_stream(s->h2, NGHTTP2_FLAG_NONE, stream_id, code);
+      return;  // processed, never answered
+    }
     if (options_.close_after_requests > 0 && s->processed >= options_.close_after_requests) {
       s->close_requested = true;
       return;
@@ -477,6 +483,22 @@ TestServer::~TestServer() { Stop(); }
 
 void TestServer::Stop() {
   if (impl_ != nullptr) impl_->Stop();
+}
+
+void TestServer::Notify() {
+  std::lock_guard<std::mutex> l(mu_);
+  changed_.notify_all();
+}
+
+::testing::AssertionResult TestServer::WaitFor(const std::atomic<int>& count, int n,
+                                               absl::Duration timeout, const char* what) const {
+  std::unique_lock<std::mutex> l(mu_);
+  if (changed_.wait_for(l, absl::ToChronoNanoseconds(timeout), [&] { return count.load() >= n; })) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << "the server saw " << count.load() << " " << what << " of the " << n
+         << " expected within " << absl::FormatDuration(timeout);
 }
 
 std::vector<ReceivedRequest> TestServer::requests() const {

@@ -1,11 +1,13 @@
 // A minimal HTTP/2 TLS server for the pool's integration tests (nghttp2 + libevent
 // bufferevent_openssl on its own loop thread). Not the APNs/FCM emulator: it answers every request
 // with 200 (or the status in the request's "x-status" header), echoes the body, and records what
-// it processed. Faults: response delay, GOAWAY after N requests, abrupt close after N requests,
-// no h2 in ALPN, no PING acknowledgement.
+// it processed; a request with an "x-reset: <code>" header is processed, then its stream reset
+// with that HTTP/2 error code. Faults: response delay, GOAWAY after N requests, abrupt close after
+// N requests, no h2 in ALPN, no PING acknowledgement.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -15,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 
 namespace pushgate::http2::testing {
 
@@ -70,17 +73,29 @@ class TestServer {
   // Highest number of simultaneously open client streams seen on any one connection.
   int max_open_streams_seen() const { return max_open_streams_.load(); }
   int pings_received() const { return pings_received_.load(); }
+  // Wait until at least `n` connections were accepted / PINGs received; the failure says how
+  // many arrived.
+  ::testing::AssertionResult WaitForConnections(int n, absl::Duration timeout) const {
+    return WaitFor(connections_accepted_, n, timeout, "connections");
+  }
+  ::testing::AssertionResult WaitForPings(int n, absl::Duration timeout) const {
+    return WaitFor(pings_received_, n, timeout, "PINGs");
+  }
 
   class Impl;
 
  private:
   TestServer() = default;
+  void Notify();  // a count changed
+  ::testing::AssertionResult WaitFor(const std::atomic<int>& count, int n, absl::Duration timeout,
+                                     const char* what) const;
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
   std::atomic<int> connections_accepted_{0};
   std::atomic<int> max_open_streams_{0};
   std::atomic<int> pings_received_{0};
   mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
   std::vector<ReceivedRequest> requests_;
   friend class Impl;
 };

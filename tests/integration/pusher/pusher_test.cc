@@ -160,6 +160,22 @@ class PusherTest : public ::testing::Test {
     return out;
   }
 
+  // Waits (on the emulator's event, no polling) until it received at least `n` requests for
+  // `provider`; the failure says how many arrived.
+  ::testing::AssertionResult WaitForRequests(emu::Provider provider, size_t n,
+                                             absl::Duration timeout = absl::Seconds(5)) {
+    const absl::Time until = absl::Now() + timeout;
+    for (;;) {
+      const size_t total = emulator_.Stats()["requests"].get<size_t>();
+      if (ReceivedFor(provider).size() >= n) return ::testing::AssertionSuccess();
+      const absl::Duration left = until - absl::Now();
+      if (left <= absl::ZeroDuration() || !emulator_.WaitForReceived(total + 1, left)) break;
+    }
+    return ::testing::AssertionFailure()
+           << "the emulator received " << ReceivedFor(provider).size() << " of " << n << " "
+           << emu::ProviderName(provider) << " requests within " << absl::FormatDuration(timeout);
+  }
+
   emu::Emulator emulator_;
   std::string url_;
   std::unique_ptr<PusherServer> server_;
@@ -442,11 +458,7 @@ TEST_F(PusherTest, WaitReturnsOnlyAfterShutdownAndDrainCompleted) {
     v1::PushRequest req = Apns(absl::StrCat(std::string(60, 'd'), absl::Dec(1000 + i)));
     ASSERT_TRUE(stream->Write(req));
   }
-  absl::Time until = absl::Now() + absl::Seconds(5);
-  while (ReceivedFor(emu::Provider::kApns).empty() && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  ASSERT_FALSE(ReceivedFor(emu::Provider::kApns).empty()) << "the emulator never got a push";
+  ASSERT_TRUE(WaitForRequests(emu::Provider::kApns, 1));
   std::atomic<bool> shutdown_returned{false};
   std::thread signal_thread([&] {
     // A drain shorter than the provider's delay: gRPC gives up on the RPCs first, the pool

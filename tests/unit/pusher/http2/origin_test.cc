@@ -1,7 +1,9 @@
+#include "pusher/http2/origin.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pusher/http2/backoff.h"
-#include "pusher/http2/pool.h"
+#include "pusher/http2/client.h"
 
 namespace pushgate::http2 {
 namespace {
