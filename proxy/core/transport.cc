@@ -25,6 +25,17 @@ absl::StatusOr<Transport> ParseTransport(absl::string_view name) {
   return absl::InvalidArgumentError(absl::StrCat("unsupported transport \"", name, "\""));
 }
 
+std::string UriHost(absl::string_view host) {
+  if (host.find(':') == absl::string_view::npos) return std::string(host);
+  return absl::StrCat("[", host, "]");
+}
+
+std::string AddressUri(const TransportInfo& address) {
+  return absl::StrCat(
+      address.transport == Transport::kTls ? "sips:" : "sip:", UriHost(address.host), ":",
+      address.port, ";transport=", TransportName(address.transport));
+}
+
 std::string DebugString(const TransportInfo& info) {
   const bool v6 = info.host.find(':') != std::string::npos;
   return absl::StrCat(TransportName(info.transport), ":", v6 ? "[" : "", info.host, v6 ? "]" : "",
