@@ -15,9 +15,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "proxy/core/sip_uri.h"
 #include "proxy/push/push_request.h"
+#include "proxy/sofia/call_metrics.h"
 #include "proxy/sofia/forwarding.h"
 
 namespace pushgate::proxy::sofia {
@@ -25,48 +25,15 @@ namespace {
 
 using Type = ForkAction::Type;
 
-struct Metrics {
-  metrics::Registry& r = metrics::Registry::Default();
-  metrics::Counter& Calls(const std::string& result) {
-    return r.GetCounter("pushgate_proxy_calls_total",
-                        "Incoming calls (INVITE/MESSAGE from the backend) by final outcome.",
-                        {{"result", result}});
-  }
-  metrics::Counter& Pushes(const std::string& result) {
-    return r.GetCounter("pushgate_proxy_call_pushes_total",
-                        "Pushes requested for incoming calls, by result.", {{"result", result}});
-  }
-  metrics::Counter& Branches() {
-    return r.GetCounter("pushgate_proxy_call_branches_total",
-                        "Requests sent to phones (fork branches, including late ones).");
-  }
-  metrics::Counter& LateDeliveries() {
-    return r.GetCounter("pushgate_proxy_call_late_deliveries_total",
-                        "Registrations that reached an open fork (fork late).");
-  }
-  metrics::Gauge& Open() {
-    return r.GetGauge("pushgate_proxy_calls_open", "Incoming calls in progress.");
-  }
-};
-
-Metrics& M() {
-  static Metrics* m = new Metrics();
-  return *m;
-}
+CallMetrics& M() { return CallMetrics::Get(); }
 
 // Our route set from the options and the agent's listeners; none (logged) when a URI is bad.
 RouteSet BuildRouteSet(nta_agent_t* agent, const CallRouterOptions& options, spdlog::logger& log) {
   RouteSetConfig config;
   config.record_route = options.record_route;
   config.by_transport = options.record_route_by_transport;
+  config.listeners = ListenersOf(agent);
   config.route_secret = options.route_secret;
-  for (tport_t* tp = agent != nullptr ? tport_primaries(nta_agent_tports(agent)) : nullptr;
-       tp != nullptr; tp = tport_next(tp)) {
-    std::optional<Transport> t = TportTransport(tp);
-    const su_addrinfo_t* ai = tport_get_address(tp);
-    auto hp = ai != nullptr ? SockaddrToHostPort(ai->ai_addr) : std::nullopt;
-    if (t && hp) config.listeners.push_back(TransportInfo{*t, hp->first, hp->second});
-  }
   auto set = RouteSet::Create(config);
   if (set.ok()) return *std::move(set);
   log.error("{}: no Record-Route, in-dialog requests will not come back", set.status().message());
@@ -179,15 +146,7 @@ CallRouter::Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip,
   call->request.reset(nta_incoming_getrequest(irq));
   TportRef in = TportRef::Adopt(nta_incoming_transport(agent_, irq, nullptr));
   if (in) call->in_transport = TportTransport(in.get());
-  if (sip->sip_call_id && sip->sip_call_id->i_id) call->info.call_id = sip->sip_call_id->i_id;
-  if (sip->sip_from) {
-    call->info.caller_uri = UrlString(sip->sip_from->a_url);
-    if (sip->sip_from->a_display) {
-      std::string d = sip->sip_from->a_display;
-      if (d.size() >= 2 && d.front() == '"' && d.back() == '"') d = d.substr(1, d.size() - 2);
-      call->info.caller_display_name = d;
-    }
-  }
+  call->info = CallInfoOf(sip);
   Call& ref = *call;
   calls_.emplace(ref.id, std::move(call));
   calls_by_aor_[aor].insert(ref.id);
@@ -373,8 +332,7 @@ void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
                DebugString(branch->binding));
     return;
   }
-  absl::Duration ttl =
-      std::max(absl::Seconds(1), call.started + options_.fork.call_timeout - clock_.Now());
+  absl::Duration ttl = CallPushTtl(call.started, options_.fork.call_timeout, clock_.Now());
   v1::PushRequest request =
       BuildPushRequest(branch->binding, kind, call.info, ttl, options_.legacy_apns_team);
   log_->info("call-id={}: push {} to {}", call.info.call_id, static_cast<int>(kind),
@@ -390,32 +348,20 @@ void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
 
 void CallRouter::OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,
                             const std::string& push_key, absl::StatusOr<v1::PushResult> r) {
-  Fork::PushOutcome outcome = Fork::PushOutcome::kFailed;
-  std::string label;
+  const PushVerdict verdict = PushVerdictOf(r);
   if (!r.ok()) {
-    label = "error";
     log_->warn("push for call {} branch {} failed: {}", call_id, branch, r.status().message());
-  } else if (r->outcome() == v1::ACCEPTED) {
-    outcome = Fork::PushOutcome::kAccepted;
-    label = "accepted";
-  } else if (r->outcome() == v1::TOKEN_INVALID) {
-    outcome = Fork::PushOutcome::kTokenInvalid;
-    label = "token_invalid";
-  } else {
-    label = "failed";
+  } else if (verdict.outcome == Fork::PushOutcome::kFailed) {
     log_->warn("push for call {} branch {} not delivered: {} {}", call_id, branch,
                v1::Outcome_Name(r->outcome()), r->reason());
   }
-  M().Pushes(label).Inc();
+  M().Pushes(verdict.label).Inc();
   Call* call = FindCall(call_id);
-  if (call == nullptr) {
-    // The call is over, but a dead token is still dead.
-    if (outcome == Fork::PushOutcome::kTokenInvalid && !push_key.empty()) {
-      RemoveDeadToken(aor, push_key);
-    }
-    return;
+  if (call != nullptr) {
+    Apply(*call, call->fork.OnPushResult(branch, verdict.outcome, clock_.Now()));
+  } else if (verdict.outcome == Fork::PushOutcome::kTokenInvalid && !push_key.empty()) {
+    RemoveDeadToken(aor, push_key);  // the call is over, but a dead token is still dead
   }
-  Apply(*call, call->fork.OnPushResult(branch, outcome, clock_.Now()));
 }
 
 void CallRouter::RemoveDeadToken(const std::string& aor, const std::string& push_key) {

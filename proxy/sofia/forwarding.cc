@@ -4,6 +4,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_tag.h>
 #include <sofia-sip/su_tag.h>
+#include <sofia-sip/tport.h>
 
 #include <cstdlib>
 
@@ -81,6 +82,32 @@ void ReplyAndClose(IncomingPtr irq, int status, const char* reason) {
 
 const url_string_t* TargetUrl(const std::string& s) {
   return s.empty() ? nullptr : reinterpret_cast<const url_string_t*>(s.c_str());
+}
+
+CallInfo CallInfoOf(const sip_t* sip) {
+  CallInfo info;
+  if (sip->sip_call_id && sip->sip_call_id->i_id) info.call_id = sip->sip_call_id->i_id;
+  if (sip->sip_from) {
+    info.caller_uri = UrlString(sip->sip_from->a_url);
+    if (sip->sip_from->a_display) {
+      std::string d = sip->sip_from->a_display;
+      if (d.size() >= 2 && d.front() == '"' && d.back() == '"') d = d.substr(1, d.size() - 2);
+      info.caller_display_name = d;
+    }
+  }
+  return info;
+}
+
+std::vector<TransportInfo> ListenersOf(nta_agent_t* agent) {
+  std::vector<TransportInfo> listeners;
+  for (tport_t* tp = agent != nullptr ? tport_primaries(nta_agent_tports(agent)) : nullptr;
+       tp != nullptr; tp = tport_next(tp)) {
+    std::optional<Transport> t = TportTransport(tp);
+    const su_addrinfo_t* ai = tport_get_address(tp);
+    auto hp = ai != nullptr ? SockaddrToHostPort(ai->ai_addr) : std::nullopt;
+    if (t && hp) listeners.push_back(TransportInfo{*t, hp->first, hp->second});
+  }
+  return listeners;
 }
 
 }  // namespace pushgate::proxy::sofia

@@ -1,7 +1,8 @@
 // Sofia glue shared by the call half (CallRouter for forks, DialogRelay for in-dialog requests):
 // our Route entries of a request as core values, the copies of requests we forward and of
-// responses we relay, and answering a server transaction. The rules themselves (Max-Forwards,
-// which entries are ours) are in proxy/core (relay_rules, route_set). Loop thread only.
+// responses we relay, answering a server transaction, and sofia values as core ones. The rules
+// themselves (Max-Forwards, which entries are ours) are in proxy/core (relay_rules, route_set).
+// Loop thread only.
 #pragma once
 
 #include <sofia-sip/nta.h>
@@ -10,10 +11,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "proxy/core/route_set.h"
 #include "proxy/core/sip_uri.h"
+#include "proxy/push/push_request.h"
 #include "proxy/sofia/sofia_util.h"
 
 namespace pushgate::proxy::sofia {
@@ -43,6 +46,12 @@ MsgPtr ResponseToRelay(msg_t* response);
 
 // Answers the server transaction with `status` `reason` and destroys it.
 void ReplyAndClose(IncomingPtr irq, int status, const char* reason);
+
+// The call's facts for a push (Call-ID, From URI, unquoted display name).
+CallInfo CallInfoOf(const sip_t* sip);
+
+// The agent's listeners (transport and bound address).
+std::vector<TransportInfo> ListenersOf(nta_agent_t* agent);
 
 // For nta's url_string_t parameters: null (the request URI) for an empty string.
 const url_string_t* TargetUrl(const std::string& s);
