@@ -244,8 +244,9 @@ void CallRouter::Apply(Call& call, const Fork::Actions& actions) {
 
 MsgPtr CallRouter::BranchRequest(const Call& call, const Binding& binding, const BranchHop& hop,
                                  const std::string& ruri) {
-  MsgPtr msg = CopyForForward(call.request.get(),
-                              OwnRoutesOf(route_set_, sip_object(call.request.get())).count);
+  MsgPtr msg = CopyForForward(
+      call.request.get(),
+      OwnRoutesOf(route_set_, sip_object(call.request.get()), /*parse=*/false).count);
   if (!msg) return nullptr;
   sip_t* sip = sip_object(msg.get());
   sip_request_t* rq =

@@ -38,7 +38,9 @@ DialogRelay::~DialogRelay() {
   }
 }
 
-int DialogRelay::OwnRoutes(const sip_t* sip) const { return OwnRoutesOf(routes_, sip).count; }
+int DialogRelay::OwnRoutes(const sip_t* sip) const {
+  return OwnRoutesOf(routes_, sip, /*parse=*/false).count;
+}
 
 bool DialogRelay::NamesPhone(const sip_t* sip) const {
   OwnRouteEntries own = OwnRoutesOf(routes_, sip);

@@ -24,17 +24,19 @@ bool IsOwnUrl(const RouteSet& routes, const url_t* url) {
   return routes.IsOwnAddress(url->url_type == url_sips, url->url_host, port);
 }
 
-OwnRouteEntries OwnRoutesOf(const RouteSet& routes, const sip_t* sip) {
+OwnRouteEntries OwnRoutesOf(const RouteSet& routes, const sip_t* sip, bool parse) {
   OwnRouteEntries own;
   if (sip == nullptr || routes.empty() || sip->sip_route == nullptr) return own;
   const sip_route_t* top = sip->sip_route;
   if (!IsOwnUrl(routes, top->r_url)) return own;
   own.count = 1;
+  const sip_route_t* next = top->r_next;
+  const bool pair = next != nullptr && IsOwnUrl(routes, next->r_url);
+  if (!parse && !pair) return own;
   auto first = ParseUri(UrlString(top->r_url));
   if (!first.ok()) return own;
   own.parsed.push_back(*std::move(first));
-  const sip_route_t* next = top->r_next;
-  if (next == nullptr || !IsOwnUrl(routes, next->r_url)) return own;
+  if (!pair) return own;
   auto second = ParseUri(UrlString(next->r_url));
   if (!second.ok()) return own;
   own.parsed.push_back(*std::move(second));

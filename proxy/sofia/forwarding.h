@@ -26,8 +26,9 @@ struct OwnRouteEntries {
   int count = 0;                       // 0, 1, or 2 for an RFC 5658 pair (RouteSet::OwnRoutes)
   absl::InlinedVector<Uri, 2> parsed;  // those of them that parse (for NamedFlow & co)
 };
-// Looks at the top entry first without parsing it: most requests carry no Route of ours.
-OwnRouteEntries OwnRoutesOf(const RouteSet& routes, const sip_t* sip);
+// Looks at the top entries without parsing them first: most requests carry no Route of ours.
+// `parse` false: only `count` is needed (entries are parsed only to tell a pair from a spiral).
+OwnRouteEntries OwnRoutesOf(const RouteSet& routes, const sip_t* sip, bool parse = true);
 // True when `url` names one of our URIs (RouteSet::IsOwnAddress on the URL's parts).
 bool IsOwnUrl(const RouteSet& routes, const url_t* url);
 
