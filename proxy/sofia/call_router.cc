@@ -306,7 +306,7 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
     });
     return;
   }
-  msg.release();  // nta's now
+  static_cast<void>(msg.release());  // nta owns it now
   M().Branches().Inc();
   if (!raw->orq) raw->orq.reset(orq);
   log_->info("call-id={}: branch {} -> {}", call.info.call_id, branch_id, ruri);
@@ -366,9 +366,10 @@ void CallRouter::OnPushDone(uint64_t call_id, BranchId branch, const std::string
 }
 
 void CallRouter::RemoveDeadToken(const std::string& aor, const std::string& push_key) {
-  store_.RemoveByPushKey(aor, push_key, clock_.Now(), [log = log_](absl::StatusOr<size_t> n) {
-    if (!n.ok()) log->warn("removing a dead push token failed: {}", n.status().message());
-  });
+  store_.RemoveByPushKey(
+      aor, push_key, clock_.Now(), [log = log_](const absl::StatusOr<size_t>& n) {
+        if (!n.ok()) log->warn("removing a dead push token failed: {}", n.status().message());
+      });
 }
 
 MsgPtr CallRouter::BranchResponse(const Call& call, BranchId branch_id, int status) const {

@@ -115,7 +115,7 @@ void DialogRelay::Forward(IncomingPtr irq, MsgPtr msg, const std::string& target
     }
     return;
   }
-  msg.release();  // nta's now
+  static_cast<void>(msg.release());  // nta owns it now
   if (it != relays_.end() && !it->second->orq) it->second->orq.reset(orq);
 }
 

@@ -48,9 +48,6 @@ class DialogRelay final {
   // Relays a request whose top Route is ours. Takes over `irq` (answers and destroys it).
   void HandleInDialog(nta_incoming_t* irq, const sip_t* sip);
 
-  // Relays in progress (for tests).
-  size_t InFlight() const { return relays_.size(); }
-
  private:
   struct Relay;
 
