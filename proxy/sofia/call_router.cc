@@ -42,34 +42,6 @@ RouteSet BuildRouteSet(nta_agent_t* agent, const CallRouterOptions& options, spd
 
 }  // namespace
 
-struct CallRouter::Call {
-  struct BranchTxn {
-    CallRouter* router = nullptr;
-    uint64_t call_id = 0;
-    BranchId id = 0;
-    OutgoingPtr orq;
-    MsgPtr final_response;  // the phone's final response (not nta's own 408/503)
-    int final_status = 0;
-  };
-  uint64_t id = 0;
-  CallRouter* router = nullptr;
-  std::string aor;
-  std::string method;
-  std::optional<Transport> in_transport;  // the caller's request came in over it
-  IncomingPtr irq;  // declared before `branches`: the branches' transactions go first
-  MsgPtr request;   // the caller's request
-  CallInfo info;
-  Fork fork;
-  std::map<BranchId, std::unique_ptr<BranchTxn>> branches;
-  bool final_sent = false;
-  bool finished = false;
-  bool free_scheduled = false;
-  std::optional<absl::Time> timer_at;
-  absl::Time started;
-
-  Call(const ForkPolicy& policy, absl::Time now) : fork(policy, now), started(now) {}
-};
-
 CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store, PushClient* push,
                        const Clock& clock, CallRouterOptions options, FlowLookup flows)
     : loop_(loop),
@@ -93,18 +65,15 @@ CallRouter::~CallRouter() {
   store_.Unsubscribe(subscription_);
   alive_.reset();
   timer_.reset();
-  for (auto& [id, call] : calls_) {
+  for (const auto& [id, call] : calls_.all()) {
     call->branches.clear();
     if (!call->final_sent) ReplyAndClose(std::move(call->irq), SIP_503_SERVICE_UNAVAILABLE);
   }
-  calls_.clear();
+  calls_.Clear();
   M().Open().Set(0);
 }
 
-CallRouter::Call* CallRouter::FindCall(uint64_t id) {
-  auto it = calls_.find(id);
-  return it == calls_.end() ? nullptr : it->second.get();
-}
+Call* CallRouter::FindCall(uint64_t id) { return calls_.Find(id); }
 
 bool CallRouter::IsOurRoute(const sip_t* sip) const {
   return sip != nullptr && sip->sip_route != nullptr && IsOwnUrl(route_set_, sip->sip_route->r_url);
@@ -135,10 +104,8 @@ bool CallRouter::Reachable(const Binding& binding) const {
 // ---------------------------------------------------------------------------------------------
 // Incoming call
 
-CallRouter::Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip,
-                                      const std::string& aor) {
+Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) {
   auto call = std::make_unique<Call>(options_.fork, clock_.Now());
-  call->id = next_id_++;
   call->router = this;
   call->aor = aor;
   call->irq.reset(irq);
@@ -147,9 +114,7 @@ CallRouter::Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip,
   TportRef in = TportRef::Adopt(nta_incoming_transport(agent_, irq, nullptr));
   if (in) call->in_transport = TportTransport(in.get());
   call->info = CallInfoOf(sip);
-  Call& ref = *call;
-  calls_.emplace(ref.id, std::move(call));
-  calls_by_aor_[aor].insert(ref.id);
+  Call& ref = calls_.Add(std::move(call));
   M().Open().Set(static_cast<double>(calls_.size()));
   return ref;
 }
@@ -456,11 +421,7 @@ void CallRouter::OnCallerCancel(uint64_t call_id) {
 
 void CallRouter::OnRegistration(const std::string& aor, const Binding& binding) {
   if (route_set_.PointsAtUs(binding)) return;
-  auto by_aor = calls_by_aor_.find(aor);
-  if (by_aor == calls_by_aor_.end()) return;
-  // A copy: Apply may free calls.
-  std::vector<uint64_t> ids(by_aor->second.begin(), by_aor->second.end());
-  for (uint64_t id : ids) {
+  for (uint64_t id : calls_.OfAor(aor)) {  // a copy: Apply may free calls
     Call* call = FindCall(id);
     if (call == nullptr || call->fork.finished()) continue;
     bool reachable = Reachable(binding);
@@ -527,15 +488,10 @@ void CallRouter::MaybeFree(uint64_t call_id) {
 }
 
 void CallRouter::FreeCall(uint64_t call_id) {
-  auto it = calls_.find(call_id);
-  if (it == calls_.end()) return;
-  Call& c = *it->second;
-  if (c.timer_at) timer_->Reschedule(c.id, c.timer_at, std::nullopt);
-  if (auto by_aor = calls_by_aor_.find(c.aor); by_aor != calls_by_aor_.end()) {
-    by_aor->second.erase(call_id);
-    if (by_aor->second.empty()) calls_by_aor_.erase(by_aor);
-  }
-  calls_.erase(it);  // its transactions with it
+  Call* call = FindCall(call_id);
+  if (call == nullptr) return;
+  if (call->timer_at) timer_->Reschedule(call_id, call->timer_at, std::nullopt);
+  calls_.Remove(call_id);  // its transactions with it
   M().Open().Set(static_cast<double>(calls_.size()));
 }
 

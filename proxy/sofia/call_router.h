@@ -18,9 +18,9 @@
 // SIP proxy's CallHandler and hands them over.
 //
 // Hooks for the SIP proxy's request dispatch: HandleIncoming() and HandleInDialog() take over
-// the server transaction. Loop thread only (construct and destroy on it too). Owns every
-// transaction of its calls (IncomingPtr/OutgoingPtr); the destructor answers 503 to callers
-// still waiting.
+// the server transaction. Loop thread only (construct and destroy on it too). Owns its calls
+// (CallTable) and through them every transaction (IncomingPtr/OutgoingPtr); the destructor
+// answers 503 to callers still waiting.
 #pragma once
 
 #include <sofia-sip/nta.h>
@@ -40,6 +40,7 @@
 #include "proxy/core/relay_rules.h"
 #include "proxy/core/route_set.h"
 #include "proxy/push/push_client.h"
+#include "proxy/sofia/call_table.h"
 #include "proxy/sofia/dialog_relay.h"
 #include "proxy/sofia/loop.h"
 #include "proxy/sofia/sip_proxy.h"
@@ -103,8 +104,6 @@ class CallRouter final : public CallHandler {
   // Calls in progress (forks not yet freed), for tests and metrics.
   size_t OpenCalls() const { return calls_.size(); }
 
-  struct Call;
-
  private:
   // C trampolines.
   static int OnBranchResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
@@ -155,10 +154,7 @@ class CallRouter final : public CallHandler {
   DialogRelay dialog_relay_;  // uses route_set_
   std::unique_ptr<WakeupTimer> timer_;
   BindingStore::SubscriptionId subscription_ = 0;
-  std::map<uint64_t, std::unique_ptr<Call>> calls_;
-  // Open calls per AOR: a registration reaches its AOR's forks without scanning every call.
-  std::map<std::string, std::set<uint64_t>> calls_by_aor_;
-  uint64_t next_id_ = 1;
+  CallTable calls_;
   // Timers and push completions may run after the router is gone: they hold a weak reference.
   std::shared_ptr<CallRouter*> alive_;
 };
