@@ -41,23 +41,31 @@ std::string RecordRouteUri(const TransportInfo& address) {
 absl::StatusOr<RouteSet> RouteSet::Create(const RouteSetConfig& config) {
   RouteSet set;
   if (!config.route_secret.empty()) set.codec_.emplace(config.route_secret);
-  if (config.record_route.empty()) return set;
-  auto primary = ParseOwn("the default", config.record_route);
-  if (!primary.ok()) return primary.status();
-  set.record_route_ = config.record_route;
-  set.by_transport_ = config.by_transport;
-  if (auto t = UriTransport(*primary); t.ok()) set.by_transport_.emplace(*t, config.record_route);
-  // Transports without a configured URI: our host, the port of our listener.
-  for (const TransportInfo& listener : config.listeners) {
-    if (set.by_transport_.count(listener.transport) != 0) continue;
-    set.by_transport_[listener.transport] =
-        RecordRouteUri(TransportInfo{listener.transport, primary->host, listener.port});
+  if (!config.record_route.empty()) {
+    auto primary = ParseOwn("the default", config.record_route);
+    if (!primary.ok()) return primary.status();
+    set.record_route_ = config.record_route;
+    set.by_transport_ = config.by_transport;
+    if (auto t = UriTransport(*primary); t.ok()) set.by_transport_.emplace(*t, config.record_route);
+    // Transports without a configured URI: our host, the port of our listener.
+    for (const TransportInfo& listener : config.listeners) {
+      if (set.by_transport_.count(listener.transport) != 0) continue;
+      set.by_transport_[listener.transport] =
+          RecordRouteUri(TransportInfo{listener.transport, primary->host, listener.port});
+    }
+    set.own_.push_back(*std::move(primary));
+    for (const auto& [t, text] : set.by_transport_) {
+      auto uri = ParseOwn(TransportName(t), text);
+      if (!uri.ok()) return uri.status();
+      set.own_.push_back(*std::move(uri));
+    }
   }
-  set.own_.push_back(*std::move(primary));
-  for (const auto& [t, text] : set.by_transport_) {
-    auto uri = ParseOwn(TransportName(t), text);
-    if (!uri.ok()) return uri.status();
-    set.own_.push_back(*std::move(uri));
+  for (const TransportInfo& address : config.also_ours) {
+    Uri uri;
+    uri.scheme = address.transport == Transport::kTls ? "sips" : "sip";
+    uri.host = address.host;
+    uri.port = address.port;
+    set.own_.push_back(std::move(uri));
   }
   return set;
 }
@@ -133,7 +141,7 @@ std::vector<std::string> RouteSet::RecordRoutes(std::optional<Transport> in,
                                                 std::optional<Transport> out,
                                                 absl::string_view flow_token,
                                                 const std::optional<TransportInfo>& phone) const {
-  if (empty()) return {};
+  if (!record_routes()) return {};
   const std::string& out_uri = UriFor(out);
   const std::string& in_uri = UriFor(in);
   std::vector<std::string> routes;

@@ -55,6 +55,9 @@ struct RouteSetConfig {
   // Signs the phone's address in our Record-Route (the masquerade secret). Empty: no address
   // carried (in-dialog requests go to the request URI).
   std::string route_secret;
+  // More addresses that are us without being Record-Route values (the bound and advertised
+  // addresses, e.g. for a phone's Route naming the gateway as its outbound proxy): IsOwn only.
+  std::vector<TransportInfo> also_ours;
 };
 
 class RouteSet final {
@@ -64,8 +67,11 @@ class RouteSet final {
   // INVALID_ARGUMENT naming the URI when one of the configured URIs does not parse.
   static absl::StatusOr<RouteSet> Create(const RouteSetConfig& config);
 
+  // Nothing is ours.
   bool empty() const { return own_.empty(); }
-  // Every own URI: the default one first, then one per transport.
+  // True when a Record-Route is configured (RecordRoutes gives values).
+  bool record_routes() const { return !record_route_.empty(); }
+  // Every own URI: the default one first, then one per transport, then `also_ours`.
   const std::vector<Uri>& own() const { return own_; }
 
   // True when host and port name one of our URIs (host case-insensitive, brackets allowed; the
@@ -91,7 +97,7 @@ class RouteSet final {
   // The Record-Route URIs (top first, without ";lr") for a request received over `in` and sent
   // over `out`: ours for `out` naming the phone (by `flow_token` when not empty, else by its
   // signed address `phone` when given), then ours for `in` when it differs. Empty without a
-  // route set.
+  // Record-Route configured.
   std::vector<std::string> RecordRoutes(std::optional<Transport> in, std::optional<Transport> out,
                                         absl::string_view flow_token,
                                         const std::optional<TransportInfo>& phone) const;

@@ -51,6 +51,7 @@ TEST(RouteSetTest, EmptyConfigIsNoRouteSet) {
   auto set = RouteSet::Create(RouteSetConfig{});
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_TRUE(set->empty());
+  EXPECT_FALSE(set->record_routes());
   EXPECT_FALSE(set->IsOwn(U("sip:192.0.2.1")));
   EXPECT_THAT(set->RecordRoutes(Transport::kUdp, Transport::kTcp, "f1", std::nullopt), IsEmpty());
 }
@@ -109,6 +110,28 @@ TEST(RouteSetTest, IsOwnUsesTheSchemesDefaultPort) {
   for (const Case& c : cases) EXPECT_EQ(set.IsOwn(U(c.uri)), c.own) << c.uri;
   EXPECT_TRUE(set.IsOwnAddress(false, "192.0.2.1", std::nullopt));
   EXPECT_FALSE(set.IsOwnAddress(true, "192.0.2.1", std::nullopt));
+}
+
+TEST(RouteSetTest, AlsoOursIsUsButNeverARecordRoute) {
+  RouteSetConfig config;
+  config.also_ours = {{Transport::kUdp, "10.0.0.2", 5060},
+                      {Transport::kTls, "gw.example.org", 5061}};
+  auto set = RouteSet::Create(config);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_FALSE(set->empty());
+  EXPECT_FALSE(set->record_routes());
+  EXPECT_TRUE(set->IsOwn(U("sip:10.0.0.2;lr")));
+  EXPECT_TRUE(set->IsOwn(U("sips:gw.example.org")));
+  EXPECT_FALSE(set->IsOwn(U("sip:gw.example.org")));  // 5060
+  EXPECT_THAT(set->RecordRoutes(Transport::kUdp, Transport::kUdp, "f1", std::nullopt), IsEmpty());
+
+  config.record_route = "sip:192.0.2.1:5060";
+  set = RouteSet::Create(config);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_TRUE(set->IsOwn(U("sip:10.0.0.2")));
+  EXPECT_TRUE(set->IsOwn(U("sip:192.0.2.1")));
+  EXPECT_THAT(set->RecordRoutes(Transport::kUdp, Transport::kTls, "", std::nullopt),
+              ElementsAre("sip:192.0.2.1:5060"));
 }
 
 TEST(RouteSetTest, Ipv6OwnUris) {
