@@ -64,6 +64,10 @@ std::string PercentDecode(absl::string_view text) {
 
 bool IsIpv6Literal(absl::string_view host) { return host.find(':') != absl::string_view::npos; }
 
+uint16_t PortOrDefault(const Uri& uri) {
+  return uri.port.value_or(uri.scheme == "sips" ? 5061 : 5060);
+}
+
 absl::StatusOr<Uri> ParseUri(absl::string_view text) {
   text = absl::StripAsciiWhitespace(text);
   if (text.empty()) return UriError("empty");

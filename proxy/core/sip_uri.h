@@ -46,6 +46,9 @@ std::string PercentDecode(absl::string_view text);
 // True if `host` is an IPv6 literal (contains ':'), without brackets.
 bool IsIpv6Literal(absl::string_view host);
 
+// The URI's port, else the default port of its scheme: 5061 for sips, 5060 for sip.
+uint16_t PortOrDefault(const Uri& uri);
+
 // Value of the first parameter whose name matches case-insensitively: nullopt when absent, ""
 // for a flag parameter.
 std::optional<std::string> Param(const Uri& uri, absl::string_view name);

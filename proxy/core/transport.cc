@@ -25,13 +25,19 @@ absl::StatusOr<Transport> ParseTransport(absl::string_view name) {
   return absl::InvalidArgumentError(absl::StrCat("unsupported transport \"", name, "\""));
 }
 
-std::string DebugString(const TransportInfo& info) {
-  return absl::StrCat(TransportName(info.transport), ":", UriHost(info.host), ":", info.port);
-}
-
 std::string UriHost(absl::string_view host) {
   if (host.find(':') == absl::string_view::npos) return std::string(host);
   return absl::StrCat("[", host, "]");
+}
+
+std::string AddressUri(const TransportInfo& address) {
+  return absl::StrCat(
+      address.transport == Transport::kTls ? "sips:" : "sip:", UriHost(address.host), ":",
+      address.port, ";transport=", TransportName(address.transport));
+}
+
+std::string DebugString(const TransportInfo& info) {
+  return absl::StrCat(TransportName(info.transport), ":", UriHost(info.host), ":", info.port);
 }
 
 std::string TransportUri(const TransportInfo& address) {

@@ -28,12 +28,16 @@ struct TransportInfo {
   bool operator==(const TransportInfo&) const = default;
 };
 
+// A host as written in a URI or a Via: IPv6 literals in brackets ("[2001:db8::1]"), anything
+// else as is.
+std::string UriHost(absl::string_view host);
+
+// The URI that reaches `address` itself: "sip:192.0.2.1:5060;transport=udp",
+// "sips:[2001:db8::1]:5061;transport=tls" (a next hop, not a request URI).
+std::string AddressUri(const TransportInfo& address);
+
 // "udp:192.0.2.1:5060", "tls:[2001:db8::1]:5061": for logs and test messages.
 std::string DebugString(const TransportInfo& info);
-
-// A host as written in a URI, a Via or "host:port": an IPv6 literal in brackets
-// ("[2001:db8::1]"), anything else unchanged.
-std::string UriHost(absl::string_view host);
 
 // The SIP URI that names `address` over its transport: "sip:192.0.2.1:5060;transport=udp",
 // "sip:[2001:db8::1]:5060;transport=tcp", "sips:192.0.2.1:5061" (TLS). Port 0 is written "*"

@@ -1,5 +1,7 @@
 #include "proxy/push/push_request.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace pushgate::proxy {
@@ -55,6 +57,22 @@ v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const Ca
   request.set_badge(-1);
   request.mutable_time_to_live()->set_seconds(absl::ToInt64Seconds(ttl));
   return request;
+}
+
+absl::Duration CallPushTtl(absl::Time call_started, absl::Duration call_timeout, absl::Time now) {
+  return std::max(absl::Seconds(1), call_started + call_timeout - now);
+}
+
+PushVerdict PushVerdictOf(const absl::StatusOr<v1::PushResult>& result) {
+  if (!result.ok()) return {Fork::PushOutcome::kFailed, "error"};
+  switch (result->outcome()) {
+    case v1::ACCEPTED:
+      return {Fork::PushOutcome::kAccepted, "accepted"};
+    case v1::TOKEN_INVALID:
+      return {Fork::PushOutcome::kTokenInvalid, "token_invalid"};
+    default:
+      return {Fork::PushOutcome::kFailed, "failed"};
+  }
 }
 
 }  // namespace pushgate::proxy

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proxy/core/binding.h"
 #include "proxy/core/fork.h"
@@ -28,5 +29,18 @@ struct CallInfo {
 // (the pusher rejects it unless it already starts with a team id).
 v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const CallInfo& call,
                                  absl::Duration ttl, const std::string& legacy_apns_team = "");
+
+// How long the provider may keep trying a push sent at `now` for a call that started at
+// `call_started` and ends after `call_timeout`: the rest of the call, at least one second.
+absl::Duration CallPushTtl(absl::Time call_started, absl::Duration call_timeout, absl::Time now);
+
+// What the pusher's answer means for the fork, and its metric label: ACCEPTED -> kAccepted
+// "accepted"; TOKEN_INVALID -> kTokenInvalid "token_invalid" (the binding must go); any other
+// outcome -> kFailed "failed"; an RPC error -> kFailed "error".
+struct PushVerdict {
+  Fork::PushOutcome outcome = Fork::PushOutcome::kFailed;
+  const char* label = "error";
+};
+PushVerdict PushVerdictOf(const absl::StatusOr<v1::PushResult>& result);
 
 }  // namespace pushgate::proxy

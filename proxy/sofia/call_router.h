@@ -2,44 +2,50 @@
 // the backend whose request URI was restored to an AOR is forked to the AOR's bindings by the
 // pure proxy/core Fork; this class carries its actions out on the sofia loop:
 //  - branches: nta client transactions to each binding's contact (over its own connection when
-//    the binding has a flow token), with Record-Route so the dialog stays on the gateway (two
-//    entries, RFC 5658, when the call came in over another transport than the branch leaves on)
-//    and Max-Forwards decremented (RFC 3261 16.6); a branch CANCEL waits for the branch's
-//    provisional response and is dropped if a final one comes first (RFC 3261 9.1, done by nta);
+//    the binding has a flow token, else to where its REGISTER came from: BranchHopFor), with our
+//    Record-Route (RouteSet: two entries, RFC 5658, when the call came in over another transport
+//    than the branch leaves on) and Max-Forwards decremented (RFC 3261 16.6); a branch CANCEL
+//    waits for the branch's provisional response and is dropped if a final one comes first
+//    (RFC 3261 9.1, done by nta); bindings pointing back at us are never called;
 //  - pushes: PushClient (BuildPushRequest); results come back on the loop -> Fork::OnPushResult;
 //    TOKEN_INVALID removes the binding from the store;
-//  - timers at Fork::NextWakeup (one su timer for all calls), the store's registration listener
-//    -> Fork::OnRegistration (fork late: the pending INVITE goes to the new contact at once; with
-//    the Redis store, registrations made through other replicas arrive by pub/sub too);
-//  - responses relayed to the caller (provisional, the winning final, every 2xx), caller CANCEL.
-// In-dialog requests (ACK, BYE, re-INVITE, UPDATE, INFO, PRACK) that carry our Record-Route come
-// back as Route: HandleInDialog relays them by loose routing (consuming both entries of a pair).
+//  - timers at Fork::NextWakeup (one WakeupTimer for all calls), the store's registration
+//    listener -> Fork::OnRegistration (fork late: the pending INVITE goes to the new contact at
+//    once; with the Redis store, registrations made through other replicas arrive by pub/sub);
+//  - responses relayed to the caller (provisional, the winning final, every 2xx: ForkResponse),
+//    caller CANCEL.
+// In-dialog requests (our Record-Route come back as Route) are DialogRelay's: CallRouter is the
+// SIP proxy's CallHandler and hands them over.
 //
 // Hooks for the SIP proxy's request dispatch: HandleIncoming() and HandleInDialog() take over
-// the server transaction. Loop thread only (construct and destroy on it too).
+// the server transaction. Loop thread only (construct and destroy on it too). Owns its calls
+// (CallTable) and through them every transaction (IncomingPtr/OutgoingPtr); the destructor
+// answers 503 to callers still waiting.
 #pragma once
 
-#include <sofia-sip/su_wait.h>
+#include <sofia-sip/nta.h>
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/core/fork.h"
-#include "proxy/core/masquerade.h"
-#include "proxy/core/sip_uri.h"
+#include "proxy/core/relay_rules.h"
+#include "proxy/core/route_set.h"
 #include "proxy/push/push_client.h"
+#include "proxy/sofia/call_table.h"
+#include "proxy/sofia/dialog_relay.h"
 #include "proxy/sofia/loop.h"
 #include "proxy/sofia/sip_proxy.h"
 #include "proxy/sofia/sofia_util.h"
+#include "proxy/sofia/wakeup_timer.h"
 #include "proxy/store/binding_store.h"
 
 namespace pushgate::proxy::sofia {
@@ -66,7 +72,8 @@ struct CallRouterOptions {
 
 class CallRouter final : public CallHandler {
  public:
-  // `agent`, `store` and `push` (may be null: no pushes) must outlive the router.
+  // `agent`, `store` and `push` (may be null: no pushes) must outlive the router. The route set
+  // is built from `options` and the agent's listeners (a bad URI is logged: no route set).
   CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store, PushClient* push,
              const Clock& clock, CallRouterOptions options, FlowLookup flows);
   ~CallRouter() override;
@@ -85,24 +92,17 @@ class CallRouter final : public CallHandler {
   // True when one of our Route entries names a phone: a flow still connected, or a signed
   // address (see CallRouterOptions::route_secret).
   bool NamesPhone(const sip_t* sip) const override;
-  // Relays an in-dialog request by loose routing (our Route removed); ACK statelessly. Takes over
-  // `irq`.
+  // DialogRelay::HandleInDialog. Takes over `irq`.
   void HandleInDialog(nta_incoming_t* irq, const sip_t* sip) override;
-  // The Record-Route URIs (top first, without ";lr") for a request received over `in` and sent
-  // over `out`: ours for `out` (naming the phone: `flow_token` when not empty, else its signed
-  // address `phone` when given), then ours for `in` when it differs (RFC 5658 double
-  // record-routing). HandleInDialog consumes such a pair as one hop.
+  // RouteSet::RecordRoutes: the Record-Route URIs (top first, without ";lr") for a request
+  // received over `in` and sent over `out`, naming the phone by `flow_token`, else `phone`.
   std::vector<std::string> RecordRoutesFor(
       std::optional<Transport> in, std::optional<Transport> out, const std::string& flow_token,
       const std::optional<TransportInfo>& phone) const override;
-  // The phone's address signed into one of our Route entries, when one carries a valid one.
-  std::optional<TransportInfo> RoutedPhoneAddress(const sip_t* sip) const;
 
+  const RouteSet& route_set() const { return route_set_; }
   // Calls in progress (forks not yet freed), for tests and metrics.
   size_t OpenCalls() const { return calls_.size(); }
-
-  struct Call;
-  struct Relay;
 
  private:
   // C trampolines.
@@ -110,16 +110,20 @@ class CallRouter final : public CallHandler {
                                 const sip_t* sip) noexcept;
   static int OnCallerCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq,
                               const sip_t* sip) noexcept;
-  static int OnRelayResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
-                               const sip_t* sip) noexcept;
-  static int OnRelayCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq,
-                             const sip_t* sip) noexcept;
 
-  void StartFork(uint64_t call_id, std::vector<Binding> bindings);
+  Call& NewCall(nta_incoming_t* irq, const sip_t* sip, const std::string& aor);
+  void OnBindings(uint64_t call_id, absl::StatusOr<std::vector<Binding>> bindings);
+  void StartFork(Call& call, std::vector<Binding> bindings);
   void Apply(Call& call, const Fork::Actions& actions);
   void SendBranch(Call& call, BranchId branch);
+  // The caller's request for a branch: request URI the contact, our Record-Route on an INVITE.
+  MsgPtr BranchRequest(const Call& call, const Binding& binding, const BranchHop& hop,
+                       const std::string& ruri);
   void CancelBranch(Call& call, BranchId branch, const std::string& reason);
   void SendPush(Call& call, BranchId branch, PushKind kind);
+  void RemoveDeadToken(const std::string& aor, const std::string& push_key);
+  // A copy of the branch's response `status` to relay (its final one, else its latest), or null.
+  MsgPtr BranchResponse(const Call& call, BranchId branch, int status) const;
   void ForwardResponse(Call& call, BranchId branch, int status);
   void Respond(Call& call, int status, const std::string& reason);
   void OnBranchResponse(uint64_t call_id, BranchId branch, nta_outgoing_t* orq, const sip_t* sip);
@@ -127,25 +131,16 @@ class CallRouter final : public CallHandler {
   void OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,
                   const std::string& push_key, absl::StatusOr<v1::PushResult> result);
   void OnRegistration(const std::string& aor, const Binding& binding);
-  // Timers: the calls' wakeups (Fork::NextWakeup, or the end of a finished call's linger) are
-  // kept in `wakeups_`; one su timer fires at the earliest.
+  // The call's wakeup: Fork::NextWakeup, or the end of a finished call's linger.
   void ArmTimer(Call& call);
   void SetWakeup(Call& call, std::optional<absl::Time> at);
-  void ArmRouterTimer();
-  static void OnRouterTimerCb(su_root_magic_t* magic, su_timer_t* timer,
-                              su_timer_arg_t* arg) noexcept;
-  void OnRouterTimer();
-  void OnTimer(uint64_t call_id);
+  void OnWakeup(uint64_t call_id);
   void MaybeFree(uint64_t call_id);
   void FreeCall(uint64_t call_id);
-  bool Reachable(const Binding& binding);
-  bool PointsAtUs(const Binding& binding) const;
-  // True when `url` names one of our Record-Route URIs (host and port).
-  bool IsOwnUri(const url_t* url) const;
+  // The live connection behind the binding's flow token, or null.
+  tport_t* FlowOf(const Binding& binding) const;
+  bool Reachable(const Binding& binding) const;
   Call* FindCall(uint64_t id);
-  // ";pgf=<flow>" or ";pga=<signed address>" naming the phone in our Record-Route, or "".
-  std::string PhoneParams(const std::string& flow_token,
-                          const std::optional<TransportInfo>& phone) const;
 
   SofiaLoop& loop_;
   nta_agent_t* agent_;
@@ -154,20 +149,12 @@ class CallRouter final : public CallHandler {
   const Clock& clock_;
   CallRouterOptions options_;
   FlowLookup flows_;
-  std::optional<MasqueradeCodec> route_codec_;  // from options_.route_secret
-  std::optional<Uri> own_;                      // parsed record_route
-  std::map<Transport, std::string> rr_by_transport_;
-  std::vector<Uri> own_uris_;  // own_ and every rr_by_transport_ URI, parsed
   std::shared_ptr<spdlog::logger> log_;
+  RouteSet route_set_;
+  DialogRelay dialog_relay_;  // uses route_set_
+  std::unique_ptr<WakeupTimer> timer_;
   BindingStore::SubscriptionId subscription_ = 0;
-  std::map<uint64_t, std::unique_ptr<Call>> calls_;
-  // Open calls per AOR: a registration reaches its AOR's forks without scanning every call.
-  std::map<std::string, std::set<uint64_t>> calls_by_aor_;
-  std::map<uint64_t, std::unique_ptr<Relay>> relays_;
-  std::set<std::pair<absl::Time, uint64_t>> wakeups_;  // (when, call id)
-  su_timer_t* timer_ = nullptr;
-  std::optional<absl::Time> timer_armed_for_;
-  uint64_t next_id_ = 1;
+  CallTable calls_;
   // Timers and push completions may run after the router is gone: they hold a weak reference.
   std::shared_ptr<CallRouter*> alive_;
 };

@@ -88,5 +88,41 @@ TEST(BuildPushRequest, LegacyAppleAppIdGetsTheConfiguredTeam) {
             "123456789");
 }
 
+TEST(PushVerdictOf, OnlyAcceptedCountsAndOnlyTokenInvalidRemoves) {
+  struct Case {
+    absl::StatusOr<v1::PushResult> result;
+    Fork::PushOutcome outcome;
+    std::string label;
+  };
+  auto result = [](v1::Outcome outcome) {
+    v1::PushResult r;
+    r.set_outcome(outcome);
+    return r;
+  };
+  const Case cases[] = {
+      {result(v1::ACCEPTED), Fork::PushOutcome::kAccepted, "accepted"},
+      {result(v1::TOKEN_INVALID), Fork::PushOutcome::kTokenInvalid, "token_invalid"},
+      {result(v1::RETRY_LATER), Fork::PushOutcome::kFailed, "failed"},
+      {result(v1::REJECTED), Fork::PushOutcome::kFailed, "failed"},
+      {result(v1::AUTH_FAILED), Fork::PushOutcome::kFailed, "failed"},
+      {result(v1::NO_CREDENTIALS), Fork::PushOutcome::kFailed, "failed"},
+      {result(v1::OUTCOME_UNSPECIFIED), Fork::PushOutcome::kFailed, "failed"},
+      {absl::UnavailableError("pusher down"), Fork::PushOutcome::kFailed, "error"},
+  };
+  for (const Case& c : cases) {
+    PushVerdict v = PushVerdictOf(c.result);
+    EXPECT_EQ(v.outcome, c.outcome) << c.label;
+    EXPECT_EQ(v.label, c.label);
+  }
+}
+
+TEST(CallPushTtl, TheRestOfTheCallAtLeastOneSecond) {
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  EXPECT_EQ(CallPushTtl(t0, absl::Seconds(90), t0), absl::Seconds(90));
+  EXPECT_EQ(CallPushTtl(t0, absl::Seconds(90), t0 + absl::Seconds(30)), absl::Seconds(60));
+  EXPECT_EQ(CallPushTtl(t0, absl::Seconds(90), t0 + absl::Milliseconds(89500)), absl::Seconds(1));
+  EXPECT_EQ(CallPushTtl(t0, absl::Seconds(90), t0 + absl::Seconds(120)), absl::Seconds(1));
+}
+
 }  // namespace
 }  // namespace pushgate::proxy
