@@ -59,8 +59,11 @@ fail() {
 }
 
 [[ $(id -u) -eq 0 ]] || skip "the stack test runs rootful podman (run as root)"
-command -v podman >/dev/null || skip "podman is not installed (./dev images installs it)"
-command -v podman-compose >/dev/null || skip "podman-compose is not installed"
+command -v podman >/dev/null || skip "podman is not installed (./dev setup installs it)"
+command -v podman-compose >/dev/null || skip "podman-compose is not installed (./dev setup installs it)"
+# netavark (podman's network backend) sets up the compose network's NAT with iptables; without
+# it every container on a network fails to start, after the image build.
+command -v iptables >/dev/null || skip "iptables is not installed: podman's network backend needs it (./dev setup installs it)"
 podman info >/dev/null 2>&1 || skip "podman does not work here: $(podman info 2>&1 | tail -1)"
 
 # Leftovers of earlier runs that were killed before their cleanup ran (a ctest timeout kills
