@@ -66,6 +66,14 @@ command -v podman-compose >/dev/null || skip "podman-compose is not installed (.
 command -v iptables >/dev/null || skip "iptables is not installed: podman's network backend needs it (./dev setup installs it)"
 podman info >/dev/null 2>&1 || skip "podman does not work here: $(podman info 2>&1 | tail -1)"
 
+# running_stack_test PID: PID is a stack test running now. One read of its command line, which
+# goes away (no error printed) when the process exits meanwhile.
+running_stack_test() {
+  local cmdline
+  cmdline=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
+  [[ $cmdline == *stack_test.sh* ]]
+}
+
 # Leftovers of earlier runs that were killed before their cleanup ran (a ctest timeout kills
 # without a trap): project pgstack<PID> whose PID is no longer a running stack test.
 sweep_stale() {
@@ -77,7 +85,7 @@ sweep_stale() {
   } 2>/dev/null | grep -o '^pgstack[0-9]*_' | sort -u); do
     name=${name%_}
     pid=${name#pgstack}
-    if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q stack_test.sh; then
+    if running_stack_test "$pid"; then
       continue  # a stack test running now (another clone)
     fi
     log "removing leftovers of an earlier run: $name"
@@ -89,7 +97,7 @@ sweep_stale() {
     [[ -d $name ]] || continue
     pid=${name#/tmp/pushgate-stack-pgstack}
     pid=${pid%%.*}
-    [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q stack_test.sh && continue
+    running_stack_test "$pid" && continue
     rm -rf "$name"
   done
 }
