@@ -52,13 +52,28 @@ sipp_stats() {
 # rcvbuf PORT: the receive buffer size (rb...) of the UDP socket listening on PORT.
 rcvbuf() { ss -Hlnum "sport = :$1" | grep -o 'rb[0-9]*' | head -n 1; }
 
-# CPU ticks (utime+stime) of a process and its children (kamailio forks its workers).
+# stat_ticks PID: utime+stime of one process from /proc/PID/stat, or nothing (status 1) when it
+# has exited. One read of the file, no test before it: a process can exit between the two.
+stat_ticks() {
+  local stat
+  local -a f
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  # Fields after "PID (COMM) " (COMM may hold spaces and parentheses): state is f[0], so
+  # utime (field 14) is f[11] and stime (field 15) f[12].
+  read -ra f <<<"${stat##*) }"
+  [[ ${f[11]:-} =~ ^[0-9]+$ && ${f[12]:-} =~ ^[0-9]+$ ]] || return 1
+  echo $((f[11] + f[12]))
+}
+
+# CPU ticks (utime+stime) of a process and its children (kamailio forks its workers). Processes
+# that have exited count for nothing: a sampler that outlives its process gets 0 from it, and
+# the caller keeps what it sampled before.
 ticks() {
-  local pids p total=0
+  local pids p t total=0
   pids="$1 $(ps -o pid= --ppid "$1" 2>/dev/null | tr '\n' ' ')"
   for p in $pids; do
-    [[ -r /proc/$p/stat ]] || continue
-    total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat")))
+    t=$(stat_ticks "$p") || continue
+    total=$((total + t))
   done
   echo "$total"
 }

@@ -31,7 +31,7 @@ absl::string_view SV(std::string_view s) { return absl::string_view(s.data(), s.
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", log::JsonEscape(s), "\""); }
 
-absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+absl::Status Invalid(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
 std::string NodeTypeName(const toml::node& node) {
   switch (node.type()) {
@@ -234,7 +234,7 @@ Schema& Schema::String(const std::string& section, const std::string& key, std::
     *target = std::move(*value);
     return absl::OkStatus();
   };
-  f.set_from_env = [target, allowed](absl::string_view text) -> absl::Status {
+  f.set_from_env = [target, allowed = std::move(allowed)](absl::string_view text) -> absl::Status {
     RETURN_IF_ERROR(CheckAllowed(std::string(text), allowed));
     *target = std::string(text);
     return absl::OkStatus();

@@ -56,7 +56,8 @@ void BlockSigpipeInThisThread() {
 ShutdownWatcher::~ShutdownWatcher() {
   if (thread_.joinable()) {
     stopping_.store(true);
-    pthread_kill(thread_.native_handle(), SIGTERM);
+    // Wakes the watcher's sigwait (SIGTERM is blocked, so it only ends that wait): on purpose.
+    pthread_kill(thread_.native_handle(), SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
     thread_.join();
   }
 }

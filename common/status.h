@@ -17,8 +17,9 @@
 // `ASSIGN_OR_RETURN(auto x, Fallible());` declares/assigns the value or returns the error.
 #define ASSIGN_OR_RETURN(lhs, expr) \
   PUSHGATE_ASSIGN_OR_RETURN_IMPL(PUSHGATE_STATUS_CONCAT(pushgate_statusor_, __LINE__), lhs, expr)
-
+// NOLINTBEGIN(bugprone-macro-parentheses): `tmp` is a name, `lhs` may declare one (`auto x`).
 #define PUSHGATE_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                   \
   if (!tmp.ok()) return std::move(tmp).status();       \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

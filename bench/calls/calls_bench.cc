@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -76,7 +77,7 @@ std::string Invite(int i, uint16_t proxy_port, uint16_t via_port, const std::str
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
-  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  size_t idx = static_cast<size_t>(std::lround(p * static_cast<double>(v.size() - 1)));
   return v[std::min(idx, v.size() - 1)];
 }
 
@@ -149,7 +150,7 @@ class Bench {
     loop->Stop();
   }
   void Replace(const Binding& b) {
-    loop->Post([this, b] { store.Replace(b.aor, {b}, absl::Now(), [](absl::Status) {}); });
+    loop->Post([this, b] { store.Replace(b.aor, {b}, absl::Now(), [](const absl::Status&) {}); });
   }
 };
 

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -383,7 +384,7 @@ double CpuSeconds() {
 
 double Percentile(const std::vector<int64_t>& sorted, double p) {
   if (sorted.empty()) return 0;
-  size_t idx = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+  size_t idx = static_cast<size_t>(std::lround(p * static_cast<double>(sorted.size() - 1)));
   return static_cast<double>(sorted[std::min(idx, sorted.size() - 1)]) / 1e6;
 }
 
@@ -485,6 +486,7 @@ int main(int argc, char** argv) {
   const int64_t errors = (answered - accepted) + unmatched + unanswered;
   const double elapsed_s = last_ns > first_ns ? static_cast<double>(last_ns - first_ns) / 1e9 : 0;
   std::vector<std::string> outcome_parts;
+  outcome_parts.reserve(outcomes.size() + 2);
   for (const auto& [k, v] : outcomes) {
     outcome_parts.push_back(absl::StrCat(v1::Outcome_Name(static_cast<v1::Outcome>(k)), ":", v));
   }
@@ -492,6 +494,7 @@ int main(int argc, char** argv) {
   if (unmatched > 0) outcome_parts.push_back(absl::StrCat("UNMATCHED:", unmatched));
 
   std::vector<std::pair<int64_t, std::string>> top;
+  top.reserve(reasons.size());
   for (const auto& [k, v] : reasons) top.emplace_back(v, k);
   std::sort(top.rbegin(), top.rend());
   for (size_t i = 0; i < top.size() && i < 5; ++i) {

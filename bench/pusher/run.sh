@@ -129,9 +129,22 @@ wait_for_line() {
   return 1
 }
 
-# CPU time (ms) a process used so far: utime + stime from /proc/PID/stat.
+# CPU time (ms) a process used so far: utime + stime from /proc/PID/stat (fields 14 and 15 of
+# what follows "PID (COMM) "), read once. A process that has exited has no figure: 0, and a note.
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ms() { awk -v hz="$CLK_TCK" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+cpu_ms() {
+  local stat
+  local -a f
+  if { read -r stat <"/proc/$1/stat"; } 2>/dev/null; then
+    read -ra f <<<"${stat##*) }"
+    if [[ ${f[11]:-} =~ ^[0-9]+$ && ${f[12]:-} =~ ^[0-9]+$ ]]; then
+      echo $(((f[11] + f[12]) * 1000 / CLK_TCK))
+      return
+    fi
+  fi
+  log "process $1 has exited: its CPU time is not counted"
+  echo 0
+}
 # CPU microseconds per item: $1 ms of CPU over $2 items.
 per_item_us() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%.1f", (n > 0 ? ms * 1000 / n : 0) }'; }
 log "load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"

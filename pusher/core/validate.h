@@ -14,8 +14,8 @@ inline constexpr size_t kMaxCollapseIdBytes = 64;  // apns-collapse-id limit
 inline constexpr size_t kMinApnsTokenHexChars = 32;
 inline constexpr size_t kMaxApnsTokenHexChars = 200;
 inline constexpr size_t kMaxFcmTokenBytes = 4096;
-inline constexpr size_t kMaxDataBytes = 4096;                     // keys + values of the data map
-inline constexpr int64_t kMaxTimeToLiveSeconds = 28 * 24 * 3600;  // FCM's 4-week maximum
+inline constexpr size_t kMaxDataBytes = 4096;  // keys + values of the data map
+inline constexpr int64_t kMaxTimeToLiveSeconds = int64_t{28} * 24 * 3600;  // FCM's 4-week maximum
 
 // OK, or INVALID_ARGUMENT naming the field and the problem ("destination.device_token: ...").
 // Checks: provider and kind set and known; destination.app parses as an APNs pn-param / FCM

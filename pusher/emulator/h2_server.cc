@@ -30,8 +30,8 @@
 namespace pushgate::pusher::emulator::internal {
 namespace {
 
-constexpr size_t kOutputHighWater = 256 * 1024;
-constexpr size_t kMaxBody = 1024 * 1024;
+constexpr size_t kOutputHighWater = size_t{256} * 1024;
+constexpr size_t kMaxBody = size_t{1024} * 1024;
 
 struct Connection;
 
@@ -206,7 +206,7 @@ void ProcessRequest(Connection* c, Stream* s) {
   if (delay > 0) {
     ++c->delayed;
     s->timer = evtimer_new(c->worker->base, OnDelayTimer, s);
-    timeval tv{delay / 1000, (delay % 1000) * 1000};
+    timeval tv{delay / 1000, suseconds_t{delay % 1000} * 1000};
     evtimer_add(s->timer, &tv);
     return;
   }

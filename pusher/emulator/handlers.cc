@@ -439,12 +439,11 @@ std::string FormDecode(absl::string_view in) {
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
+    int v = 0;
     if (c == '+') {
       out.push_back(' ');
     } else if (c == '%' && i + 2 < in.size() && absl::ascii_isxdigit(in[i + 1]) &&
-               absl::ascii_isxdigit(in[i + 2])) {
-      int v = 0;
-      absl::SimpleHexAtoi(in.substr(i + 1, 2), &v);
+               absl::ascii_isxdigit(in[i + 2]) && absl::SimpleHexAtoi(in.substr(i + 1, 2), &v)) {
       out.push_back(static_cast<char>(v));
       i += 2;
     } else {

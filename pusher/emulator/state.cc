@@ -137,7 +137,7 @@ bool State::NoteNewApnsToken(const std::string& team_kid, int64_t iat) {
   std::lock_guard<std::mutex> lock(cred_mu_);
   auto it = last_new_token_iat_.find(team_kid);
   if (options_.strict_token_updates && it != last_new_token_iat_.end() &&
-      iat < it->second + 20 * 60) {
+      iat < it->second + int64_t{20} * 60) {
     return false;
   }
   last_new_token_iat_[team_kid] = iat;

@@ -59,9 +59,20 @@ fail() {
 }
 
 [[ $(id -u) -eq 0 ]] || skip "the stack test runs rootful podman (run as root)"
-command -v podman >/dev/null || skip "podman is not installed (./dev images installs it)"
-command -v podman-compose >/dev/null || skip "podman-compose is not installed"
+command -v podman >/dev/null || skip "podman is not installed (./dev setup installs it)"
+command -v podman-compose >/dev/null || skip "podman-compose is not installed (./dev setup installs it)"
+# netavark (podman's network backend) sets up the compose network's NAT with iptables; without
+# it every container on a network fails to start, after the image build.
+command -v iptables >/dev/null || skip "iptables is not installed: podman's network backend needs it (./dev setup installs it)"
 podman info >/dev/null 2>&1 || skip "podman does not work here: $(podman info 2>&1 | tail -1)"
+
+# running_stack_test PID: PID is a stack test running now. One read of its command line, which
+# goes away (no error printed) when the process exits meanwhile.
+running_stack_test() {
+  local cmdline
+  cmdline=$({ tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null) || return 1
+  [[ $cmdline == *stack_test.sh* ]]
+}
 
 # Leftovers of earlier runs that were killed before their cleanup ran (a ctest timeout kills
 # without a trap): project pgstack<PID> whose PID is no longer a running stack test.
@@ -74,7 +85,7 @@ sweep_stale() {
   } 2>/dev/null | grep -o '^pgstack[0-9]*_' | sort -u); do
     name=${name%_}
     pid=${name#pgstack}
-    if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q stack_test.sh; then
+    if running_stack_test "$pid"; then
       continue  # a stack test running now (another clone)
     fi
     log "removing leftovers of an earlier run: $name"
@@ -86,7 +97,7 @@ sweep_stale() {
     [[ -d $name ]] || continue
     pid=${name#/tmp/pushgate-stack-pgstack}
     pid=${pid%%.*}
-    [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q stack_test.sh && continue
+    running_stack_test "$pid" && continue
     rm -rf "$name"
   done
 }

@@ -691,6 +691,7 @@ TEST_F(EmulatorTest, DropAfterNStreamsLosesTheStreamsInFlight) {
   emu_.SetFaults(f);
   auto c = Connect();
   std::vector<int32_t> ids;
+  ids.reserve(5);
   for (int i = 0; i < 5; ++i)
     ids.push_back(c->Submit("POST", "/3/device/" + kToken, VoipHeaders(), "{}"));
   ASSERT_TRUE(c->Run(absl::Seconds(5)).ok());

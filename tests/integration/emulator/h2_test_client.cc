@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -76,7 +77,7 @@ ssize_t ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t lengt
   const std::string& body = c->bodies_to_send_[stream_id];
   size_t& off = c->body_offsets_[stream_id];
   size_t n = std::min(length, body.size() - off);
-  std::memcpy(buf, body.data() + off, n);
+  std::copy_n(body.data() + off, n, buf);
   off += n;
   if (off == body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
   return static_cast<ssize_t>(n);
@@ -163,6 +164,7 @@ int32_t H2TestClient::Submit(const std::string& method, const std::string& path,
   if (!has_authority) all.emplace_back(":authority", "127.0.0.1");
   all.insert(all.end(), headers.begin(), headers.end());
   std::vector<nghttp2_nv> nva;
+  nva.reserve(all.size());
   for (auto& [k, v] : all) {
     nva.push_back({reinterpret_cast<uint8_t*>(k.data()), reinterpret_cast<uint8_t*>(v.data()),
                    k.size(), v.size(), NGHTTP2_NV_FLAG_NONE});

@@ -97,6 +97,7 @@ TEST(ApnsTokenSigner, ConcurrentCallersShareOneToken) {
   auto signer = MakeSigner();
   std::vector<std::string> seen(8);
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] { seen[i] = *signer->Token(kT0 + absl::Seconds(i)); });
   }

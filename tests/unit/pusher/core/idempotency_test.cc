@@ -181,6 +181,7 @@ TEST(IdempotencyCache, ConcurrentBeginGivesOneNew) {
   IdempotencyCache cache(absl::Minutes(5), 1000);
   std::atomic<int> news{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {
       for (int j = 0; j < 100; ++j) {

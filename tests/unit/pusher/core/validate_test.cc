@@ -185,7 +185,7 @@ TEST(ValidateRequest, EachRuleNamesFieldAndProblem) {
       {"ttl too long",
        [] {
          auto r = FcmRequest();
-         r.mutable_time_to_live()->set_seconds(29 * 24 * 3600);
+         r.mutable_time_to_live()->set_seconds(int64_t{29} * 24 * 3600);
          return r;
        },
        "time_to_live", "28 days"},
