@@ -176,17 +176,18 @@ TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
   spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
                                 ";pn-provider=fcm;pn-prid=tok123;pn-param=proj>")};
   phone.SendTo(static_cast<uint16_t>(sip_port), MakeRegister(spec));
-  std::optional<SipText> reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER; stderr: "
-                               << ReadFile(c.err_path);
-  EXPECT_THAT(reg->text(), ::testing::Not(HasSubstr("pn-")));
-  std::string contact = reg->Header("Contact");
+  SipText reg;
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the REGISTER; stderr: " << ReadFile(c.err_path);
+  EXPECT_THAT(reg.text(), ::testing::Not(HasSubstr("pn-")));
+  std::string contact = reg.Header("Contact");
   backend.SendTo(static_cast<uint16_t>(sip_port),
-                 MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", contact, "\r\n")));
-  std::optional<SipText> ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got its answer";
-  EXPECT_EQ(ok->Status(), 200);
-  EXPECT_THAT(ok->Header("Contact"), HasSubstr("pn-prid=tok123"));
+                 MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", contact, "\r\n")));
+  SipText ok;
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(3)))
+      << "the phone never got its answer";
+  EXPECT_EQ(ok.Status(), 200);
+  EXPECT_THAT(ok.Header("Contact"), HasSubstr("pn-prid=tok123"));
 
   // The operator's view of the registrar: the phone's own contact, its token redacted.
   auto bindings = admin.Get("/bindings?aor=sip%3Aalice%40example.org");
@@ -312,14 +313,16 @@ TEST(ProxyMain, RedisStoreKeepsBindingsAcrossRestartAndRedisDownGives503) {
   spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
                                 ";pn-provider=fcm;pn-prid=tok123;pn-param=proj>")};
   phone.SendTo(static_cast<uint16_t>(first.sip_port), MakeRegister(spec));
-  std::optional<SipText> reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER";
+  SipText reg;
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the REGISTER";
   backend.SendTo(
       static_cast<uint16_t>(first.sip_port),
-      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", reg->Header("Contact"), "\r\n")));
-  std::optional<SipText> ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got its answer";
-  ASSERT_EQ(ok->Status(), 200) << ok->text();
+      MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", reg.Header("Contact"), "\r\n")));
+  SipText ok;
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(3)))
+      << "the phone never got its answer";
+  ASSERT_EQ(ok.Status(), 200) << ok.text();
   Stop(first);
 
   // A new process finds the binding in Redis: a REGISTER without Contact lists it.
@@ -330,30 +333,30 @@ TEST(ProxyMain, RedisStoreKeepsBindingsAcrossRestartAndRedisDownGives503) {
   fetch.call_id = "fetch-1";
   fetch.expires.reset();
   phone.SendTo(static_cast<uint16_t>(second.sip_port), MakeRegister(fetch));
-  reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the fetch REGISTER";
-  EXPECT_TRUE(reg->Headers("Contact").empty());
-  backend.SendTo(static_cast<uint16_t>(second.sip_port), MakeResponse(*reg, 200, "OK"));
-  ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got the fetch answer";
-  EXPECT_EQ(ok->Status(), 200);
-  EXPECT_THAT(ok->Header("Contact"), HasSubstr(absl::StrCat("sip:alice@127.0.0.1:", phone.port())));
-  EXPECT_THAT(ok->text(), ::testing::Not(HasSubstr("tok123")));  // push params stay inside
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the fetch REGISTER";
+  EXPECT_TRUE(reg.Headers("Contact").empty());
+  backend.SendTo(static_cast<uint16_t>(second.sip_port), MakeResponse(reg, 200, "OK"));
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(3)))
+      << "the phone never got the fetch answer";
+  EXPECT_EQ(ok.Status(), 200);
+  EXPECT_THAT(ok.Header("Contact"), HasSubstr(absl::StrCat("sip:alice@127.0.0.1:", phone.port())));
+  EXPECT_THAT(ok.text(), ::testing::Not(HasSubstr("tok123")));  // push params stay inside
 
   // Redis goes away: registrations fail with 503 instead of being lost.
   kill(redis.pid, SIGKILL);
   WaitExit(redis, std::chrono::seconds(5));
   spec.cseq = 2;
   phone.SendTo(static_cast<uint16_t>(second.sip_port), MakeRegister(spec));
-  reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER";
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the REGISTER";
   backend.SendTo(
       static_cast<uint16_t>(second.sip_port),
-      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", reg->Header("Contact"), "\r\n")));
-  ok = phone.ReceiveFinalOrRequest(absl::Seconds(5));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got an answer with Redis down";
-  EXPECT_EQ(ok->Status(), 503) << ok->text();
-  EXPECT_FALSE(ok->Header("Retry-After").empty());
+      MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", reg.Header("Contact"), "\r\n")));
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(5)))
+      << "the phone never got an answer with Redis down";
+  EXPECT_EQ(ok.Status(), 503) << ok.text();
+  EXPECT_FALSE(ok.Header("Retry-After").empty());
   httplib::Client admin("127.0.0.1", second.admin_port);
   bool unready = false;
   for (int i = 0; i < 60 && !unready; ++i) {
