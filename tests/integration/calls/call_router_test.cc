@@ -32,11 +32,13 @@
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
 #include "tests/integration/calls/calls_support.h"
+#include "tests/integration/proxy/eventually.h"
 #include "tests/integration/proxy/sip_peer.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
 
+using testing::Eventually;
 using testing::MakeResponse;
 using testing::SipText;
 using testing::UdpPeer;
@@ -516,9 +518,10 @@ TEST_F(CallsTest, TokenInvalidRemovesTheBinding) {
   ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
       << "the caller never got a final response";
   EXPECT_EQ(final_response.Status(), 408) << final_response.text();
-  absl::Time deadline = absl::Now() + kWait;
-  while (StoredBindings() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-  EXPECT_EQ(StoredBindings(), 0u) << "the binding with the dead token was not removed";
+  EXPECT_TRUE(Eventually([&] { return StoredBindings() == 0; }, kWait,
+                         "the binding with the dead token leaving the store",
+                         [&] { return absl::StrCat(StoredBindings(), " binding(s) stored"); }))
+      << "the binding with the dead token was not removed";
 }
 
 // Pusher down: the call still rings the reachable phone; the failure is counted.
@@ -534,11 +537,10 @@ TEST_F(CallsTest, PusherDownStillRingsReachablePhone) {
   SipText invite;
   ASSERT_TRUE(WaitFor(phone, IsRequest("INVITE"), invite))
       << "the reachable phone never got the INVITE";
-  absl::Time deadline = absl::Now() + kWait;
-  while (PushCount("error") == errors_before && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_GT(PushCount("error"), errors_before) << "the failed push was not counted";
+  EXPECT_TRUE(
+      Eventually([&] { return PushCount("error") > errors_before; }, kWait, "a push error counted",
+                 [&] { return absl::StrCat(PushCount("error") - errors_before, " new errors"); }))
+      << "the failed push was not counted";
   phone.SendTo(
       port_,
       MakeResponse(invite, 200, "OK",
@@ -660,9 +662,9 @@ TEST_F(CallsTest, MessageReachesThePhone) {
   ASSERT_TRUE(WaitFor(caller, IsFinal(), ok))
       << "the caller never got the MESSAGE's final response";
   EXPECT_EQ(ok.Status(), 200);
-  absl::Time deadline = absl::Now() + kWait;
-  while (OpenCalls() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-  EXPECT_EQ(OpenCalls(), 0u) << "the finished fork was not freed";
+  EXPECT_TRUE(Eventually([&] { return OpenCalls() == 0; }, kWait, "the finished fork being freed",
+                         [&] { return absl::StrCat(OpenCalls(), " open call(s)"); }))
+      << "the finished fork was not freed";
 }
 
 TEST_F(CallsTest, MaxForwardsZeroIs483) {
@@ -880,11 +882,10 @@ TEST_F(CallsTest, PusherSlowStillRingsReachablePhone) {
       << "the reachable phone never got the INVITE";
   phone.SendTo(port_, MakeResponse(invite, 180, "Ringing", "", "sl1"));
   ASSERT_TRUE(WaitFor(caller, IsStatus(180))) << "180 was not relayed";
-  absl::Time deadline = absl::Now() + kWait;
-  while (PushCount("error") == errors_before && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_GT(PushCount("error"), errors_before) << "the push past its deadline was not counted";
+  EXPECT_TRUE(
+      Eventually([&] { return PushCount("error") > errors_before; }, kWait, "a push error counted",
+                 [&] { return absl::StrCat(PushCount("error") - errors_before, " new errors"); }))
+      << "the push past its deadline was not counted";
   phone.SendTo(
       port_,
       MakeResponse(invite, 200, "OK",

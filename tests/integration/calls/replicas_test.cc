@@ -21,12 +21,14 @@
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
 #include "tests/integration/calls/calls_support.h"
+#include "tests/integration/proxy/eventually.h"
 #include "tests/integration/proxy/sip_peer.h"
 #include "tests/unit/proxy/store/redis_test_server.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
 
+using testing::Eventually;
 using testing::MakeResponse;
 using testing::SipText;
 using testing::UdpPeer;
@@ -131,11 +133,15 @@ class ReplicasTest : public ::testing::Test {
                                           std::move(flows));
     });
     // Registrations published before the subscriber connection is up would be missed.
-    absl::Time deadline = absl::Now() + kWait;
-    while (!r.loop->Call([&] { return r.store->connected() && r.store->listening(); })) {
-      ASSERT_LT(absl::Now(), deadline) << "a replica's Redis store never connected and subscribed";
-      absl::SleepFor(absl::Milliseconds(10));
-    }
+    ASSERT_TRUE(Eventually(
+        [&] { return r.loop->Call([&] { return r.store->connected() && r.store->listening(); }); },
+        kWait, "a replica's Redis store connecting and subscribing",
+        [&] {
+          return r.loop->Call([&] {
+            return absl::StrCat("connected=", r.store->connected(),
+                                " listening=", r.store->listening());
+          });
+        }));
   }
 
   // `phone` registers through `replica` (the backend accepts); returns the masqueraded contact
