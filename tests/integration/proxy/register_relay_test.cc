@@ -830,6 +830,8 @@ TEST_F(RegisterRelayTest, DrainLetsPendingRegistrationFinish) {
   SipText reg = ForwardedToBackend(MakeRegister(spec));
   EXPECT_EQ(proxy_->InFlight(), 1u);
   std::thread answer([&] {
+    // A delay, not a wait: the answer must come while Drain below is blocked, and the proxy
+    // signals nothing when Drain starts waiting.
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     BackendAccepts(reg, 300);
   });
