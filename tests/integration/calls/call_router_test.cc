@@ -324,7 +324,7 @@ TEST_F(CallsTest, SleepingPhoneIsWokenByPushAndGetsTheCallOnReRegister) {
   SipText trying;
   ASSERT_TRUE(WaitFor(caller, IsStatus(110), trying)) << "the caller never got 110 Push sent";
   EXPECT_EQ(trying.Reason(), "Push sent");
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
   auto pushes = ApnsPushes();
   ASSERT_EQ(pushes.size(), 1u);
   EXPECT_EQ(pushes[0].token, kToken);
@@ -391,7 +391,7 @@ TEST_F(CallsTest, CancelBeforeWakeDeliversInviteThenCancelToVoipPhone) {
   SipText first;
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"), first)) << "no INVITE to the sleeping contact";
   sleeping.SendTo(port_, MakeResponse(first, 100, "Trying", "", "s1"));
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
 
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
   SipText cancel_ok;
@@ -513,7 +513,7 @@ TEST_F(CallsTest, TokenInvalidRemovesTheBinding) {
   ASSERT_EQ(StoredBindings(), 1u);
   Dialog d = NewDialog("dead-1@example.org");
   SendInvite(caller, d);
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the push";
   SipText final_response;
   ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
       << "the caller never got a final response";
@@ -780,10 +780,10 @@ TEST_F(CallsTest, AlertAppGetsMissedCallPushWhenCallerCancels) {
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"), first))
       << "no INVITE to the registered contact";
   sleeping.SendTo(port_, MakeResponse(first, 100, "Trying", "", "s1"));
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the alert push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the alert push";
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
   ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487";
-  ASSERT_TRUE(emulator_.WaitForReceived(2, kWait)) << "the emulator never got the missed call push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 2, kWait)) << "the emulator never got the missed call push";
   auto pushes = ApnsPushes();
   ASSERT_EQ(pushes.size(), 2u);
   EXPECT_EQ(pushes[0].topic, kBundle);
@@ -811,7 +811,7 @@ TEST_F(CallsTest, ReRegistrationThroughSipProxyDeliversPendingInvite) {
   Dialog d = NewDialog("rereg-1");
   SendInvite(caller, d);
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "no INVITE to the sleeping contact";
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
 
   testing::RegisterSpec spec;
   spec.via_port = awake.port();
@@ -963,7 +963,7 @@ TEST_F(GatewayTest, BackendCallToMasqueradedContactRingsAndPushesThePhone) {
   EXPECT_THAT(invite.RequestUri(), ::testing::HasSubstr(absl::StrCat(":", phone.port())));
   EXPECT_THAT(invite.RequestUri(), ::testing::HasSubstr("pn-prid"));
   EXPECT_THAT(invite.Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", gw_port_)));
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "no VoIP push for the call";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "no VoIP push for the call";
   EXPECT_NE(ApnsPushes().at(0).body.find(d.call_id), std::string::npos);
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(),
                                      ">\r\nRecord-Route: ", invite.Header("Record-Route"), "\r\n");

@@ -97,6 +97,16 @@ inline ::testing::AssertionResult ExpectNone(UdpPeer& peer, const SipMatch& matc
                                              absl::Duration window) {
   return peer.ExpectNoneWithin(match, window);
 }
+// At least `n` pushes reached `emulator` (counting since its last Reset) within `timeout`;
+// otherwise says how many did.
+inline ::testing::AssertionResult WaitForPushes(const pusher::emulator::Emulator& emulator,
+                                                size_t n, absl::Duration timeout = kWait) {
+  if (emulator.WaitForReceived(n, timeout)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "expected " << n << " push(es) at the emulator within " << absl::FormatDuration(timeout)
+         << "; it received " << emulator.Received().size();
+}
+
 // A response to a request of this method (by its CSeq).
 inline SipMatch IsResponseTo(const std::string& method) {
   return {absl::StrCat("response to the ", method), [method](const SipText& m) {

@@ -199,7 +199,7 @@ TEST_F(ReplicasTest, RegistrationThroughOtherReplicaDeliversTheHeldFork) {
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"), first, &from))
       << "replica A never tried the registered (sleeping) contact";
   EXPECT_EQ(from, a_.port);
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "replica A never pushed the sleeping phone";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "replica A never pushed the sleeping phone";
 
   // The phone wakes up; its REGISTER lands on replica B.
   Register(awake, b_, 2);
@@ -250,7 +250,7 @@ TEST_F(ReplicasTest, CancelledCallReachesPhoneRegisteringThroughOtherReplica) {
   backend_.SendTo(a_.port, Request("INVITE", masqueraded, 1, call_id, "<sip:alice@example.org>",
                                    backend_.port(), branch));
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "replica A never tried the sleeping phone";
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "replica A never pushed the sleeping phone";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "replica A never pushed the sleeping phone";
   backend_.SendTo(a_.port, Request("CANCEL", masqueraded, 1, call_id, "<sip:alice@example.org>",
                                    backend_.port(), branch));
   ASSERT_TRUE(WaitFor(backend_, IsStatus(487)))
