@@ -273,8 +273,8 @@ class CallsTest : public ::testing::Test {
   void SendInvite(UdpPeer& caller, const Dialog& d) {
     caller.SendTo(port_, Request("INVITE", d.request_uri, 1, d, caller.port(), d.via_branch));
   }
-  // Stores `phone` as a plain (push-less) binding of alice, sends the caller's INVITE and returns
-  // it as the phone got it.
+  // Stores `phone` as a plain (push-less) binding of alice, sends the caller's INVITE and waits
+  // for it at the phone (`invite`: as the phone got it).
   ::testing::AssertionResult InviteToPlainPhone(UdpPeer& caller, UdpPeer& phone, const Dialog& d,
                                                 SipText& invite) {
     Store({PlainPhone(phone.port())});

@@ -114,7 +114,7 @@ int FreePort(int type) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  (void)bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
   socklen_t len = sizeof(sa);
   getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
   close(fd);
