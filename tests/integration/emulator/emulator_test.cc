@@ -792,6 +792,18 @@ TEST_F(EmulatorTest, RecordsRequestsWithoutCredentials) {
   EXPECT_EQ(stats["by_status"]["200"], 4);
 }
 
+// Start returns once the control server's listen loop runs: a Stop right after it ends that loop
+// (httplib's stop() does nothing before it runs, and Stop would then wait for it forever).
+TEST_F(EmulatorTest, StopRightAfterStartEndsTheControlServer) {
+  for (int i = 0; i < 20; ++i) {
+    Emulator emu2;
+    auto ports = emu2.Start(BaseOptions());
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    ASSERT_GT(ports->control, 0);
+    emu2.Stop();
+  }
+}
+
 TEST_F(EmulatorTest, ControlHttpApi) {
   httplib::Client http("127.0.0.1", ports_.control);
   auto res = http.Post("/faults", R"({"fail_next":1,"fail_status":503,"retry_after_s":3})",
