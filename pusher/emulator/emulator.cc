@@ -3,6 +3,9 @@
 #include <httplib.h>
 #include <openssl/ssl.h>
 
+#include <future>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -173,11 +176,51 @@ class Emulator::Impl {
 
   absl::StatusOr<int> StartControl(const std::string& host, int port) {
     control_ = std::make_unique<httplib::Server>();
-    control_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+    // httplib has no "listening" callback, and its stop() does nothing until the listen loop has
+    // marked itself running; it makes its task queue right after that, once per listen. That is
+    // the event Start waits for, so that a Stop() right after Start() cannot hang.
+    auto running = std::make_shared<ListenStarted>();
+    std::future<void> started = running->promise.get_future();
+    control_->new_task_queue = [running] {
+      running->Signal();
+      return new httplib::ThreadPool(2);
+    };
     control_->set_socket_options([](int sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
+    AddControlRoutes();
+
+    int bound = port;
+    if (port == 0) {
+      bound = control_->bind_to_any_port(host);
+    } else if (!control_->bind_to_port(host, port)) {
+      bound = -1;
+    }
+    if (bound <= 0) {
+      return absl::UnavailableError(
+          absl::StrCat("control HTTP: cannot listen on ", host, ":", port));
+    }
+    control_thread_ = std::thread([this, running] {
+      control_->listen_after_bind();
+      running->Signal();  // a listen that failed before its loop must not leave Start waiting
+    });
+    started.wait();
+    return bound;
+  }
+
+  // Set once, by whichever comes first: the listen loop starting or the listen thread ending.
+  struct ListenStarted {
+    std::once_flag once;
+    std::promise<void> promise;
+    void Signal() {
+      std::call_once(once, [this] { promise.set_value(); });
+    }
+  };
+
+  // The control endpoint's routes (GET /received, /stats, /faults; POST /faults, /dead-tokens,
+  // /reset) on the emulator's state.
+  void AddControlRoutes() {
     auto json = [](httplib::Response& res, int status, const nlohmann::json& body) {
       res.status = status;
       res.set_content(body.dump(), "application/json");
@@ -242,20 +285,6 @@ class Emulator::Impl {
       st->Reset();
       json(res, 200, {{"reset", true}});
     });
-
-    int bound = port;
-    if (port == 0) {
-      bound = control_->bind_to_any_port(host);
-    } else if (!control_->bind_to_port(host, port)) {
-      bound = -1;
-    }
-    if (bound <= 0) {
-      return absl::UnavailableError(
-          absl::StrCat("control HTTP: cannot listen on ", host, ":", port));
-    }
-    control_thread_ = std::thread([this] { control_->listen_after_bind(); });
-    while (!control_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return bound;
   }
 
   std::unique_ptr<internal::State> state_;

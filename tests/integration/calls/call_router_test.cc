@@ -32,11 +32,13 @@
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
 #include "tests/integration/calls/calls_support.h"
+#include "tests/integration/proxy/eventually.h"
 #include "tests/integration/proxy/sip_peer.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
 
+using testing::Eventually;
 using testing::MakeResponse;
 using testing::SipText;
 using testing::UdpPeer;
@@ -271,12 +273,13 @@ class CallsTest : public ::testing::Test {
   void SendInvite(UdpPeer& caller, const Dialog& d) {
     caller.SendTo(port_, Request("INVITE", d.request_uri, 1, d, caller.port(), d.via_branch));
   }
-  // Stores `phone` as a plain (push-less) binding of alice, sends the caller's INVITE and returns
-  // it as the phone got it.
-  std::optional<SipText> InviteToPlainPhone(UdpPeer& caller, UdpPeer& phone, const Dialog& d) {
+  // Stores `phone` as a plain (push-less) binding of alice, sends the caller's INVITE and waits
+  // for it at the phone (`invite`: as the phone got it).
+  ::testing::AssertionResult InviteToPlainPhone(UdpPeer& caller, UdpPeer& phone, const Dialog& d,
+                                                SipText& invite) {
     Store({PlainPhone(phone.port())});
     SendInvite(caller, d);
-    return WaitFor(phone, IsRequest("INVITE"));
+    return WaitFor(phone, IsRequest("INVITE"), invite);
   }
 
   std::vector<emu::ReceivedRequest> ApnsPushes() {
@@ -313,14 +316,15 @@ TEST_F(CallsTest, SleepingPhoneIsWokenByPushAndGetsTheCallOnReRegister) {
   Dialog d = NewDialog("sleeping-1@example.org");
   SendInvite(caller, d);
 
-  auto first = WaitFor(sleeping, IsRequest("INVITE"));
-  ASSERT_TRUE(first) << "the registered (sleeping) contact never got the INVITE";
+  SipText first;
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"), first))
+      << "the registered (sleeping) contact never got the INVITE";
   // Its SIP stack says 100 (nta sends no CANCEL before a provisional response, RFC 3261 9.1).
-  sleeping.SendTo(port_, MakeResponse(*first, 100, "Trying", "", "s1"));
-  auto trying = WaitFor(caller, IsStatus(110));
-  ASSERT_TRUE(trying) << "the caller never got 110 Push sent";
-  EXPECT_EQ(trying->Reason(), "Push sent");
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+  sleeping.SendTo(port_, MakeResponse(first, 100, "Trying", "", "s1"));
+  SipText trying;
+  ASSERT_TRUE(WaitFor(caller, IsStatus(110), trying)) << "the caller never got 110 Push sent";
+  EXPECT_EQ(trying.Reason(), "Push sent");
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
   auto pushes = ApnsPushes();
   ASSERT_EQ(pushes.size(), 1u);
   EXPECT_EQ(pushes[0].token, kToken);
@@ -330,48 +334,50 @@ TEST_F(CallsTest, SleepingPhoneIsWokenByPushAndGetsTheCallOnReRegister) {
 
   // The phone wakes up and registers again from another port (same device: same instance).
   Store({Phone(awake.port())});
-  auto invite = WaitFor(awake, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "the re-registered contact never got the pending INVITE";
-  EXPECT_EQ(invite->Header("Call-ID"), d.call_id);
-  EXPECT_THAT(invite->Header("Record-Route"),
+  SipText invite;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("INVITE"), invite))
+      << "the re-registered contact never got the pending INVITE";
+  EXPECT_EQ(invite.Header("Call-ID"), d.call_id);
+  EXPECT_THAT(invite.Header("Record-Route"),
               ::testing::HasSubstr(absl::StrCat("127.0.0.1:", port_)));
-  EXPECT_EQ(invite->Header("Max-Forwards"), "69");
-  EXPECT_EQ(invite->Headers("Record-Route").size(), 1u) << "in and out over UDP: one entry";
-  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(awake.port())));
-  EXPECT_EQ(invite->Headers("Via").size(), 2u) << invite->text();
+  EXPECT_EQ(invite.Header("Max-Forwards"), "69");
+  EXPECT_EQ(invite.Headers("Record-Route").size(), 1u) << "in and out over UDP: one entry";
+  EXPECT_THAT(invite.RequestUri(), ::testing::HasSubstr(absl::StrCat(awake.port())));
+  EXPECT_EQ(invite.Headers("Via").size(), 2u) << invite.text();
 
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(),
-                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
-  awake.SendTo(port_, MakeResponse(*invite, 180, "Ringing", contact, "ph1"));
+                                     ">\r\nRecord-Route: ", invite.Header("Record-Route"), "\r\n");
+  awake.SendTo(port_, MakeResponse(invite, 180, "Ringing", contact, "ph1"));
   ASSERT_TRUE(WaitFor(caller, IsStatus(180))) << "180 was not relayed to the caller";
-  awake.SendTo(port_, MakeResponse(*invite, 200, "OK", contact, "ph1"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok) << "the caller never got the final response";
-  ASSERT_EQ(ok->Status(), 200) << ok->text();
-  EXPECT_THAT(ok->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", port_)));
-  EXPECT_EQ(ok->Headers("Via").size(), 1u) << "our Via must be removed";
+  awake.SendTo(port_, MakeResponse(invite, 200, "OK", contact, "ph1"));
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok)) << "the caller never got the final response";
+  ASSERT_EQ(ok.Status(), 200) << ok.text();
+  EXPECT_THAT(ok.Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", port_)));
+  EXPECT_EQ(ok.Headers("Via").size(), 1u) << "our Via must be removed";
 
   // The old branch (the sleeping contact) was cancelled: the device moved to a new contact.
-  auto cancel = WaitFor(sleeping, IsRequest("CANCEL"));
-  ASSERT_TRUE(cancel) << "the superseded branch (sleeping contact) was never cancelled";
-  EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("CANCEL"), cancel))
+      << "the superseded branch (sleeping contact) was never cancelled";
+  EXPECT_EQ(cancel.Header("Call-ID"), d.call_id);
 
   // ACK and BYE through the gateway by loose routing.
-  d.to = ok->Header("To");
+  d.to = ok.Header("To");
   std::string route = absl::StrCat("Route: <sip:127.0.0.1:", port_, ";transport=udp;lr>\r\n");
   std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", awake.port());
   caller.SendTo(port_, Request("ACK", phone_uri, 1, d, caller.port(), "z9hG4bK-ack-1", route));
-  auto ack = WaitFor(awake, IsRequest("ACK"));
-  ASSERT_TRUE(ack) << "the ACK never reached the phone";
-  EXPECT_TRUE(ack->Header("Route").empty()) << "our Route must be consumed: " << ack->text();
+  SipText ack;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("ACK"), ack)) << "the ACK never reached the phone";
+  EXPECT_TRUE(ack.Header("Route").empty()) << "our Route must be consumed: " << ack.text();
   caller.SendTo(port_, Request("BYE", phone_uri, 2, d, caller.port(), "z9hG4bK-bye-1", route));
-  auto bye = WaitFor(awake, IsRequest("BYE"));
-  ASSERT_TRUE(bye) << "the BYE never reached the phone";
-  awake.SendTo(port_, MakeResponse(*bye, 200, "OK", "", "ph1"));
-  auto bye_ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(bye_ok) << "the BYE's 200 never reached the caller";
-  EXPECT_EQ(bye_ok->Status(), 200);
-  EXPECT_THAT(bye_ok->Header("CSeq"), ::testing::HasSubstr("BYE"));
+  SipText bye;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("BYE"), bye)) << "the BYE never reached the phone";
+  awake.SendTo(port_, MakeResponse(bye, 200, "OK", "", "ph1"));
+  SipText bye_ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), bye_ok)) << "the BYE's 200 never reached the caller";
+  EXPECT_EQ(bye_ok.Status(), 200);
+  EXPECT_THAT(bye_ok.Header("CSeq"), ::testing::HasSubstr("BYE"));
 }
 
 // The caller gives up before the VoIP phone woke: the caller gets 487; when the phone registers
@@ -382,29 +388,31 @@ TEST_F(CallsTest, CancelBeforeWakeDeliversInviteThenCancelToVoipPhone) {
   Store({Phone(sleeping.port())});
   Dialog d = NewDialog("cancel-1@example.org");
   SendInvite(caller, d);
-  auto first = WaitFor(sleeping, IsRequest("INVITE"));
-  ASSERT_TRUE(first) << "no INVITE to the sleeping contact";
-  sleeping.SendTo(port_, MakeResponse(*first, 100, "Trying", "", "s1"));
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+  SipText first;
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"), first)) << "no INVITE to the sleeping contact";
+  sleeping.SendTo(port_, MakeResponse(first, 100, "Trying", "", "s1"));
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
 
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
-  auto cancel_ok = WaitFor(caller, [](const SipText& m) {
-    return m.IsResponse() && absl::StrContains(m.Header("CSeq"), "CANCEL");
-  });
-  ASSERT_TRUE(cancel_ok) << "the CANCEL was never answered";
-  EXPECT_EQ(cancel_ok->Status(), 200);
-  auto terminated = WaitFor(caller, IsStatus(487));
-  ASSERT_TRUE(terminated) << "the caller never got 487 for its INVITE";
+  SipText cancel_ok;
+  ASSERT_TRUE(WaitFor(caller, IsResponseTo("CANCEL"), cancel_ok))
+      << "the CANCEL was never answered";
+  EXPECT_EQ(cancel_ok.Status(), 200);
+  SipText terminated;
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487), terminated))
+      << "the caller never got 487 for its INVITE";
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("CANCEL"))) << "the sleeping branch was not cancelled";
 
   Store({Phone(awake.port())});
-  auto invite = WaitFor(awake, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "the woken VoIP phone never got the missed call's INVITE";
-  EXPECT_EQ(invite->Header("Call-ID"), d.call_id);
-  awake.SendTo(port_, MakeResponse(*invite, 100, "Trying", "", "s2"));
-  auto cancel = WaitFor(awake, IsRequest("CANCEL"));
-  ASSERT_TRUE(cancel) << "the woken VoIP phone never got the CANCEL after the INVITE";
-  EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
+  SipText invite;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("INVITE"), invite))
+      << "the woken VoIP phone never got the missed call's INVITE";
+  EXPECT_EQ(invite.Header("Call-ID"), d.call_id);
+  awake.SendTo(port_, MakeResponse(invite, 100, "Trying", "", "s2"));
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("CANCEL"), cancel))
+      << "the woken VoIP phone never got the CANCEL after the INVITE";
+  EXPECT_EQ(cancel.Header("Call-ID"), d.call_id);
 }
 
 // RFC 3261 9.1: a branch is not CANCELled before it sent a provisional response. The caller
@@ -414,23 +422,23 @@ TEST_F(CallsTest, CancelWaitsForTheBranchsProvisionalResponse) {
   StartRouter();
   UdpPeer caller, phone;
   Dialog d = NewDialog("held-cancel-1@example.org");
-  auto invite = InviteToPlainPhone(caller, phone, d);
-  ASSERT_TRUE(invite) << "the phone never got the INVITE";
+  SipText invite;
+  ASSERT_TRUE(InviteToPlainPhone(caller, phone, d, invite)) << "the phone never got the INVITE";
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
   ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
-  EXPECT_FALSE(WaitFor(phone, IsRequest("CANCEL"), absl::Milliseconds(600)))
+  EXPECT_TRUE(ExpectNone(phone, IsRequest("CANCEL"), absl::Milliseconds(600)))
       << "a CANCEL went to a branch that sent no provisional response yet";
 
-  phone.SendTo(port_, MakeResponse(*invite, 180, "Ringing", "", "hc1"));
-  auto cancel = WaitFor(phone, IsRequest("CANCEL"));
-  ASSERT_TRUE(cancel) << "the branch's 180 did not release the held CANCEL";
-  EXPECT_EQ(cancel->Header("Call-ID"), d.call_id);
-  EXPECT_EQ(cancel->Header("Via"), invite->Header("Via"))
-      << "CANCEL must match the INVITE's branch";
-  phone.SendTo(port_, MakeResponse(*cancel, 200, "OK", "", "hc1"));
-  phone.SendTo(port_, MakeResponse(*invite, 487, "Request Terminated", "", "hc1"));
+  phone.SendTo(port_, MakeResponse(invite, 180, "Ringing", "", "hc1"));
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("CANCEL"), cancel))
+      << "the branch's 180 did not release the held CANCEL";
+  EXPECT_EQ(cancel.Header("Call-ID"), d.call_id);
+  EXPECT_EQ(cancel.Header("Via"), invite.Header("Via")) << "CANCEL must match the INVITE's branch";
+  phone.SendTo(port_, MakeResponse(cancel, 200, "OK", "", "hc1"));
+  phone.SendTo(port_, MakeResponse(invite, 487, "Request Terminated", "", "hc1"));
   ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the branch's 487 was never acknowledged";
-  EXPECT_FALSE(WaitFor(caller, IsStatus(180), absl::Milliseconds(300)))
+  EXPECT_TRUE(ExpectNone(caller, IsStatus(180), absl::Milliseconds(300)))
       << "the cancelled branch's 180 was relayed to the caller";
 }
 
@@ -440,13 +448,13 @@ TEST_F(CallsTest, HeldCancelIsDroppedWhenTheBranchAnswersFinal) {
   StartRouter();
   UdpPeer caller, phone;
   Dialog d = NewDialog("held-cancel-2@example.org");
-  auto invite = InviteToPlainPhone(caller, phone, d);
-  ASSERT_TRUE(invite) << "the phone never got the INVITE";
+  SipText invite;
+  ASSERT_TRUE(InviteToPlainPhone(caller, phone, d, invite)) << "the phone never got the INVITE";
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
   ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
-  phone.SendTo(port_, MakeResponse(*invite, 486, "Busy Here", "", "hc2"));
+  phone.SendTo(port_, MakeResponse(invite, 486, "Busy Here", "", "hc2"));
   ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the branch's 486 was never acknowledged";
-  EXPECT_FALSE(WaitFor(phone, IsRequest("CANCEL"), absl::Milliseconds(600)))
+  EXPECT_TRUE(ExpectNone(phone, IsRequest("CANCEL"), absl::Milliseconds(600)))
       << "a CANCEL went to a branch that had already answered finally";
 }
 
@@ -456,39 +464,42 @@ TEST_F(CallsTest, CancelledReInviteIsCancelledTowardThePhone) {
   StartRouter();
   UdpPeer caller, phone;
   Dialog d = NewDialog("reinvite-cancel@example.org");
-  auto invite = InviteToPlainPhone(caller, phone, d);
-  ASSERT_TRUE(invite) << "the phone never got the INVITE";
+  SipText invite;
+  ASSERT_TRUE(InviteToPlainPhone(caller, phone, d, invite)) << "the phone never got the INVITE";
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(),
-                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
-  phone.SendTo(port_, MakeResponse(*invite, 200, "OK", contact, "ri1"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok && ok->Status() == 200) << "the caller never got the 200";
-  d.to = ok->Header("To");
-  std::string route = absl::StrCat("Route: ", ok->Header("Record-Route"), "\r\n");
+                                     ">\r\nRecord-Route: ", invite.Header("Record-Route"), "\r\n");
+  phone.SendTo(port_, MakeResponse(invite, 200, "OK", contact, "ri1"));
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok)) << "the caller never got the 200";
+  ASSERT_EQ(ok.Status(), 200) << "the caller never got the 200";
+  d.to = ok.Header("To");
+  std::string route = absl::StrCat("Route: ", ok.Header("Record-Route"), "\r\n");
   std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", phone.port());
   caller.SendTo(port_, Request("ACK", phone_uri, 1, d, caller.port(), "z9hG4bK-ri-ack", route));
   ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the ACK never reached the phone";
 
   const std::string branch = "z9hG4bK-ri-reinvite";
   caller.SendTo(port_, Request("INVITE", phone_uri, 2, d, caller.port(), branch, route));
-  auto reinvite = WaitFor(phone, IsRequest("INVITE"));
-  ASSERT_TRUE(reinvite) << "the re-INVITE never reached the phone";
-  phone.SendTo(port_, MakeResponse(*reinvite, 100, "Trying", "", "ri1"));
+  SipText reinvite;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("INVITE"), reinvite))
+      << "the re-INVITE never reached the phone";
+  phone.SendTo(port_, MakeResponse(reinvite, 100, "Trying", "", "ri1"));
   caller.SendTo(port_, Request("CANCEL", phone_uri, 2, d, caller.port(), branch, route));
-  auto cancel_ok = WaitFor(caller, [](const SipText& m) {
-    return m.IsResponse() && absl::StrContains(m.Header("CSeq"), "CANCEL");
-  });
-  ASSERT_TRUE(cancel_ok) << "the caller's CANCEL was never answered";
-  EXPECT_EQ(cancel_ok->Status(), 200);
-  auto cancel = WaitFor(phone, IsRequest("CANCEL"));
-  ASSERT_TRUE(cancel) << "the relayed re-INVITE was not cancelled toward the phone";
-  EXPECT_EQ(cancel->Header("Via"), reinvite->Header("Via"));
-  phone.SendTo(port_, MakeResponse(*cancel, 200, "OK", "", "ri1"));
-  phone.SendTo(port_, MakeResponse(*reinvite, 487, "Request Terminated", "", "ri1"));
-  auto terminated = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(terminated) << "the re-INVITE's 487 never reached the caller";
-  EXPECT_EQ(terminated->Status(), 487);
-  EXPECT_THAT(terminated->Header("CSeq"), ::testing::HasSubstr("2 INVITE"));
+  SipText cancel_ok;
+  ASSERT_TRUE(WaitFor(caller, IsResponseTo("CANCEL"), cancel_ok))
+      << "the caller's CANCEL was never answered";
+  EXPECT_EQ(cancel_ok.Status(), 200);
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("CANCEL"), cancel))
+      << "the relayed re-INVITE was not cancelled toward the phone";
+  EXPECT_EQ(cancel.Header("Via"), reinvite.Header("Via"));
+  phone.SendTo(port_, MakeResponse(cancel, 200, "OK", "", "ri1"));
+  phone.SendTo(port_, MakeResponse(reinvite, 487, "Request Terminated", "", "ri1"));
+  SipText terminated;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), terminated))
+      << "the re-INVITE's 487 never reached the caller";
+  EXPECT_EQ(terminated.Status(), 487);
+  EXPECT_THAT(terminated.Header("CSeq"), ::testing::HasSubstr("2 INVITE"));
 }
 
 // The pusher reports the token dead (APNs 410): the binding leaves the registrar.
@@ -502,13 +513,15 @@ TEST_F(CallsTest, TokenInvalidRemovesTheBinding) {
   ASSERT_EQ(StoredBindings(), 1u);
   Dialog d = NewDialog("dead-1@example.org");
   SendInvite(caller, d);
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the push";
-  auto final_response = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(final_response) << "the caller never got a final response";
-  EXPECT_EQ(final_response->Status(), 408) << final_response->text();
-  absl::Time deadline = absl::Now() + kWait;
-  while (StoredBindings() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-  EXPECT_EQ(StoredBindings(), 0u) << "the binding with the dead token was not removed";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the push";
+  SipText final_response;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
+      << "the caller never got a final response";
+  EXPECT_EQ(final_response.Status(), 408) << final_response.text();
+  EXPECT_TRUE(Eventually([&] { return StoredBindings() == 0; }, kWait,
+                         "the binding with the dead token leaving the store",
+                         [&] { return absl::StrCat(StoredBindings(), " binding(s) stored"); }))
+      << "the binding with the dead token was not removed";
 }
 
 // Pusher down: the call still rings the reachable phone; the failure is counted.
@@ -521,20 +534,20 @@ TEST_F(CallsTest, PusherDownStillRingsReachablePhone) {
   Store({Phone(phone.port())});
   Dialog d = NewDialog("down-1@example.org");
   SendInvite(caller, d);
-  auto invite = WaitFor(phone, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "the reachable phone never got the INVITE";
-  absl::Time deadline = absl::Now() + kWait;
-  while (PushCount("error") == errors_before && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_GT(PushCount("error"), errors_before) << "the failed push was not counted";
+  SipText invite;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("INVITE"), invite))
+      << "the reachable phone never got the INVITE";
+  EXPECT_TRUE(
+      Eventually([&] { return PushCount("error") > errors_before; }, kWait, "a push error counted",
+                 [&] { return absl::StrCat(PushCount("error") - errors_before, " new errors"); }))
+      << "the failed push was not counted";
   phone.SendTo(
       port_,
-      MakeResponse(*invite, 200, "OK",
+      MakeResponse(invite, 200, "OK",
                    absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(), ">\r\n"), "ph2"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok) << "the caller never got the final response";
-  EXPECT_EQ(ok->Status(), 200);
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok)) << "the caller never got the final response";
+  EXPECT_EQ(ok.Status(), 200);
 }
 
 TEST_F(CallsTest, NoBindingIs404) {
@@ -542,9 +555,10 @@ TEST_F(CallsTest, NoBindingIs404) {
   UdpPeer caller;
   Dialog d = NewDialog("nobody-1@example.org");
   SendInvite(caller, d);
-  auto final_response = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(final_response) << "the caller never got a final response";
-  EXPECT_EQ(final_response->Status(), 404);
+  SipText final_response;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
+      << "the caller never got a final response";
+  EXPECT_EQ(final_response.Status(), 404);
   EXPECT_TRUE(ApnsPushes().empty());
 }
 
@@ -558,21 +572,21 @@ TEST_F(CallsTest, FirstAnswerWinsOthersCancelled) {
          Phone(two.port(), std::string(64, 'd'), "<urn:uuid:2>")});
   Dialog d = NewDialog("two-1@example.org");
   SendInvite(caller, d);
-  auto first = WaitFor(one, IsRequest("INVITE"));
-  ASSERT_TRUE(first) << "device one never got the INVITE";
-  one.SendTo(port_, MakeResponse(*first, 180, "Ringing", "", "ph0"));
-  auto invite = WaitFor(two, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "device two never got the INVITE";
+  SipText first;
+  ASSERT_TRUE(WaitFor(one, IsRequest("INVITE"), first)) << "device one never got the INVITE";
+  one.SendTo(port_, MakeResponse(first, 180, "Ringing", "", "ph0"));
+  SipText invite;
+  ASSERT_TRUE(WaitFor(two, IsRequest("INVITE"), invite)) << "device two never got the INVITE";
   two.SendTo(
       port_,
-      MakeResponse(*invite, 200, "OK",
+      MakeResponse(invite, 200, "OK",
                    absl::StrCat("Contact: <sip:alice@127.0.0.1:", two.port(), ">\r\n"), "ph3"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok) << "the caller never got the 200";
-  EXPECT_EQ(ok->Status(), 200);
-  auto cancel = WaitFor(one, IsRequest("CANCEL"));
-  ASSERT_TRUE(cancel) << "device one was not cancelled";
-  EXPECT_THAT(cancel->Header("Reason"), ::testing::HasSubstr("cause=200"));
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok)) << "the caller never got the 200";
+  EXPECT_EQ(ok.Status(), 200);
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(one, IsRequest("CANCEL"), cancel)) << "device one was not cancelled";
+  EXPECT_THAT(cancel.Header("Reason"), ::testing::HasSubstr("cause=200"));
   EXPECT_TRUE(ApnsPushes().empty()) << "no push for awake phones within the delay";
 }
 
@@ -589,15 +603,18 @@ TEST_F(CallsTest, CallTimeoutAnswersBestResponse) {
   Dialog d = NewDialog("timeout-1");
   absl::Time start = absl::Now();
   SendInvite(caller, d);
-  auto to_busy = WaitFor(busy, IsRequest("INVITE"));
-  ASSERT_TRUE(to_busy) << "the busy device never got the INVITE";
-  auto to_ringing = WaitFor(ringing, IsRequest("INVITE"));
-  ASSERT_TRUE(to_ringing) << "the ringing device never got the INVITE";
-  ringing.SendTo(port_, MakeResponse(*to_ringing, 180, "Ringing", "", "r1"));
-  busy.SendTo(port_, MakeResponse(*to_busy, 486, "Busy Here", "", "b1"));
-  auto final_response = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(final_response) << "the caller never got a final response";
-  EXPECT_EQ(final_response->Status(), 486) << final_response->text();
+  SipText to_busy;
+  ASSERT_TRUE(WaitFor(busy, IsRequest("INVITE"), to_busy))
+      << "the busy device never got the INVITE";
+  SipText to_ringing;
+  ASSERT_TRUE(WaitFor(ringing, IsRequest("INVITE"), to_ringing))
+      << "the ringing device never got the INVITE";
+  ringing.SendTo(port_, MakeResponse(to_ringing, 180, "Ringing", "", "r1"));
+  busy.SendTo(port_, MakeResponse(to_busy, 486, "Busy Here", "", "b1"));
+  SipText final_response;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
+      << "the caller never got a final response";
+  EXPECT_EQ(final_response.Status(), 486) << final_response.text();
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(900)) << "answered before the call timeout";
   ASSERT_TRUE(WaitFor(ringing, IsRequest("CANCEL"))) << "the ringing branch was not cancelled";
 }
@@ -612,15 +629,18 @@ TEST_F(CallsTest, GlobalFailureEndsTheFork) {
          Phone(ringing.port(), std::string(64, 'd'), "<urn:uuid:2>")});
   Dialog d = NewDialog("decline-1");
   SendInvite(caller, d);
-  auto to_decline = WaitFor(decline, IsRequest("INVITE"));
-  ASSERT_TRUE(to_decline) << "device one never got the INVITE";
-  auto to_ringing = WaitFor(ringing, IsRequest("INVITE"));
-  ASSERT_TRUE(to_ringing) << "device two never got the INVITE";
-  ringing.SendTo(port_, MakeResponse(*to_ringing, 180, "Ringing", "", "r1"));
-  decline.SendTo(port_, MakeResponse(*to_decline, 603, "Decline", "", "d1"));
-  auto final_response = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(final_response) << "the caller never got a final response";
-  EXPECT_EQ(final_response->Status(), 603);
+  SipText to_decline;
+  ASSERT_TRUE(WaitFor(decline, IsRequest("INVITE"), to_decline))
+      << "device one never got the INVITE";
+  SipText to_ringing;
+  ASSERT_TRUE(WaitFor(ringing, IsRequest("INVITE"), to_ringing))
+      << "device two never got the INVITE";
+  ringing.SendTo(port_, MakeResponse(to_ringing, 180, "Ringing", "", "r1"));
+  decline.SendTo(port_, MakeResponse(to_decline, 603, "Decline", "", "d1"));
+  SipText final_response;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
+      << "the caller never got a final response";
+  EXPECT_EQ(final_response.Status(), 603);
   ASSERT_TRUE(WaitFor(ringing, IsRequest("CANCEL"))) << "the ringing branch was not cancelled";
 }
 
@@ -634,16 +654,17 @@ TEST_F(CallsTest, MessageReachesThePhone) {
   Dialog d = NewDialog("message-1");
   caller.SendTo(port_, Request("MESSAGE", d.request_uri, 1, d, caller.port(), d.via_branch,
                                "Content-Type: text/plain\r\n"));
-  auto message = WaitFor(phone, IsRequest("MESSAGE"));
-  ASSERT_TRUE(message) << "the phone never got the MESSAGE";
-  EXPECT_TRUE(message->Header("Record-Route").empty());
-  phone.SendTo(port_, MakeResponse(*message, 200, "OK", "", "m1"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok) << "the caller never got the MESSAGE's final response";
-  EXPECT_EQ(ok->Status(), 200);
-  absl::Time deadline = absl::Now() + kWait;
-  while (OpenCalls() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-  EXPECT_EQ(OpenCalls(), 0u) << "the finished fork was not freed";
+  SipText message;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("MESSAGE"), message)) << "the phone never got the MESSAGE";
+  EXPECT_TRUE(message.Header("Record-Route").empty());
+  phone.SendTo(port_, MakeResponse(message, 200, "OK", "", "m1"));
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok))
+      << "the caller never got the MESSAGE's final response";
+  EXPECT_EQ(ok.Status(), 200);
+  EXPECT_TRUE(Eventually([&] { return OpenCalls() == 0; }, kWait, "the finished fork being freed",
+                         [&] { return absl::StrCat(OpenCalls(), " open call(s)"); }))
+      << "the finished fork was not freed";
 }
 
 TEST_F(CallsTest, MaxForwardsZeroIs483) {
@@ -654,10 +675,11 @@ TEST_F(CallsTest, MaxForwardsZeroIs483) {
   std::string invite = Request("INVITE", d.request_uri, 1, d, caller.port(), d.via_branch);
   invite.replace(invite.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");
   caller.SendTo(port_, invite);
-  auto final_response = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(final_response) << "the caller never got a final response";
-  EXPECT_EQ(final_response->Status(), 483);
-  EXPECT_FALSE(phone.Receive(absl::Milliseconds(200))) << "the phone must not be called";
+  SipText final_response;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
+      << "the caller never got a final response";
+  EXPECT_EQ(final_response.Status(), 483);
+  EXPECT_TRUE(phone.ExpectNothingWithin(absl::Milliseconds(200))) << "the phone must not be called";
 }
 
 // A binding whose contact is the gateway itself would loop: it is not called.
@@ -669,9 +691,10 @@ TEST_F(CallsTest, ContactPointingAtTheGatewayIsNotCalled) {
   Store({loop});
   Dialog d = NewDialog("loop-1");
   SendInvite(caller, d);
-  auto final_response = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(final_response) << "the caller never got a final response";
-  EXPECT_EQ(final_response->Status(), 404) << final_response->text();
+  SipText final_response;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
+      << "the caller never got a final response";
+  EXPECT_EQ(final_response.Status(), 404) << final_response.text();
 }
 
 // A phone on TCP (behind NAT: its contact is not reachable) gets the call over its own
@@ -687,8 +710,8 @@ TEST_F(CallsTest, TcpPhoneGetsCallAndByeOverItsOwnConnection) {
                           ";branch=z9hG4bK-opt1\r\nMax-Forwards: 70\r\n",
                           "From: <sip:alice@example.org>;tag=o1\r\nTo: <sip:alice@example.org>\r\n",
                           "Call-ID: flow-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"));
-  auto options_ok = phone.Receive(kWait);
-  ASSERT_TRUE(options_ok) << "no answer to the phone's OPTIONS";
+  SipText options_ok;
+  ASSERT_TRUE(phone.WaitForMessage(options_ok)) << "no answer to the phone's OPTIONS";
   std::string token = loop_->Call([&] { return flow_token_; });
   ASSERT_FALSE(token.empty());
   Binding b = Phone(ClosedPort());
@@ -701,15 +724,12 @@ TEST_F(CallsTest, TcpPhoneGetsCallAndByeOverItsOwnConnection) {
   UdpPeer caller;
   Dialog d = NewDialog("tcp-1");
   SendInvite(caller, d);
-  std::optional<SipText> invite;
-  for (int i = 0; i < 5 && !(invite && invite->Method() == "INVITE"); ++i) {
-    invite = phone.Receive(kWait);
-  }
-  ASSERT_TRUE(invite && invite->Method() == "INVITE") << "no INVITE over the phone's connection";
+  SipText invite;
+  ASSERT_TRUE(phone.WaitForRequest("INVITE", invite)) << "no INVITE over the phone's connection";
   // In over UDP, out over TCP: double record-routing (RFC 5658), our TCP side on top (naming
   // the phone's flow), our UDP side below it.
-  std::vector<std::string> rrs = invite->Headers("Record-Route");
-  ASSERT_EQ(rrs.size(), 2u) << invite->text();
+  std::vector<std::string> rrs = invite.Headers("Record-Route");
+  ASSERT_EQ(rrs.size(), 2u) << invite.text();
   EXPECT_THAT(rrs[0], ::testing::HasSubstr(absl::StrCat("127.0.0.1:", tcp_port_)));
   EXPECT_THAT(rrs[0], ::testing::HasSubstr("transport=tcp"));
   EXPECT_THAT(rrs[0], ::testing::HasSubstr(absl::StrCat("pgf=", token)));
@@ -720,26 +740,25 @@ TEST_F(CallsTest, TcpPhoneGetsCallAndByeOverItsOwnConnection) {
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", nat_port,
                                      ";transport=tcp>\r\nRecord-Route: ", rrs[0],
                                      "\r\nRecord-Route: ", rrs[1], "\r\n");
-  phone.Send(MakeResponse(*invite, 200, "OK", contact, "tp1"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok) << "the caller never got the final response";
-  ASSERT_EQ(ok->Status(), 200);
-  std::vector<std::string> caller_rrs = ok->Headers("Record-Route");
-  ASSERT_EQ(caller_rrs.size(), 2u) << ok->text();
-  d.to = ok->Header("To");
+  phone.Send(MakeResponse(invite, 200, "OK", contact, "tp1"));
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok)) << "the caller never got the final response";
+  ASSERT_EQ(ok.Status(), 200);
+  std::vector<std::string> caller_rrs = ok.Headers("Record-Route");
+  ASSERT_EQ(caller_rrs.size(), 2u) << ok.text();
+  d.to = ok.Header("To");
   // The caller's route set: the Record-Route entries in reverse order (our UDP side first).
   std::string routes = absl::StrCat("Route: ", caller_rrs[1], "\r\nRoute: ", caller_rrs[0], "\r\n");
   std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", nat_port, ";transport=tcp");
   caller.SendTo(port_, Request("BYE", phone_uri, 2, d, caller.port(), "z9hG4bK-tcpbye", routes));
-  std::optional<SipText> bye;
-  for (int i = 0; i < 5 && !(bye && bye->Method() == "BYE"); ++i) bye = phone.Receive(kWait);
-  ASSERT_TRUE(bye && bye->Method() == "BYE") << "the BYE did not take the phone's connection";
-  EXPECT_TRUE(bye->Headers("Route").empty())
-      << "both our Route entries must be consumed: " << bye->text();
-  phone.Send(MakeResponse(*bye, 200, "OK", "", "tp1"));
-  auto bye_ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(bye_ok) << "the BYE's 200 never reached the caller";
-  EXPECT_EQ(bye_ok->Status(), 200);
+  SipText bye;
+  ASSERT_TRUE(phone.WaitForRequest("BYE", bye)) << "the BYE did not take the phone's connection";
+  EXPECT_TRUE(bye.Headers("Route").empty())
+      << "both our Route entries must be consumed: " << bye.text();
+  phone.Send(MakeResponse(bye, 200, "OK", "", "tp1"));
+  SipText bye_ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), bye_ok)) << "the BYE's 200 never reached the caller";
+  EXPECT_EQ(bye_ok.Status(), 200);
 }
 
 // A non-VoIP iOS app: an alert push while ringing, and a "missed call" alert push when the caller
@@ -757,13 +776,14 @@ TEST_F(CallsTest, AlertAppGetsMissedCallPushWhenCallerCancels) {
   Store({b});
   Dialog d = NewDialog("alert-1");
   SendInvite(caller, d);
-  auto first = WaitFor(sleeping, IsRequest("INVITE"));
-  ASSERT_TRUE(first) << "no INVITE to the registered contact";
-  sleeping.SendTo(port_, MakeResponse(*first, 100, "Trying", "", "s1"));
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the alert push";
+  SipText first;
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"), first))
+      << "no INVITE to the registered contact";
+  sleeping.SendTo(port_, MakeResponse(first, 100, "Trying", "", "s1"));
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the alert push";
   caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
   ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487";
-  ASSERT_TRUE(emulator_.WaitForReceived(2, kWait)) << "the emulator never got the missed call push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 2, kWait)) << "the emulator never got the missed call push";
   auto pushes = ApnsPushes();
   ASSERT_EQ(pushes.size(), 2u);
   EXPECT_EQ(pushes[0].topic, kBundle);
@@ -791,7 +811,7 @@ TEST_F(CallsTest, ReRegistrationThroughSipProxyDeliversPendingInvite) {
   Dialog d = NewDialog("rereg-1");
   SendInvite(caller, d);
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "no INVITE to the sleeping contact";
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "the emulator never got the VoIP push";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
 
   testing::RegisterSpec spec;
   spec.via_port = awake.port();
@@ -800,24 +820,25 @@ TEST_F(CallsTest, ReRegistrationThroughSipProxyDeliversPendingInvite) {
                    ";pn-param=", kTeam, ".", kBundle,
                    ".voip>;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"")};
   awake.SendTo(proxy_port, testing::MakeRegister(spec));
-  auto reg = WaitFor(backend, IsRequest("REGISTER"));
-  ASSERT_TRUE(reg) << "the backend never got the REGISTER";
+  SipText reg;
+  ASSERT_TRUE(WaitFor(backend, IsRequest("REGISTER"), reg)) << "the backend never got the REGISTER";
   std::string contacts;
-  for (const std::string& c : reg->Headers("Contact")) {
+  for (const std::string& c : reg.Headers("Contact")) {
     absl::StrAppend(&contacts, "Contact: ", c, "\r\n");
   }
-  backend.SendTo(proxy_port, MakeResponse(*reg, 200, "OK", contacts));
-  auto invite = WaitFor(awake, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "the re-registered phone never got the pending INVITE";
-  EXPECT_EQ(invite->Header("Call-ID"), d.call_id);
-  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(awake.port())));
+  backend.SendTo(proxy_port, MakeResponse(reg, 200, "OK", contacts));
+  SipText invite;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("INVITE"), invite))
+      << "the re-registered phone never got the pending INVITE";
+  EXPECT_EQ(invite.Header("Call-ID"), d.call_id);
+  EXPECT_THAT(invite.RequestUri(), ::testing::HasSubstr(absl::StrCat(awake.port())));
   awake.SendTo(
       port_,
-      MakeResponse(*invite, 200, "OK",
+      MakeResponse(invite, 200, "OK",
                    absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(), ">\r\n"), "rr1"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok) << "the caller never got the final response";
-  EXPECT_EQ(ok->Status(), 200);
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok)) << "the caller never got the final response";
+  EXPECT_EQ(ok.Status(), 200);
 }
 
 // Both devices answer: every 2xx reaches the caller (RFC 3261 16.7), the caller sorts it out.
@@ -830,17 +851,17 @@ TEST_F(CallsTest, EverySecondAnswerIsRelayedToo) {
          Phone(two.port(), std::string(64, 'd'), "<urn:uuid:2>")});
   Dialog d = NewDialog("both-1");
   SendInvite(caller, d);
-  auto to_one = WaitFor(one, IsRequest("INVITE"));
-  ASSERT_TRUE(to_one) << "device one never got the INVITE";
-  auto to_two = WaitFor(two, IsRequest("INVITE"));
-  ASSERT_TRUE(to_two) << "device two never got the INVITE";
-  one.SendTo(port_, MakeResponse(*to_one, 200, "OK", "Contact: <sip:one@127.0.0.1>\r\n", "o1"));
-  two.SendTo(port_, MakeResponse(*to_two, 200, "OK", "Contact: <sip:two@127.0.0.1>\r\n", "t2"));
-  auto first = WaitFor(caller, IsStatus(200));
-  ASSERT_TRUE(first) << "the caller never got the first 200";
-  auto second = WaitFor(caller, IsStatus(200));
-  ASSERT_TRUE(second) << "the caller never got the second 200";
-  EXPECT_NE(first->Header("To"), second->Header("To"));
+  SipText to_one;
+  ASSERT_TRUE(WaitFor(one, IsRequest("INVITE"), to_one)) << "device one never got the INVITE";
+  SipText to_two;
+  ASSERT_TRUE(WaitFor(two, IsRequest("INVITE"), to_two)) << "device two never got the INVITE";
+  one.SendTo(port_, MakeResponse(to_one, 200, "OK", "Contact: <sip:one@127.0.0.1>\r\n", "o1"));
+  two.SendTo(port_, MakeResponse(to_two, 200, "OK", "Contact: <sip:two@127.0.0.1>\r\n", "t2"));
+  SipText first;
+  ASSERT_TRUE(WaitFor(caller, IsStatus(200), first)) << "the caller never got the first 200";
+  SipText second;
+  ASSERT_TRUE(WaitFor(caller, IsStatus(200), second)) << "the caller never got the second 200";
+  EXPECT_NE(first.Header("To"), second.Header("To"));
 }
 
 // Pusher slow (the provider takes 3 s, our deadline is 300 ms): the push fails and is counted,
@@ -856,22 +877,22 @@ TEST_F(CallsTest, PusherSlowStillRingsReachablePhone) {
   Store({Phone(phone.port())});
   Dialog d = NewDialog("slow-1");
   SendInvite(caller, d);
-  auto invite = WaitFor(phone, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "the reachable phone never got the INVITE";
-  phone.SendTo(port_, MakeResponse(*invite, 180, "Ringing", "", "sl1"));
+  SipText invite;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("INVITE"), invite))
+      << "the reachable phone never got the INVITE";
+  phone.SendTo(port_, MakeResponse(invite, 180, "Ringing", "", "sl1"));
   ASSERT_TRUE(WaitFor(caller, IsStatus(180))) << "180 was not relayed";
-  absl::Time deadline = absl::Now() + kWait;
-  while (PushCount("error") == errors_before && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_GT(PushCount("error"), errors_before) << "the push past its deadline was not counted";
+  EXPECT_TRUE(
+      Eventually([&] { return PushCount("error") > errors_before; }, kWait, "a push error counted",
+                 [&] { return absl::StrCat(PushCount("error") - errors_before, " new errors"); }))
+      << "the push past its deadline was not counted";
   phone.SendTo(
       port_,
-      MakeResponse(*invite, 200, "OK",
+      MakeResponse(invite, 200, "OK",
                    absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(), ">\r\n"), "sl1"));
-  auto ok = WaitFor(caller, IsFinal());
-  ASSERT_TRUE(ok) << "the caller never got the final response";
-  EXPECT_EQ(ok->Status(), 200);
+  SipText ok;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), ok)) << "the caller never got the final response";
+  EXPECT_EQ(ok.Status(), 200);
   emulator_.SetFaults(emu::Faults{});
 }
 
@@ -909,18 +930,18 @@ class GatewayTest : public CallsTest {
                                   ";pn-provider=apns;pn-prid=", kToken, ";pn-param=", kTeam, ".",
                                   kBundle, ".voip>")};
     phone.SendTo(gw_port_, testing::MakeRegister(spec));
-    auto reg = WaitFor(backend_, IsRequest("REGISTER"));
-    if (!reg) {
-      ADD_FAILURE() << "the backend never got the REGISTER";
+    SipText reg;
+    if (::testing::AssertionResult r = WaitFor(backend_, IsRequest("REGISTER"), reg); !r) {
+      ADD_FAILURE() << "the backend never got the REGISTER: " << r.message();
       return "";
     }
     std::string contacts;
-    for (const std::string& c : reg->Headers("Contact")) {
+    for (const std::string& c : reg.Headers("Contact")) {
       absl::StrAppend(&contacts, "Contact: ", c, "\r\n");
     }
-    backend_.SendTo(gw_port_, MakeResponse(*reg, 200, "OK", contacts));
-    if (!WaitFor(phone, IsStatus(200))) ADD_FAILURE() << "the phone's REGISTER got no 200";
-    std::string contact = reg->Header("Contact");
+    backend_.SendTo(gw_port_, MakeResponse(reg, 200, "OK", contacts));
+    EXPECT_TRUE(WaitFor(phone, IsStatus(200))) << "the phone's REGISTER got no 200";
+    std::string contact = reg.Header("Contact");
     size_t lt = contact.find('<'), gt = contact.find('>');
     return contact.substr(lt + 1, gt - lt - 1);
   }
@@ -936,33 +957,34 @@ TEST_F(GatewayTest, BackendCallToMasqueradedContactRingsAndPushesThePhone) {
   Dialog d = NewDialog("gw-1");
   d.request_uri = masqueraded;
   backend_.SendTo(gw_port_, Request("INVITE", masqueraded, 1, d, backend_.port(), d.via_branch));
-  auto invite = WaitFor(phone, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "the phone never got the backend's call";
-  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(":", phone.port())));
-  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr("pn-prid"));
-  EXPECT_THAT(invite->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", gw_port_)));
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "no VoIP push for the call";
+  SipText invite;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("INVITE"), invite))
+      << "the phone never got the backend's call";
+  EXPECT_THAT(invite.RequestUri(), ::testing::HasSubstr(absl::StrCat(":", phone.port())));
+  EXPECT_THAT(invite.RequestUri(), ::testing::HasSubstr("pn-prid"));
+  EXPECT_THAT(invite.Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", gw_port_)));
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "no VoIP push for the call";
   EXPECT_NE(ApnsPushes().at(0).body.find(d.call_id), std::string::npos);
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(),
-                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
-  phone.SendTo(gw_port_, MakeResponse(*invite, 200, "OK", contact, "gw1"));
-  auto ok = WaitFor(backend_, IsFinal());
-  ASSERT_TRUE(ok) << "the backend never got the final response";
-  ASSERT_EQ(ok->Status(), 200) << ok->text();
-  d.to = ok->Header("To");
-  std::string route = absl::StrCat("Route: ", ok->Header("Record-Route"), "\r\n");
+                                     ">\r\nRecord-Route: ", invite.Header("Record-Route"), "\r\n");
+  phone.SendTo(gw_port_, MakeResponse(invite, 200, "OK", contact, "gw1"));
+  SipText ok;
+  ASSERT_TRUE(WaitFor(backend_, IsFinal(), ok)) << "the backend never got the final response";
+  ASSERT_EQ(ok.Status(), 200) << ok.text();
+  d.to = ok.Header("To");
+  std::string route = absl::StrCat("Route: ", ok.Header("Record-Route"), "\r\n");
   std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", phone.port());
   backend_.SendTo(gw_port_,
                   Request("ACK", phone_uri, 1, d, backend_.port(), "z9hG4bK-gwack", route));
   ASSERT_TRUE(WaitFor(phone, IsRequest("ACK"))) << "the ACK never reached the phone";
   backend_.SendTo(gw_port_,
                   Request("BYE", phone_uri, 2, d, backend_.port(), "z9hG4bK-gwbye", route));
-  auto bye = WaitFor(phone, IsRequest("BYE"));
-  ASSERT_TRUE(bye) << "the BYE never reached the phone";
-  phone.SendTo(gw_port_, MakeResponse(*bye, 200, "OK", "", "gw1"));
-  auto bye_ok = WaitFor(backend_, IsFinal());
-  ASSERT_TRUE(bye_ok) << "the BYE's 200 never came back";
-  EXPECT_EQ(bye_ok->Status(), 200);
+  SipText bye;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("BYE"), bye)) << "the BYE never reached the phone";
+  phone.SendTo(gw_port_, MakeResponse(bye, 200, "OK", "", "gw1"));
+  SipText bye_ok;
+  ASSERT_TRUE(WaitFor(backend_, IsFinal(), bye_ok)) << "the BYE's 200 never came back";
+  EXPECT_EQ(bye_ok.Status(), 200);
 }
 
 // Outbound-proxy use: a phone's INVITE goes to the backend with our Record-Route.
@@ -972,13 +994,14 @@ TEST_F(GatewayTest, PhoneInviteToBackendIsRecordRouted) {
   Dialog d = NewDialog("out-1");
   d.request_uri = "sip:bob@example.org";
   phone.SendTo(gw_port_, Request("INVITE", d.request_uri, 1, d, phone.port(), d.via_branch));
-  auto invite = WaitFor(backend_, IsRequest("INVITE"));
-  ASSERT_TRUE(invite) << "the backend never got the phone's INVITE";
-  EXPECT_THAT(invite->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", gw_port_)));
-  backend_.SendTo(gw_port_, MakeResponse(*invite, 486, "Busy Here", "", "bk1"));
-  auto busy = WaitFor(phone, IsFinal());
-  ASSERT_TRUE(busy) << "the phone never got the final response";
-  EXPECT_EQ(busy->Status(), 486);
+  SipText invite;
+  ASSERT_TRUE(WaitFor(backend_, IsRequest("INVITE"), invite))
+      << "the backend never got the phone's INVITE";
+  EXPECT_THAT(invite.Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", gw_port_)));
+  backend_.SendTo(gw_port_, MakeResponse(invite, 486, "Busy Here", "", "bk1"));
+  SipText busy;
+  ASSERT_TRUE(WaitFor(phone, IsFinal(), busy)) << "the phone never got the final response";
+  EXPECT_EQ(busy.Status(), 486);
 }
 
 }  // namespace

@@ -1,15 +1,14 @@
 // Shared by the call-half integration tests (call_router_test.cc, replicas_test.cc) and
 // bench/calls: test credentials, the emulator's APNs identity, and waiting for a SIP message on a
-// scripted peer.
+// scripted peer (AssertionResult waits, as in sip_peer.h).
 #pragma once
 
 #include <stdlib.h>
 
 #include <cstdlib>
-#include <functional>
-#include <optional>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -20,6 +19,10 @@
 
 namespace pushgate::proxy::sofia::calls_test {
 
+using testing::IsFinal;
+using testing::IsRequest;
+using testing::IsStatus;
+using testing::SipMatch;
 using testing::SipText;
 using testing::UdpPeer;
 
@@ -72,35 +75,43 @@ inline pusher::PusherConfig PusherForEmulator(int h2_port, const std::string& di
 }
 
 // Waits for the next message on `peer` that `match` accepts, skipping others (retransmissions,
-// 100 Trying...); `from` gets its source port.
-inline std::optional<SipText> WaitFor(UdpPeer& peer,
-                                      const std::function<bool(const SipText&)>& match,
-                                      uint16_t* from = nullptr, absl::Duration timeout = kWait) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    uint16_t port = 0;
-    auto m = peer.Receive(deadline - absl::Now(), &port);
-    if (!m) break;
-    if (match(*m)) {
-      if (from != nullptr) *from = port;
-      return m;
-    }
-  }
-  return std::nullopt;
+// 100 Trying...); `out` gets it and `from` its source port. On timeout the result says what never
+// arrived and what did (SipPeer::WaitFor).
+inline ::testing::AssertionResult WaitFor(UdpPeer& peer, const SipMatch& match, SipText& out,
+                                          uint16_t* from = nullptr,
+                                          absl::Duration timeout = kWait) {
+  return peer.WaitFor(match, out, timeout, from);
 }
-inline std::optional<SipText> WaitFor(UdpPeer& peer,
-                                      const std::function<bool(const SipText&)>& match,
-                                      absl::Duration timeout) {
-  return WaitFor(peer, match, nullptr, timeout);
+inline ::testing::AssertionResult WaitFor(UdpPeer& peer, const SipMatch& match, SipText& out,
+                                          absl::Duration timeout) {
+  return peer.WaitFor(match, out, timeout);
 }
-inline auto IsRequest(const std::string& method) {
-  return [method](const SipText& m) { return !m.IsResponse() && m.Method() == method; };
+// For a wait whose message the test does not look at.
+inline ::testing::AssertionResult WaitFor(UdpPeer& peer, const SipMatch& match,
+                                          absl::Duration timeout = kWait) {
+  SipText ignored;
+  return peer.WaitFor(match, ignored, timeout);
 }
-inline auto IsStatus(int status) {
-  return [status](const SipText& m) { return m.IsResponse() && m.Status() == status; };
+// Succeeds when nothing `match` accepts reaches `peer` within `window`.
+inline ::testing::AssertionResult ExpectNone(UdpPeer& peer, const SipMatch& match,
+                                             absl::Duration window) {
+  return peer.ExpectNoneWithin(match, window);
 }
-inline auto IsFinal() {
-  return [](const SipText& m) { return m.IsResponse() && m.Status() >= 200; };
+// At least `n` pushes reached `emulator` (counting since its last Reset) within `timeout`;
+// otherwise says how many did.
+inline ::testing::AssertionResult WaitForPushes(const pusher::emulator::Emulator& emulator,
+                                                size_t n, absl::Duration timeout = kWait) {
+  if (emulator.WaitForReceived(n, timeout)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "expected " << n << " push(es) at the emulator within " << absl::FormatDuration(timeout)
+         << "; it received " << emulator.Received().size();
+}
+
+// A response to a request of this method (by its CSeq).
+inline SipMatch IsResponseTo(const std::string& method) {
+  return {absl::StrCat("response to the ", method), [method](const SipText& m) {
+            return m.IsResponse() && absl::StrContains(m.Header("CSeq"), method);
+          }};
 }
 
 }  // namespace pushgate::proxy::sofia::calls_test

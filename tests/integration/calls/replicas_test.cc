@@ -21,12 +21,14 @@
 #include "pusher/emulator/emulator.h"
 #include "pusher/service/server.h"
 #include "tests/integration/calls/calls_support.h"
+#include "tests/integration/proxy/eventually.h"
 #include "tests/integration/proxy/sip_peer.h"
 #include "tests/unit/proxy/store/redis_test_server.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
 
+using testing::Eventually;
 using testing::MakeResponse;
 using testing::SipText;
 using testing::UdpPeer;
@@ -131,11 +133,15 @@ class ReplicasTest : public ::testing::Test {
                                           std::move(flows));
     });
     // Registrations published before the subscriber connection is up would be missed.
-    absl::Time deadline = absl::Now() + kWait;
-    while (!r.loop->Call([&] { return r.store->connected() && r.store->listening(); })) {
-      ASSERT_LT(absl::Now(), deadline) << "a replica's Redis store never connected and subscribed";
-      absl::SleepFor(absl::Milliseconds(10));
-    }
+    ASSERT_TRUE(Eventually(
+        [&] { return r.loop->Call([&] { return r.store->connected() && r.store->listening(); }); },
+        kWait, "a replica's Redis store connecting and subscribing",
+        [&] {
+          return r.loop->Call([&] {
+            return absl::StrCat("connected=", r.store->connected(),
+                                " listening=", r.store->listening());
+          });
+        }));
   }
 
   // `phone` registers through `replica` (the backend accepts); returns the masqueraded contact
@@ -150,20 +156,19 @@ class ReplicasTest : public ::testing::Test {
                                   kBundle, ".voip>;+sip.instance=\"", kInstance, "\"")};
     phone.SendTo(replica.port, testing::MakeRegister(spec));
     uint16_t from = 0;
-    auto reg = WaitFor(backend_, IsRequest("REGISTER"), &from);
-    if (!reg) {
-      ADD_FAILURE() << "the backend never got the REGISTER";
+    SipText reg;
+    if (::testing::AssertionResult r = WaitFor(backend_, IsRequest("REGISTER"), reg, &from); !r) {
+      ADD_FAILURE() << "the backend never got the REGISTER: " << r.message();
       return "";
     }
     EXPECT_EQ(from, replica.port) << "the REGISTER did not come from the replica it went through";
     std::string contacts;
-    for (const std::string& c : reg->Headers("Contact")) {
+    for (const std::string& c : reg.Headers("Contact")) {
       absl::StrAppend(&contacts, "Contact: ", c, "\r\n");
     }
-    backend_.SendTo(replica.port, MakeResponse(*reg, 200, "OK", contacts));
-    auto ok = WaitFor(phone, IsFinal());
-    if (!ok || ok->Status() != 200) ADD_FAILURE() << "the phone's REGISTER got no 200";
-    std::string contact = reg->Header("Contact");
+    backend_.SendTo(replica.port, MakeResponse(reg, 200, "OK", contacts));
+    EXPECT_TRUE(WaitFor(phone, IsStatus(200))) << "the phone's REGISTER got no 200";
+    std::string contact = reg.Header("Contact");
     size_t lt = contact.find('<'), gt = contact.find('>');
     return contact.substr(lt + 1, gt - lt - 1);
   }
@@ -190,41 +195,44 @@ TEST_F(ReplicasTest, RegistrationThroughOtherReplicaDeliversTheHeldFork) {
   backend_.SendTo(a_.port, Request("INVITE", masqueraded, 1, call_id, "<sip:alice@example.org>",
                                    backend_.port(), "z9hG4bK-rep-inv"));
   uint16_t from = 0;
-  auto first = WaitFor(sleeping, IsRequest("INVITE"), &from);
-  ASSERT_TRUE(first) << "replica A never tried the registered (sleeping) contact";
+  SipText first;
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"), first, &from))
+      << "replica A never tried the registered (sleeping) contact";
   EXPECT_EQ(from, a_.port);
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "replica A never pushed the sleeping phone";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "replica A never pushed the sleeping phone";
 
   // The phone wakes up; its REGISTER lands on replica B.
   Register(awake, b_, 2);
-  auto invite = WaitFor(awake, IsRequest("INVITE"), &from);
-  ASSERT_TRUE(invite) << "the woken phone never got the INVITE held by replica A";
+  SipText invite;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("INVITE"), invite, &from))
+      << "the woken phone never got the INVITE held by replica A";
   EXPECT_EQ(from, a_.port) << "the INVITE must come from the replica holding the fork";
-  EXPECT_EQ(invite->Header("Call-ID"), call_id);
-  EXPECT_THAT(invite->RequestUri(), ::testing::HasSubstr(absl::StrCat(":", awake.port())));
-  EXPECT_THAT(invite->Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", a_.port)));
+  EXPECT_EQ(invite.Header("Call-ID"), call_id);
+  EXPECT_THAT(invite.RequestUri(), ::testing::HasSubstr(absl::StrCat(":", awake.port())));
+  EXPECT_THAT(invite.Header("Record-Route"), ::testing::HasSubstr(absl::StrCat(":", a_.port)));
 
   std::string contact = absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(),
-                                     ">\r\nRecord-Route: ", invite->Header("Record-Route"), "\r\n");
-  awake.SendTo(a_.port, MakeResponse(*invite, 200, "OK", contact, "ph-rep"));
-  auto ok = WaitFor(backend_, IsFinal(), &from);
-  ASSERT_TRUE(ok) << "the caller (backend) never got the final response";
-  EXPECT_EQ(ok->Status(), 200) << ok->text();
+                                     ">\r\nRecord-Route: ", invite.Header("Record-Route"), "\r\n");
+  awake.SendTo(a_.port, MakeResponse(invite, 200, "OK", contact, "ph-rep"));
+  SipText ok;
+  ASSERT_TRUE(WaitFor(backend_, IsFinal(), ok, &from))
+      << "the caller (backend) never got the final response";
+  EXPECT_EQ(ok.Status(), 200) << ok.text();
   EXPECT_EQ(from, a_.port);
 
-  std::string route = absl::StrCat("Route: ", ok->Header("Record-Route"), "\r\n");
+  std::string route = absl::StrCat("Route: ", ok.Header("Record-Route"), "\r\n");
   std::string phone_uri = absl::StrCat("sip:alice@127.0.0.1:", awake.port());
-  backend_.SendTo(a_.port, Request("ACK", phone_uri, 1, call_id, ok->Header("To"), backend_.port(),
+  backend_.SendTo(a_.port, Request("ACK", phone_uri, 1, call_id, ok.Header("To"), backend_.port(),
                                    "z9hG4bK-rep-ack", route));
   ASSERT_TRUE(WaitFor(awake, IsRequest("ACK"))) << "the ACK never reached the phone";
-  backend_.SendTo(a_.port, Request("BYE", phone_uri, 2, call_id, ok->Header("To"), backend_.port(),
+  backend_.SendTo(a_.port, Request("BYE", phone_uri, 2, call_id, ok.Header("To"), backend_.port(),
                                    "z9hG4bK-rep-bye", route));
-  auto bye = WaitFor(awake, IsRequest("BYE"));
-  ASSERT_TRUE(bye) << "the BYE never reached the phone";
-  awake.SendTo(a_.port, MakeResponse(*bye, 200, "OK", "", "ph-rep"));
-  auto bye_ok = WaitFor(backend_, IsFinal());
-  ASSERT_TRUE(bye_ok) << "the BYE's 200 never came back";
-  EXPECT_EQ(bye_ok->Status(), 200);
+  SipText bye;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("BYE"), bye)) << "the BYE never reached the phone";
+  awake.SendTo(a_.port, MakeResponse(bye, 200, "OK", "", "ph-rep"));
+  SipText bye_ok;
+  ASSERT_TRUE(WaitFor(backend_, IsFinal(), bye_ok)) << "the BYE's 200 never came back";
+  EXPECT_EQ(bye_ok.Status(), 200);
   // Only one push: the phone registered, the fork stopped pushing.
   EXPECT_EQ(emulator_.Received().size(), 1u);
 }
@@ -242,26 +250,27 @@ TEST_F(ReplicasTest, CancelledCallReachesPhoneRegisteringThroughOtherReplica) {
   backend_.SendTo(a_.port, Request("INVITE", masqueraded, 1, call_id, "<sip:alice@example.org>",
                                    backend_.port(), branch));
   ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "replica A never tried the sleeping phone";
-  ASSERT_TRUE(emulator_.WaitForReceived(1, kWait)) << "replica A never pushed the sleeping phone";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "replica A never pushed the sleeping phone";
   backend_.SendTo(a_.port, Request("CANCEL", masqueraded, 1, call_id, "<sip:alice@example.org>",
                                    backend_.port(), branch));
-  auto terminated =
-      WaitFor(backend_, [](const SipText& m) { return m.IsResponse() && m.Status() == 487; });
-  ASSERT_TRUE(terminated) << "the caller's CANCEL did not end the call with 487";
+  ASSERT_TRUE(WaitFor(backend_, IsStatus(487)))
+      << "the caller's CANCEL did not end the call with 487";
 
   Register(awake, b_, 2);
   uint16_t from = 0;
-  auto invite = WaitFor(awake, IsRequest("INVITE"), &from);
-  ASSERT_TRUE(invite) << "the woken VoIP phone never got the missed call's INVITE";
+  SipText invite;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("INVITE"), invite, &from))
+      << "the woken VoIP phone never got the missed call's INVITE";
   EXPECT_EQ(from, a_.port);
-  EXPECT_EQ(invite->Header("Call-ID"), call_id);
-  EXPECT_FALSE(WaitFor(awake, IsRequest("CANCEL"), nullptr, absl::Milliseconds(300)))
+  EXPECT_EQ(invite.Header("Call-ID"), call_id);
+  EXPECT_TRUE(ExpectNone(awake, IsRequest("CANCEL"), absl::Milliseconds(300)))
       << "the CANCEL must wait for the phone's provisional response (RFC 3261 9.1)";
-  awake.SendTo(a_.port, MakeResponse(*invite, 180, "Ringing", "", "ph-miss"));
-  auto cancel = WaitFor(awake, IsRequest("CANCEL"), &from);
-  ASSERT_TRUE(cancel) << "the woken VoIP phone never got the CANCEL after the INVITE";
+  awake.SendTo(a_.port, MakeResponse(invite, 180, "Ringing", "", "ph-miss"));
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("CANCEL"), cancel, &from))
+      << "the woken VoIP phone never got the CANCEL after the INVITE";
   EXPECT_EQ(from, a_.port);
-  EXPECT_EQ(cancel->Header("Call-ID"), call_id);
+  EXPECT_EQ(cancel.Header("Call-ID"), call_id);
 }
 
 }  // namespace

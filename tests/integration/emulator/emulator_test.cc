@@ -3,7 +3,9 @@
 #include "pusher/emulator/emulator.h"
 
 #include <httplib.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -791,6 +793,18 @@ TEST_F(EmulatorTest, RecordsRequestsWithoutCredentials) {
   EXPECT_EQ(stats["by_status"]["200"], 4);
 }
 
+// Start returns once the control server's listen loop runs: a Stop right after it ends that loop
+// (httplib's stop() does nothing before it runs, and Stop would then wait for it forever).
+TEST_F(EmulatorTest, StopRightAfterStartEndsTheControlServer) {
+  for (int i = 0; i < 20; ++i) {
+    Emulator emu2;
+    auto ports = emu2.Start(BaseOptions());
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    ASSERT_GT(ports->control, 0);
+    emu2.Stop();
+  }
+}
+
 TEST_F(EmulatorTest, ControlHttpApi) {
   httplib::Client http("127.0.0.1", ports_.control);
   auto res = http.Post("/faults", R"({"fail_next":1,"fail_status":503,"retry_after_s":3})",
@@ -874,6 +888,19 @@ TEST_F(EmulatorTest, MakeJwtSubcommandTokensAreAccepted) {
   EXPECT_EQ(r.status, 200) << r.body;
 }
 
+// The child `pid` exits within `timeout` (waited on a pidfd, readable when it exits) and is
+// reaped into `status`; otherwise says it did not.
+::testing::AssertionResult ExitsWithin(pid_t pid, absl::Duration timeout, int& status) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return ::testing::AssertionFailure() << "pidfd_open(" << pid << ") failed";
+  pollfd pfd{pidfd, POLLIN, 0};
+  poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  close(pidfd);
+  if (waitpid(pid, &status, WNOHANG) == pid) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "the emulator (pid " << pid << ") did not exit within "
+                                       << absl::FormatDuration(timeout);
+}
+
 TEST(EmulatorBinaryTest, PrintsPortsServesAndExitsOnSigterm) {
   char tmpl[] = "/tmp/emulator-bin-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
@@ -918,14 +945,10 @@ TEST(EmulatorBinaryTest, PrintsPortsServesAndExitsOnSigterm) {
 
   kill(pid, SIGTERM);
   int status = 0;
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (absl::Now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      FAIL() << "the emulator did not exit within 5 s of SIGTERM";
-    }
-    absl::SleepFor(absl::Milliseconds(10));
+  if (::testing::AssertionResult exited = ExitsWithin(pid, absl::Seconds(5), status); !exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL() << exited.message() << " of SIGTERM";
   }
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   fclose(out);

@@ -5,20 +5,24 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tests/integration/proxy/eventually.h"
 #include "tests/integration/proxy/sip_peer.h"
 
 namespace pushgate::proxy::testing {
@@ -64,17 +68,37 @@ Child Spawn(const std::vector<std::string>& args, const std::vector<std::string>
   return SpawnBinary(PUSHGATE_PROXY_BINARY, args, env);
 }
 
-// Exit code, or -1 if it did not exit within `timeout`.
+// Exit code (128 + signal when killed), or -1 if it did not exit within `timeout`. Waits on a
+// pidfd (readable when the child exits); polls only where pidfd_open is unavailable.
 int WaitExit(const Child& c, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
+  auto reap = [&c]() -> std::optional<int> {
     int status = 0;
-    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (waitpid(c.pid, &status, WNOHANG) != c.pid) return std::nullopt;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, c.pid, 0));
+  if (pidfd >= 0) {
+    pollfd pfd{pidfd, POLLIN, 0};
+    poll(&pfd, 1, static_cast<int>(timeout.count()));
+    close(pidfd);
+    return reap().value_or(-1);
   }
-  return -1;
+  std::optional<int> code;
+  (void)Eventually([&] { return (code = reap()).has_value(); }, absl::FromChrono(timeout),
+                   "the child exiting");
+  return code.value_or(-1);
+}
+
+// The child exits with `code` within `timeout`; otherwise says what it did instead.
+::testing::AssertionResult ExitsWith(const Child& c, int code, std::chrono::milliseconds timeout) {
+  int got = WaitExit(c, timeout);
+  if (got == code) return ::testing::AssertionSuccess();
+  if (got == -1) {
+    return ::testing::AssertionFailure() << "pid " << c.pid << " did not exit within "
+                                         << timeout.count() << "ms (expected " << code << ")";
+  }
+  return ::testing::AssertionFailure()
+         << "pid " << c.pid << " exited with " << got << ", expected " << code;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -90,7 +114,7 @@ int FreePort(int type) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  (void)bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
   socklen_t len = sizeof(sa);
   getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
   close(fd);
@@ -99,7 +123,7 @@ int FreePort(int type) {
 
 TEST(ProxyMain, DumpDefaultDocumentsEveryKeyAndExitsZero) {
   Child c = Spawn({"--dump-default"});
-  ASSERT_EQ(WaitExit(c, std::chrono::seconds(10)), 0);
+  ASSERT_TRUE(ExitsWith(c, 0, std::chrono::seconds(10)));
   std::string out = ReadFile(c.out_path);
   for (const char* key : {"[sip]",
                           "listen",
@@ -129,19 +153,19 @@ TEST(ProxyMain, ConfigErrorsExitTwoWithTheKey) {
   std::string path = TempPath("bad.toml");
   std::ofstream(path) << "[sip]\nlisten = [\"udp:1.2.3.4\"]\n";
   Child c = Spawn({"--config", path});
-  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+  EXPECT_TRUE(ExitsWith(c, 2, std::chrono::seconds(10)));
   EXPECT_THAT(ReadFile(c.err_path), HasSubstr("sip.listen"));
 
   std::ofstream(path) << "[registrar]\nmin_expires = \"2h\"\nmax_expires = \"1h\"\n";
   c = Spawn({"--config", path});
-  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+  EXPECT_TRUE(ExitsWith(c, 2, std::chrono::seconds(10)));
   EXPECT_THAT(ReadFile(c.err_path), HasSubstr("registrar.min_expires"));
 
   c = Spawn({"--no-such-flag"});
-  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+  EXPECT_TRUE(ExitsWith(c, 2, std::chrono::seconds(10)));
 
   c = Spawn({"--config", TempPath("missing.toml")});
-  EXPECT_EQ(WaitExit(c, std::chrono::seconds(10)), 2);
+  EXPECT_TRUE(ExitsWith(c, 2, std::chrono::seconds(10)));
 }
 
 TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
@@ -160,13 +184,13 @@ TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
 
   httplib::Client admin("127.0.0.1", admin_port);
   admin.set_connection_timeout(0, 200000);
-  bool up = false;
-  for (int i = 0; i < 100 && !up; ++i) {
-    auto r = admin.Get("/healthz");
-    up = r && r->status == 200;
-    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(up) << "the admin endpoint never answered; stderr: " << ReadFile(c.err_path);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto r = admin.Get("/healthz");
+        return r && r->status == 200;
+      },
+      absl::Seconds(10), "/healthz answering 200", nullptr, absl::Milliseconds(50)))
+      << "the admin endpoint never answered; stderr: " << ReadFile(c.err_path);
   auto ready = admin.Get("/readyz");
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200);
@@ -176,17 +200,18 @@ TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
   spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
                                 ";pn-provider=fcm;pn-prid=tok123;pn-param=proj>")};
   phone.SendTo(static_cast<uint16_t>(sip_port), MakeRegister(spec));
-  std::optional<SipText> reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER; stderr: "
-                               << ReadFile(c.err_path);
-  EXPECT_THAT(reg->text(), ::testing::Not(HasSubstr("pn-")));
-  std::string contact = reg->Header("Contact");
+  SipText reg;
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the REGISTER; stderr: " << ReadFile(c.err_path);
+  EXPECT_THAT(reg.text(), ::testing::Not(HasSubstr("pn-")));
+  std::string contact = reg.Header("Contact");
   backend.SendTo(static_cast<uint16_t>(sip_port),
-                 MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", contact, "\r\n")));
-  std::optional<SipText> ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got its answer";
-  EXPECT_EQ(ok->Status(), 200);
-  EXPECT_THAT(ok->Header("Contact"), HasSubstr("pn-prid=tok123"));
+                 MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", contact, "\r\n")));
+  SipText ok;
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(3)))
+      << "the phone never got its answer";
+  EXPECT_EQ(ok.Status(), 200);
+  EXPECT_THAT(ok.Header("Contact"), HasSubstr("pn-prid=tok123"));
 
   // The operator's view of the registrar: the phone's own contact, its token redacted.
   auto bindings = admin.Get("/bindings?aor=sip%3Aalice%40example.org");
@@ -214,7 +239,7 @@ TEST(ProxyMain, ServesRegisterAndAdminThenStopsOnSigterm) {
   EXPECT_THAT(metrics->body, HasSubstr("pushgate_proxy_bindings"));
 
   ASSERT_EQ(kill(c.pid, SIGTERM), 0);
-  EXPECT_EQ(WaitExit(c, std::chrono::seconds(15)), 0) << ReadFile(c.err_path);
+  EXPECT_TRUE(ExitsWith(c, 0, std::chrono::seconds(15))) << ReadFile(c.err_path);
   std::string log = ReadFile(c.out_path) + ReadFile(c.err_path);
   EXPECT_THAT(log, HasSubstr("stopping"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr("tok123")));  // no token in the logs
@@ -227,31 +252,35 @@ TEST(ProxyMain, GeneratedSecretIsWarnedAbout) {
                       << "\"]\n[admin]\nlisten = \"\"\n";
   Child c = Spawn({"--config", path});
   std::string log;
-  for (int i = 0; i < 100; ++i) {
-    log = ReadFile(c.out_path) + ReadFile(c.err_path);
-    if (log.find("started") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  // Its log is the only sign that it started: read until "started" (or give up and let the
+  // assertions below say what is missing).
+  (void)Eventually(
+      [&] {
+        log = ReadFile(c.out_path) + ReadFile(c.err_path);
+        return log.find("started") != std::string::npos;
+      },
+      absl::Seconds(5), "the proxy logging \"started\"", nullptr, absl::Milliseconds(50));
   kill(c.pid, SIGTERM);
-  EXPECT_EQ(WaitExit(c, std::chrono::seconds(15)), 0);
+  EXPECT_TRUE(ExitsWith(c, 0, std::chrono::seconds(15)));
   log = ReadFile(c.out_path) + ReadFile(c.err_path);
   EXPECT_THAT(log, HasSubstr("replicas must share"));
 }
 
-bool WaitTcp(int port, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
-    close(fd);
-    if (ok) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+// Something accepts TCP connections on 127.0.0.1:`port` within `timeout`.
+::testing::AssertionResult WaitTcp(int port, std::chrono::milliseconds timeout) {
+  return Eventually(
+      [port] {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(static_cast<uint16_t>(port));
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+        close(fd);
+        return ok;
+      },
+      absl::FromChrono(timeout), absl::StrCat("a TCP listener on 127.0.0.1:", port), nullptr,
+      absl::Milliseconds(20));
 }
 
 // A pushgate-proxy process on free ports with the given extra config, and its peers.
@@ -276,20 +305,21 @@ RunningProxy StartProxy(uint16_t backend_port, const std::string& extra_config) 
   return p;
 }
 
-bool WaitHealthy(const RunningProxy& p) {
+::testing::AssertionResult WaitHealthy(const RunningProxy& p) {
   httplib::Client admin("127.0.0.1", p.admin_port);
   admin.set_connection_timeout(0, 200000);
-  for (int i = 0; i < 100; ++i) {
-    auto r = admin.Get("/healthz");
-    if (r && r->status == 200) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
+  return Eventually(
+      [&] {
+        auto r = admin.Get("/healthz");
+        return r && r->status == 200;
+      },
+      absl::Seconds(10), absl::StrCat("/healthz on port ", p.admin_port, " answering 200"), nullptr,
+      absl::Milliseconds(50));
 }
 
 void Stop(const RunningProxy& p) {
   kill(p.child.pid, SIGTERM);
-  EXPECT_EQ(WaitExit(p.child, std::chrono::seconds(15)), 0) << ReadFile(p.child.err_path);
+  EXPECT_TRUE(ExitsWith(p.child, 0, std::chrono::seconds(15))) << ReadFile(p.child.err_path);
 }
 
 TEST(ProxyMain, RedisStoreKeepsBindingsAcrossRestartAndRedisDownGives503) {
@@ -312,14 +342,16 @@ TEST(ProxyMain, RedisStoreKeepsBindingsAcrossRestartAndRedisDownGives503) {
   spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
                                 ";pn-provider=fcm;pn-prid=tok123;pn-param=proj>")};
   phone.SendTo(static_cast<uint16_t>(first.sip_port), MakeRegister(spec));
-  std::optional<SipText> reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER";
+  SipText reg;
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the REGISTER";
   backend.SendTo(
       static_cast<uint16_t>(first.sip_port),
-      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", reg->Header("Contact"), "\r\n")));
-  std::optional<SipText> ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got its answer";
-  ASSERT_EQ(ok->Status(), 200) << ok->text();
+      MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", reg.Header("Contact"), "\r\n")));
+  SipText ok;
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(3)))
+      << "the phone never got its answer";
+  ASSERT_EQ(ok.Status(), 200) << ok.text();
   Stop(first);
 
   // A new process finds the binding in Redis: a REGISTER without Contact lists it.
@@ -330,38 +362,38 @@ TEST(ProxyMain, RedisStoreKeepsBindingsAcrossRestartAndRedisDownGives503) {
   fetch.call_id = "fetch-1";
   fetch.expires.reset();
   phone.SendTo(static_cast<uint16_t>(second.sip_port), MakeRegister(fetch));
-  reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the fetch REGISTER";
-  EXPECT_TRUE(reg->Headers("Contact").empty());
-  backend.SendTo(static_cast<uint16_t>(second.sip_port), MakeResponse(*reg, 200, "OK"));
-  ok = phone.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got the fetch answer";
-  EXPECT_EQ(ok->Status(), 200);
-  EXPECT_THAT(ok->Header("Contact"), HasSubstr(absl::StrCat("sip:alice@127.0.0.1:", phone.port())));
-  EXPECT_THAT(ok->text(), ::testing::Not(HasSubstr("tok123")));  // push params stay inside
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the fetch REGISTER";
+  EXPECT_TRUE(reg.Headers("Contact").empty());
+  backend.SendTo(static_cast<uint16_t>(second.sip_port), MakeResponse(reg, 200, "OK"));
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(3)))
+      << "the phone never got the fetch answer";
+  EXPECT_EQ(ok.Status(), 200);
+  EXPECT_THAT(ok.Header("Contact"), HasSubstr(absl::StrCat("sip:alice@127.0.0.1:", phone.port())));
+  EXPECT_THAT(ok.text(), ::testing::Not(HasSubstr("tok123")));  // push params stay inside
 
   // Redis goes away: registrations fail with 503 instead of being lost.
   kill(redis.pid, SIGKILL);
   WaitExit(redis, std::chrono::seconds(5));
   spec.cseq = 2;
   phone.SendTo(static_cast<uint16_t>(second.sip_port), MakeRegister(spec));
-  reg = backend.ReceiveFinalOrRequest(absl::Seconds(3));
-  ASSERT_TRUE(reg.has_value()) << "the backend never got the REGISTER";
+  ASSERT_TRUE(backend.WaitForFinalOrRequest(reg, absl::Seconds(3)))
+      << "the backend never got the REGISTER";
   backend.SendTo(
       static_cast<uint16_t>(second.sip_port),
-      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", reg->Header("Contact"), "\r\n")));
-  ok = phone.ReceiveFinalOrRequest(absl::Seconds(5));
-  ASSERT_TRUE(ok.has_value()) << "the phone never got an answer with Redis down";
-  EXPECT_EQ(ok->Status(), 503) << ok->text();
-  EXPECT_FALSE(ok->Header("Retry-After").empty());
+      MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", reg.Header("Contact"), "\r\n")));
+  ASSERT_TRUE(phone.WaitForFinalOrRequest(ok, absl::Seconds(5)))
+      << "the phone never got an answer with Redis down";
+  EXPECT_EQ(ok.Status(), 503) << ok.text();
+  EXPECT_FALSE(ok.Header("Retry-After").empty());
   httplib::Client admin("127.0.0.1", second.admin_port);
-  bool unready = false;
-  for (int i = 0; i < 60 && !unready; ++i) {
-    auto r = admin.Get("/readyz");
-    unready = r && r->status != 200;
-    if (!unready) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_TRUE(unready) << "/readyz stayed ready with Redis down";
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto r = admin.Get("/readyz");
+        return r && r->status != 200;
+      },
+      absl::Seconds(5), "/readyz turning unready", nullptr, absl::Milliseconds(50)))
+      << "/readyz stayed ready with Redis down";
   Stop(second);
 }
 

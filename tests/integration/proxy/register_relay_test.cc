@@ -181,21 +181,17 @@ class RegisterRelayTest : public ::testing::Test {
   // Sends `request` from the phone, expects it at the backend (returned).
   SipText ForwardedToBackend(const std::string& request) {
     phone_.SendTo(udp_port_, request);
-    std::optional<SipText> at_backend = backend_.ReceiveFinalOrRequest(kWait);
-    if (!at_backend) {
-      ADD_FAILURE() << "the backend never received the request";
-      return SipText();
-    }
-    return *at_backend;
+    SipText at_backend;
+    EXPECT_TRUE(backend_.WaitForFinalOrRequest(at_backend, kWait))
+        << "the backend never received the request";
+    return at_backend;
   }
 
   SipText PhoneGets() {
-    std::optional<SipText> r = phone_.ReceiveFinalOrRequest(kWait);
-    if (!r) {
-      ADD_FAILURE() << "the phone never received a final response";
-      return SipText();
-    }
-    return *r;
+    SipText r;
+    EXPECT_TRUE(phone_.WaitForFinalOrRequest(r, kWait))
+        << "the phone never received a final response";
+    return r;
   }
 
   // Registers the phone with `contact` (the backend grants 300 s) and returns the masqueraded
@@ -419,7 +415,7 @@ TEST_F(RegisterRelayTest, BackendTimeoutGives408AndNoBinding) {
   EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
   // A late 200 from the backend changes nothing.
   BackendAccepts(reg, 300);
-  EXPECT_FALSE(phone_.ReceiveFinalOrRequest(absl::Milliseconds(200)).has_value());
+  EXPECT_TRUE(phone_.ExpectNoFinalOrRequestWithin(absl::Milliseconds(200)));
   EXPECT_TRUE(Bindings("sip:alice@example.org").empty());
   EXPECT_EQ(proxy_->InFlight(), 0u);
 }
@@ -462,15 +458,16 @@ TEST_F(RegisterRelayTest, ConcurrentRegistrationsOfOneAorKeepBothBindings) {
   desk_spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", desk.port(), ">")};
   SipText reg_phone = ForwardedToBackend(MakeRegister(phone_spec));
   desk.SendTo(udp_port_, MakeRegister(desk_spec));
-  std::optional<SipText> reg_desk = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(reg_desk.has_value()) << "the desk's REGISTER never reached the backend";
+  SipText reg_desk;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(reg_desk, kWait))
+      << "the desk's REGISTER never reached the backend";
   // Both 2xx back to back: both registrations are in the store at once.
   BackendAccepts(reg_phone, 300);
-  BackendAccepts(*reg_desk, 300);
+  BackendAccepts(reg_desk, 300);
   ASSERT_EQ(PhoneGets().Status(), 200);
-  std::optional<SipText> desk_ok = desk.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(desk_ok.has_value()) << "the desk never got its 200";
-  ASSERT_EQ(desk_ok->Status(), 200) << desk_ok->text();
+  SipText desk_ok;
+  ASSERT_TRUE(desk.WaitForFinalOrRequest(desk_ok, kWait)) << "the desk never got its 200";
+  ASSERT_EQ(desk_ok.Status(), 200) << desk_ok.text();
   EXPECT_EQ(Bindings("sip:alice@example.org").size(), 2u) << "one registration overwrote the other";
   EXPECT_EQ(proxy_->InFlight(), 0u);
 }
@@ -490,18 +487,19 @@ TEST_F(RegisterRelayTest, TooManyPendingRegistersAnswersTheOldest) {
   desk_spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", desk.port(), ">")};
   SipText reg_phone = ForwardedToBackend(MakeRegister(phone_spec));
   desk.SendTo(udp_port_, MakeRegister(desk_spec));
-  std::optional<SipText> reg_desk = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(reg_desk.has_value()) << "the desk's REGISTER never reached the backend";
+  SipText reg_desk;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(reg_desk, kWait))
+      << "the desk's REGISTER never reached the backend";
   SipText dropped = PhoneGets();
   EXPECT_EQ(dropped.Status(), 503) << dropped.text();
   EXPECT_EQ(dropped.Header("Retry-After"), "5");
-  BackendAccepts(*reg_desk, 300);
-  std::optional<SipText> desk_ok = desk.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(desk_ok.has_value()) << "the desk never got its 200";
-  EXPECT_EQ(desk_ok->Status(), 200) << desk_ok->text();
+  BackendAccepts(reg_desk, 300);
+  SipText desk_ok;
+  ASSERT_TRUE(desk.WaitForFinalOrRequest(desk_ok, kWait)) << "the desk never got its 200";
+  EXPECT_EQ(desk_ok.Status(), 200) << desk_ok.text();
   // The backend's late answer to the dropped one changes nothing.
   BackendAccepts(reg_phone, 300);
-  EXPECT_FALSE(phone_.ReceiveFinalOrRequest(absl::Milliseconds(200)).has_value());
+  EXPECT_TRUE(phone_.ExpectNoFinalOrRequestWithin(absl::Milliseconds(200)));
   EXPECT_EQ(Bindings("sip:alice@example.org").size(), 1u);
   EXPECT_EQ(proxy_->InFlight(), 0u);
 }
@@ -545,14 +543,15 @@ TEST_F(RegisterRelayTest, ResponseNeverShowsAnotherPhonesPushParams) {
   second.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", other.port(),
                                   ";pn-provider=fcm;pn-prid=othertoken;pn-param=proj>")};
   other.SendTo(udp_port_, MakeRegister(second));
-  std::optional<SipText> reg = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(reg.has_value()) << "the backend never received the second REGISTER";
-  BackendAccepts(*reg, 300);
-  std::optional<SipText> ok = other.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(ok.has_value()) << "the second device never got its answer";
-  ASSERT_EQ(ok->Status(), 200);
-  EXPECT_THAT(ok->text(), HasSubstr("othertoken"));
-  EXPECT_THAT(ok->text(), Not(HasSubstr(kToken)));
+  SipText reg;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(reg, kWait))
+      << "the backend never received the second REGISTER";
+  BackendAccepts(reg, 300);
+  SipText ok;
+  ASSERT_TRUE(other.WaitForFinalOrRequest(ok, kWait)) << "the second device never got its answer";
+  ASSERT_EQ(ok.Status(), 200);
+  EXPECT_THAT(ok.text(), HasSubstr("othertoken"));
+  EXPECT_THAT(ok.text(), Not(HasSubstr(kToken)));
   EXPECT_EQ(Bindings("sip:alice@example.org").size(), 2u);
 }
 
@@ -565,7 +564,7 @@ TEST_F(RegisterRelayTest, ExpiryBelowMinimumGets423WithoutReachingBackend) {
   SipText answer = PhoneGets();
   EXPECT_EQ(answer.Status(), 423) << answer.text();
   EXPECT_EQ(answer.Header("Min-Expires"), "60");
-  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
 }
 
 TEST_F(RegisterRelayTest, MalformedContactGets400WithReason) {
@@ -576,7 +575,7 @@ TEST_F(RegisterRelayTest, MalformedContactGets400WithReason) {
   SipText answer = PhoneGets();
   EXPECT_EQ(answer.Status(), 400) << answer.text();
   EXPECT_THAT(answer.Reason(), HasSubstr("q"));
-  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
 
   spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone_.port(),
                                 ";pn-provider=apns;pn-prid=nothex!;pn-param=ABCD123456.a.b.voip>")};
@@ -584,7 +583,7 @@ TEST_F(RegisterRelayTest, MalformedContactGets400WithReason) {
   phone_.SendTo(udp_port_, MakeRegister(spec));
   answer = PhoneGets();
   EXPECT_EQ(answer.Status(), 400) << answer.text();
-  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
 }
 
 TEST_F(RegisterRelayTest, TooManyContactsGets403) {
@@ -595,7 +594,7 @@ TEST_F(RegisterRelayTest, TooManyContactsGets403) {
   }
   phone_.SendTo(udp_port_, MakeRegister(spec));
   EXPECT_EQ(PhoneGets().Status(), 403);
-  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
 }
 
 TEST_F(RegisterRelayTest, ForgedMasqueradeValueIsRefused) {
@@ -611,26 +610,24 @@ TEST_F(RegisterRelayTest, ForgedMasqueradeValueIsRefused) {
   SetParam(tampered, "pgw", value);
   UdpPeer caller;
   caller.SendTo(udp_port_, MakeRequest("INVITE", FormatUri(tampered), caller.port(), "forged-1"));
-  std::optional<SipText> answer = caller.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(answer.has_value()) << "no answer to the forged INVITE";
-  EXPECT_EQ(answer->Status(), 403) << answer->text();
+  SipText answer;
+  ASSERT_TRUE(caller.WaitForFinalOrRequest(answer, kWait)) << "no answer to the forged INVITE";
+  EXPECT_EQ(answer.Status(), 403) << answer.text();
 
   // Made up from scratch.
   caller.SendTo(udp_port_, MakeRequest("INVITE",
                                        absl::StrCat("sip:alice@127.0.0.1:", udp_port_,
                                                     ";pgw=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
                                        caller.port(), "forged-2"));
-  answer = caller.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(answer.has_value()) << "no answer to the made-up INVITE";
-  EXPECT_EQ(answer->Status(), 403) << answer->text();
+  ASSERT_TRUE(caller.WaitForFinalOrRequest(answer, kWait)) << "no answer to the made-up INVITE";
+  EXPECT_EQ(answer.Status(), 403) << answer.text();
 
   // The genuine value is accepted (calls are not routed yet: 480), never relayed anywhere.
   caller.SendTo(udp_port_, MakeRequest("INVITE", genuine, caller.port(), "genuine-1"));
-  answer = caller.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(answer.has_value()) << "no answer to the genuine INVITE";
-  EXPECT_EQ(answer->Status(), 480) << answer->text();
-  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
-  EXPECT_FALSE(phone_.Receive(absl::Milliseconds(100)).has_value());
+  ASSERT_TRUE(caller.WaitForFinalOrRequest(answer, kWait)) << "no answer to the genuine INVITE";
+  EXPECT_EQ(answer.Status(), 480) << answer.text();
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
+  EXPECT_TRUE(phone_.ExpectNothingWithin(absl::Milliseconds(100)));
 }
 
 TEST_F(RegisterRelayTest, OtherRequestsGoOnlyToTheBackend) {
@@ -639,23 +636,23 @@ TEST_F(RegisterRelayTest, OtherRequestsGoOnlyToTheBackend) {
   phone_.SendTo(udp_port_,
                 MakeRequest("OPTIONS", absl::StrCat("sip:someone@127.0.0.1:", elsewhere.port()),
                             phone_.port(), "options-1"));
-  std::optional<SipText> at_backend = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(at_backend.has_value())
-      << "the OPTIONS never reached the backend; the phone got: "
-      << phone_.Receive(absl::Milliseconds(10)).value_or(SipText("nothing")).text();
-  EXPECT_EQ(at_backend->Method(), "OPTIONS");
-  backend_.SendTo(udp_port_, MakeResponse(*at_backend, 200, "OK"));
+  SipText at_backend;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(at_backend, kWait))
+      << "the OPTIONS never reached the backend; "
+      << phone_.ExpectNothingWithin(absl::Milliseconds(10)).message();
+  EXPECT_EQ(at_backend.Method(), "OPTIONS");
+  backend_.SendTo(udp_port_, MakeResponse(at_backend, 200, "OK"));
   SipText ok = PhoneGets();
   EXPECT_EQ(ok.Status(), 200);
   EXPECT_EQ(ok.Headers("Via").size(), 1u);
-  EXPECT_FALSE(elsewhere.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_TRUE(elsewhere.ExpectNothingWithin(absl::Milliseconds(100)));
 }
 
 TEST_F(RegisterRelayTest, RequestsFromBackendWithoutMasqueradeGet404) {
   backend_.SendTo(udp_port_, MakeRequest("INVITE", "sip:alice@example.org", backend_.port()));
-  std::optional<SipText> answer = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(answer.has_value()) << "the backend never got an answer";
-  EXPECT_EQ(answer->Status(), 404) << answer->text();
+  SipText answer;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(answer, kWait)) << "the backend never got an answer";
+  EXPECT_EQ(answer.Status(), 404) << answer.text();
 }
 
 TEST_F(RegisterRelayTest, DomainNotServedGets403) {
@@ -666,7 +663,7 @@ TEST_F(RegisterRelayTest, DomainNotServedGets403) {
   spec.contacts = {ApnsContact(phone_.port())};
   phone_.SendTo(udp_port_, MakeRegister(spec));
   EXPECT_EQ(PhoneGets().Status(), 403);
-  EXPECT_FALSE(backend_.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
 }
 
 TEST_F(RegisterRelayTest, TcpRegistrationKeepsTheFlow) {
@@ -679,14 +676,15 @@ TEST_F(RegisterRelayTest, TcpRegistrationKeepsTheFlow) {
                                 ";transport=tcp;pn-provider=apns;pn-prid=", kToken,
                                 ";pn-param=ABCD123456.org.example.phone.voip>")};
   phone.Send(MakeRegister(spec));
-  std::optional<SipText> reg = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(reg.has_value()) << "the backend never received the TCP REGISTER";
+  SipText reg;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(reg, kWait))
+      << "the backend never received the TCP REGISTER";
   // Toward the UDP backend the contact advertises the UDP address.
-  EXPECT_THAT(reg->Header("Contact"), HasSubstr(absl::StrCat("127.0.0.1:", udp_port_)));
-  BackendAccepts(*reg, 300);
-  std::optional<SipText> ok = phone.Receive(kWait);
-  ASSERT_TRUE(ok.has_value()) << "the phone never got its 200 over TCP";
-  EXPECT_EQ(ok->Status(), 200);
+  EXPECT_THAT(reg.Header("Contact"), HasSubstr(absl::StrCat("127.0.0.1:", udp_port_)));
+  BackendAccepts(reg, 300);
+  SipText ok;
+  ASSERT_TRUE(phone.WaitForMessage(ok, kWait)) << "the phone never got its 200 over TCP";
+  EXPECT_EQ(ok.Status(), 200);
   std::vector<Binding> bindings = Bindings("sip:alice@example.org");
   ASSERT_EQ(bindings.size(), 1u);
   EXPECT_EQ(bindings[0].received.transport, Transport::kTcp);
@@ -762,7 +760,7 @@ TEST_F(RegisterRelayTest, WithoutBackendOtherRequestsAreNotRelayedAnywhere) {
                 MakeRequest("MESSAGE", absl::StrCat("sip:someone@127.0.0.1:", elsewhere.port()),
                             phone_.port(), "message-1"));
   EXPECT_EQ(PhoneGets().Status(), 403);
-  EXPECT_FALSE(elsewhere.Receive(absl::Milliseconds(100)).has_value());
+  EXPECT_TRUE(elsewhere.ExpectNothingWithin(absl::Milliseconds(100)));
 }
 
 TEST_F(RegisterRelayTest, Ipv6BackendGetsIpv6MasqueradeAndIpv6PhoneIsBound) {
@@ -780,11 +778,12 @@ TEST_F(RegisterRelayTest, Ipv6BackendGetsIpv6MasqueradeAndIpv6PhoneIsBound) {
   spec.contacts = {absl::StrCat("<sip:alice@[::1]:", phone6.port(), ";pn-provider=apns;pn-prid=",
                                 kToken, ";pn-param=ABCD123456.org.example.phone.voip>")};
   phone6.SendTo(udp6_port_, MakeRegister(spec));
-  std::optional<SipText> reg = backend6.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(reg.has_value()) << "the IPv6 backend never received the REGISTER";
-  EXPECT_THAT(reg->Header("Contact"), HasSubstr(absl::StrCat("@[::1]:", udp6_port_)));
-  EXPECT_THAT(reg->text(), Not(HasSubstr("pn-")));
-  auto masked = ParseContact(reg->Header("Contact"));
+  SipText reg;
+  ASSERT_TRUE(backend6.WaitForFinalOrRequest(reg, kWait))
+      << "the IPv6 backend never received the REGISTER";
+  EXPECT_THAT(reg.Header("Contact"), HasSubstr(absl::StrCat("@[::1]:", udp6_port_)));
+  EXPECT_THAT(reg.text(), Not(HasSubstr("pn-")));
+  auto masked = ParseContact(reg.Header("Contact"));
   ASSERT_TRUE(masked.ok()) << masked.status();
   auto target = MasqueradeCodec(kSecret).Restore(masked->uri);
   ASSERT_TRUE(target.ok()) << target.status();
@@ -795,10 +794,10 @@ TEST_F(RegisterRelayTest, Ipv6BackendGetsIpv6MasqueradeAndIpv6PhoneIsBound) {
   masked->SetParam("expires", "300");
   backend6.SendTo(
       udp6_port_,
-      MakeResponse(*reg, 200, "OK", absl::StrCat("Contact: ", FormatContact(*masked), "\r\n")));
-  std::optional<SipText> ok = phone6.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(ok.has_value()) << "the IPv6 phone never got its answer";
-  EXPECT_EQ(ok->Status(), 200) << ok->text();
+      MakeResponse(reg, 200, "OK", absl::StrCat("Contact: ", FormatContact(*masked), "\r\n")));
+  SipText ok;
+  ASSERT_TRUE(phone6.WaitForFinalOrRequest(ok, kWait)) << "the IPv6 phone never got its answer";
+  EXPECT_EQ(ok.Status(), 200) << ok.text();
   std::vector<Binding> bindings = Bindings("sip:alice@example.org");
   ASSERT_EQ(bindings.size(), 1u);
   EXPECT_EQ(bindings[0].received.host, "::1");
@@ -831,6 +830,8 @@ TEST_F(RegisterRelayTest, DrainLetsPendingRegistrationFinish) {
   SipText reg = ForwardedToBackend(MakeRegister(spec));
   EXPECT_EQ(proxy_->InFlight(), 1u);
   std::thread answer([&] {
+    // A delay, not a wait: the answer must come while Drain below is blocked, and the proxy
+    // signals nothing when Drain starts waiting.
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     BackendAccepts(reg, 300);
   });
@@ -861,14 +862,15 @@ TEST_F(RegisterRelayTest, TlsRegistrationKeepsTheFlow) {
                                 ";transport=tls;pn-provider=apns;pn-prid=", kToken,
                                 ";pn-param=ABCD123456.org.example.phone.voip>")};
   phone.Send(MakeRegister(spec));
-  std::optional<SipText> reg = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(reg.has_value()) << "the backend never received the TLS REGISTER";
-  EXPECT_THAT(reg->text(), Not(HasSubstr("pn-")));
-  BackendAccepts(*reg, 300);
-  std::optional<SipText> ok = phone.Receive(kWait);
-  ASSERT_TRUE(ok.has_value()) << "the phone never got its 200 over TLS";
-  EXPECT_EQ(ok->Status(), 200);
-  EXPECT_THAT(ok->Header("Contact"), HasSubstr(kToken));
+  SipText reg;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(reg, kWait))
+      << "the backend never received the TLS REGISTER";
+  EXPECT_THAT(reg.text(), Not(HasSubstr("pn-")));
+  BackendAccepts(reg, 300);
+  SipText ok;
+  ASSERT_TRUE(phone.WaitForMessage(ok, kWait)) << "the phone never got its 200 over TLS";
+  EXPECT_EQ(ok.Status(), 200);
+  EXPECT_THAT(ok.Header("Contact"), HasSubstr(kToken));
   std::vector<Binding> bindings = Bindings("sip:alice@example.org");
   ASSERT_EQ(bindings.size(), 1u);
   EXPECT_EQ(bindings[0].received.transport, Transport::kTls);
@@ -878,17 +880,18 @@ TEST_F(RegisterRelayTest, TlsRegistrationKeepsTheFlow) {
 
 TEST_F(RegisterRelayTest, OutboundInviteRelaysRingingAndCancel) {
   phone_.SendTo(udp_port_, MakeRequest("INVITE", "sip:bob@example.org", phone_.port(), "inv-1"));
-  std::optional<SipText> invite = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(invite.has_value()) << "the INVITE never reached the backend";
-  ASSERT_EQ(invite->Method(), "INVITE");
-  backend_.SendTo(udp_port_, MakeResponse(*invite, 180, "Ringing"));
-  std::optional<SipText> ringing = phone_.Receive(kWait);
-  ASSERT_TRUE(ringing.has_value()) << "the 180 never reached the phone";
-  EXPECT_EQ(ringing->Status(), 180) << ringing->text();
+  SipText invite;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(invite, kWait))
+      << "the INVITE never reached the backend";
+  ASSERT_EQ(invite.Method(), "INVITE");
+  backend_.SendTo(udp_port_, MakeResponse(invite, 180, "Ringing"));
+  SipText ringing;
+  ASSERT_TRUE(phone_.WaitForMessage(ringing, kWait)) << "the 180 never reached the phone";
+  EXPECT_EQ(ringing.Status(), 180) << ringing.text();
 
   // The phone cancels: same Via branch, From, Call-ID, CSeq number as its INVITE.
   std::string cancel = absl::StrCat("CANCEL sip:bob@example.org SIP/2.0\r\n");
-  SipText original(invite->text());
+  SipText original(invite.text());
   // Rebuild from what the phone sent: the backend's copy has our Via on top of the phone's.
   std::vector<std::string> vias = original.Headers("Via");
   ASSERT_EQ(vias.size(), 2u);
@@ -896,19 +899,20 @@ TEST_F(RegisterRelayTest, OutboundInviteRelaysRingingAndCancel) {
                   "From: ", original.Header("From"), "\r\n", "To: <sip:alice@example.org>\r\n",
                   "Call-ID: inv-1\r\n", "CSeq: 1 CANCEL\r\n", "Content-Length: 0\r\n\r\n");
   phone_.SendTo(udp_port_, cancel);
-  std::optional<SipText> cancel_ok = phone_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(cancel_ok.has_value()) << "the CANCEL was never answered";
-  EXPECT_EQ(cancel_ok->Status(), 200) << cancel_ok->text();
-  EXPECT_THAT(cancel_ok->Header("CSeq"), HasSubstr("CANCEL"));
+  SipText cancel_ok;
+  ASSERT_TRUE(phone_.WaitForFinalOrRequest(cancel_ok, kWait)) << "the CANCEL was never answered";
+  EXPECT_EQ(cancel_ok.Status(), 200) << cancel_ok.text();
+  EXPECT_THAT(cancel_ok.Header("CSeq"), HasSubstr("CANCEL"));
 
-  std::optional<SipText> backend_cancel = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(backend_cancel.has_value()) << "the CANCEL never reached the backend";
-  EXPECT_EQ(backend_cancel->Method(), "CANCEL");
-  backend_.SendTo(udp_port_, MakeResponse(*backend_cancel, 200, "OK"));
-  backend_.SendTo(udp_port_, MakeResponse(*invite, 487, "Request Terminated"));
-  std::optional<SipText> terminated = phone_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(terminated.has_value()) << "the 487 never reached the phone";
-  EXPECT_EQ(terminated->Status(), 487) << terminated->text();
+  SipText backend_cancel;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(backend_cancel, kWait))
+      << "the CANCEL never reached the backend";
+  EXPECT_EQ(backend_cancel.Method(), "CANCEL");
+  backend_.SendTo(udp_port_, MakeResponse(backend_cancel, 200, "OK"));
+  backend_.SendTo(udp_port_, MakeResponse(invite, 487, "Request Terminated"));
+  SipText terminated;
+  ASSERT_TRUE(phone_.WaitForFinalOrRequest(terminated, kWait)) << "the 487 never reached the phone";
+  EXPECT_EQ(terminated.Status(), 487) << terminated.text();
 }
 
 // Records what the proxy hands to the call half and answers 486.
@@ -941,9 +945,9 @@ TEST_F(RegisterRelayTest, ValidMasqueradedRequestGoesToTheCallHandler) {
   std::optional<Uri> masked = RegisteredMaskedUri(ApnsContact(phone_.port()));
   ASSERT_TRUE(masked);
   backend_.SendTo(udp_port_, MakeRequest("INVITE", FormatUri(*masked), backend_.port(), "call-1"));
-  std::optional<SipText> answer = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(answer.has_value()) << "the INVITE was never answered";
-  EXPECT_EQ(answer->Status(), 486) << answer->text();
+  SipText answer;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(answer, kWait)) << "the INVITE was never answered";
+  EXPECT_EQ(answer.Status(), 486) << answer.text();
   std::vector<std::string> seen = loop_->Call([&] { return aors; });
   EXPECT_THAT(seen, ::testing::ElementsAre("sip:alice@example.org"));
 }
@@ -988,16 +992,17 @@ TEST_F(InDialogTest, ForgedRouteDoesNotMakeUsAnOpenRelay) {
                 With(MakeRequest("MESSAGE", "sip:victim@example.org", phone_.port(), "relay-2"),
                      OurRoute(";pga=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhc")));
   EXPECT_EQ(PhoneGets().Status(), 403);
-  EXPECT_FALSE(victim.Receive(absl::Milliseconds(200)).has_value()) << "relayed to the victim";
+  EXPECT_TRUE(victim.ExpectNothingWithin(absl::Milliseconds(200))) << "relayed to the victim";
   // Toward the backend is what a phone's in-dialog request may do.
   phone_.SendTo(udp_port_,
                 With(MakeRequest("MESSAGE", absl::StrCat("sip:bob@127.0.0.1:", backend_.port()),
                                  phone_.port(), "relay-3"),
                      OurRoute()));
-  std::optional<SipText> at_backend = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(at_backend.has_value()) << "the request toward the backend was not relayed";
-  EXPECT_EQ(at_backend->Method(), "MESSAGE");
-  backend_.SendTo(udp_port_, MakeResponse(*at_backend, 200, "OK"));
+  SipText at_backend;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(at_backend, kWait))
+      << "the request toward the backend was not relayed";
+  EXPECT_EQ(at_backend.Method(), "MESSAGE");
+  backend_.SendTo(udp_port_, MakeResponse(at_backend, 200, "OK"));
   EXPECT_EQ(PhoneGets().Status(), 200);
 }
 
@@ -1008,36 +1013,39 @@ TEST_F(InDialogTest, PhoneBehindNatGetsInDialogRequestsAtItsPublicAddress) {
   ASSERT_TRUE(masked);
   backend_.SendTo(udp_port_,
                   MakeRequest("INVITE", FormatUri(*masked), backend_.port(), "nat-call"));
-  std::optional<SipText> invite = phone_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(invite.has_value()) << "the INVITE never reached the phone's public address";
-  ASSERT_EQ(invite->Method(), "INVITE");
-  std::string rr = invite->Header("Record-Route");
-  EXPECT_THAT(rr, HasSubstr(";pga=")) << invite->text();
+  SipText invite;
+  ASSERT_TRUE(phone_.WaitForFinalOrRequest(invite, kWait))
+      << "the INVITE never reached the phone's public address";
+  ASSERT_EQ(invite.Method(), "INVITE");
+  std::string rr = invite.Header("Record-Route");
+  EXPECT_THAT(rr, HasSubstr(";pga=")) << invite.text();
   phone_.SendTo(udp_port_,
-                MakeResponse(*invite, 200, "OK", "Contact: <sip:alice@10.255.0.7:5060>\r\n"));
-  std::optional<SipText> ok = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(ok.has_value());
-  ASSERT_EQ(ok->Status(), 200) << ok->text();
+                MakeResponse(invite, 200, "OK", "Contact: <sip:alice@10.255.0.7:5060>\r\n"));
+  SipText ok;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(ok, kWait));
+  ASSERT_EQ(ok.Status(), 200) << ok.text();
   // The backend's BYE: request URI = the private contact, Route = our Record-Route.
   backend_.SendTo(udp_port_,
                   With(MakeRequest("BYE", "sip:alice@10.255.0.7:5060", backend_.port(), "nat-call"),
                        absl::StrCat("Route: ", rr, "\r\n")));
-  std::optional<SipText> bye = phone_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(bye.has_value()) << "the BYE went to the private contact, not the phone";
-  EXPECT_EQ(bye->Method(), "BYE");
-  EXPECT_EQ(bye->RequestUri(), "sip:alice@10.255.0.7:5060");
-  phone_.SendTo(udp_port_, MakeResponse(*bye, 200, "OK"));
-  std::optional<SipText> bye_ok = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(bye_ok.has_value());
-  EXPECT_EQ(bye_ok->Status(), 200);
+  SipText bye;
+  ASSERT_TRUE(phone_.WaitForFinalOrRequest(bye, kWait))
+      << "the BYE went to the private contact, not the phone";
+  EXPECT_EQ(bye.Method(), "BYE");
+  EXPECT_EQ(bye.RequestUri(), "sip:alice@10.255.0.7:5060");
+  phone_.SendTo(udp_port_, MakeResponse(bye, 200, "OK"));
+  SipText bye_ok;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(bye_ok, kWait));
+  EXPECT_EQ(bye_ok.Status(), 200);
   // The phone's own BYE goes the other way (toward the backend), not back to itself.
   phone_.SendTo(udp_port_,
                 With(MakeRequest("BYE", absl::StrCat("sip:bob@127.0.0.1:", backend_.port()),
                                  phone_.port(), "nat-call"),
                      absl::StrCat("Route: ", rr, "\r\n")));
-  std::optional<SipText> phone_bye = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(phone_bye.has_value()) << "the phone's BYE did not reach the backend";
-  EXPECT_EQ(phone_bye->Method(), "BYE");
+  SipText phone_bye;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(phone_bye, kWait))
+      << "the phone's BYE did not reach the backend";
+  EXPECT_EQ(phone_bye.Method(), "BYE");
 }
 
 TEST_F(InDialogTest, TcpPhoneCallingOutGetsDoubleRecordRouteAndItsByeBack) {
@@ -1047,30 +1055,32 @@ TEST_F(InDialogTest, TcpPhoneCallingOutGetsDoubleRecordRouteAndItsByeBack) {
       MakeRequest("INVITE", "sip:bob@example.org", phone.local_port(), "out-1");
   invite_text.replace(invite_text.find("SIP/2.0/UDP"), 11, "SIP/2.0/TCP");
   phone.Send(invite_text);
-  std::optional<SipText> invite = backend_.ReceiveFinalOrRequest(kWait);
-  ASSERT_TRUE(invite.has_value()) << "the INVITE never reached the backend";
+  SipText invite;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(invite, kWait))
+      << "the INVITE never reached the backend";
   // In over TCP, out over UDP: two entries of ours (RFC 5658), the UDP one on top.
-  std::vector<std::string> rr = invite->Headers("Record-Route");
-  ASSERT_EQ(rr.size(), 2u) << invite->text();
+  std::vector<std::string> rr = invite.Headers("Record-Route");
+  ASSERT_EQ(rr.size(), 2u) << invite.text();
   EXPECT_THAT(rr[0], HasSubstr(absl::StrCat("sip:127.0.0.1:", udp_port_)));
   EXPECT_THAT(rr[1], HasSubstr(absl::StrCat(":", tcp_port_, ";transport=tcp")));
-  backend_.SendTo(udp_port_, MakeResponse(*invite, 200, "OK",
+  backend_.SendTo(udp_port_, MakeResponse(invite, 200, "OK",
                                           "Contact: <sip:bob@127.0.0.1:9>\r\n"
                                           "Record-Route: " +
                                               rr[0] + "\r\nRecord-Route: " + rr[1] + "\r\n"));
-  std::optional<SipText> ok = phone.Receive(kWait);
-  ASSERT_TRUE(ok.has_value()) << "the 200 never reached the phone";
-  EXPECT_EQ(ok->Status(), 200);
+  SipText ok;
+  ASSERT_TRUE(phone.WaitForMessage(ok, kWait)) << "the 200 never reached the phone";
+  EXPECT_EQ(ok.Status(), 200);
   // The callee hangs up: its BYE follows the route set (both our entries) to the phone's
   // connection, whatever the phone's contact says.
   backend_.SendTo(udp_port_,
                   With(MakeRequest("BYE", "sip:alice@192.0.2.200:5060", backend_.port(), "out-1"),
                        absl::StrCat("Route: ", rr[0], "\r\nRoute: ", rr[1], "\r\n")));
-  std::optional<SipText> bye = phone.Receive(kWait);
-  ASSERT_TRUE(bye.has_value()) << "the BYE never reached the phone over its connection";
-  EXPECT_EQ(bye->Method(), "BYE") << bye->text();
-  EXPECT_TRUE(bye->Headers("Route").empty())
-      << "our Route entries were not consumed: " << bye->text();
+  SipText bye;
+  ASSERT_TRUE(phone.WaitForMessage(bye, kWait))
+      << "the BYE never reached the phone over its connection";
+  EXPECT_EQ(bye.Method(), "BYE") << bye.text();
+  EXPECT_TRUE(bye.Headers("Route").empty())
+      << "our Route entries were not consumed: " << bye.text();
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -51,6 +52,12 @@ int MillisLeft(std::chrono::steady_clock::time_point deadline) {
 std::string Unique() {
   static std::atomic<int> n{0};
   return absl::StrCat(getpid(), "x", n.fetch_add(1));
+}
+
+// "nothing", or the start lines of what did arrive.
+std::string Arrived(const std::vector<std::string>& start_lines) {
+  if (start_lines.empty()) return "nothing";
+  return absl::StrCat(start_lines.size(), " other message(s): ", absl::StrJoin(start_lines, " | "));
 }
 
 }  // namespace
@@ -111,6 +118,81 @@ std::vector<std::string> SipText::Headers(absl::string_view name) const {
 std::string SipText::Header(absl::string_view name) const {
   std::vector<std::string> all = Headers(name);
   return all.empty() ? "" : all.front();
+}
+
+SipMatch AnyMessage() {
+  return {"SIP message", [](const SipText&) { return true; }};
+}
+
+SipMatch IsRequest(absl::string_view method) {
+  return {absl::StrCat(method, " request"), [m = std::string(method)](const SipText& t) {
+            return !t.IsResponse() && t.Method() == m;
+          }};
+}
+
+SipMatch IsStatus(int status) {
+  return {absl::StrCat(status, " response"),
+          [status](const SipText& t) { return t.IsResponse() && t.Status() == status; }};
+}
+
+SipMatch IsFinal() {
+  return {"final response", [](const SipText& t) { return t.IsResponse() && t.Status() >= 200; }};
+}
+
+SipMatch IsFinalOrRequest() {
+  return {"request or final response",
+          [](const SipText& t) { return !t.IsResponse() || t.Status() >= 200; }};
+}
+
+::testing::AssertionResult SipPeer::WaitFor(const SipMatch& match, SipText& out,
+                                            absl::Duration timeout, uint16_t* from_port) {
+  absl::Time deadline = absl::Now() + timeout;
+  std::vector<std::string> skipped;
+  for (;;) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    uint16_t port = 0;
+    std::optional<SipText> m = ReceiveOne(left, &port);
+    if (!m) break;
+    if (match.accepts(*m)) {
+      if (from_port != nullptr) *from_port = port;
+      out = *std::move(m);
+      return ::testing::AssertionSuccess();
+    }
+    skipped.push_back(m->StartLine());
+  }
+  return ::testing::AssertionFailure()
+         << "no " << match.what << " reached " << Describe() << " within "
+         << absl::FormatDuration(timeout) << "; it received " << Arrived(skipped);
+}
+
+::testing::AssertionResult SipPeer::WaitForMessage(SipText& out, absl::Duration timeout) {
+  return WaitFor(AnyMessage(), out, timeout);
+}
+
+::testing::AssertionResult SipPeer::WaitForRequest(absl::string_view method, SipText& out,
+                                                   absl::Duration timeout) {
+  return WaitFor(IsRequest(method), out, timeout);
+}
+
+::testing::AssertionResult SipPeer::WaitForFinalOrRequest(SipText& out, absl::Duration timeout) {
+  return WaitFor(IsFinalOrRequest(), out, timeout);
+}
+
+::testing::AssertionResult SipPeer::ExpectNoneWithin(const SipMatch& match, absl::Duration window) {
+  SipText unexpected;
+  if (!WaitFor(match, unexpected, window)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << Describe() << " expected no " << match.what << " within "
+                                       << absl::FormatDuration(window) << " but received:\n"
+                                       << unexpected.text();
+}
+
+::testing::AssertionResult SipPeer::ExpectNothingWithin(absl::Duration window) {
+  return ExpectNoneWithin(AnyMessage(), window);
+}
+
+::testing::AssertionResult SipPeer::ExpectNoFinalOrRequestWithin(absl::Duration window) {
+  return ExpectNoneWithin(IsFinalOrRequest(), window);
 }
 
 std::string MakeResponse(const SipText& request, int status, absl::string_view reason,
@@ -180,15 +262,8 @@ std::optional<SipText> UdpPeer::Receive(absl::Duration timeout, uint16_t* from_p
   return SipText(std::string(buf, static_cast<size_t>(n)));
 }
 
-std::optional<SipText> UdpPeer::ReceiveFinalOrRequest(absl::Duration timeout) {
-  auto deadline = absl::Now() + timeout;
-  for (;;) {
-    absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return std::nullopt;
-    std::optional<SipText> m = Receive(left);
-    if (!m) return std::nullopt;
-    if (!m->IsResponse() || m->Status() >= 200) return m;
-  }
+std::string UdpPeer::Describe() const {
+  return absl::StrCat("UDP peer ", ipv6_ ? "[::1]:" : "127.0.0.1:", port_);
 }
 
 TcpPeer::TcpPeer(uint16_t server_port) {
@@ -218,7 +293,9 @@ void TcpPeer::Send(absl::string_view text) {
   }
 }
 
-std::optional<SipText> TcpPeer::Receive(absl::Duration timeout) {
+std::string TcpPeer::Describe() const { return absl::StrCat("TCP peer 127.0.0.1:", local_port_); }
+
+std::optional<SipText> TcpPeer::ReceiveOne(absl::Duration timeout, uint16_t* /*from_port*/) {
   auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
   for (;;) {
     size_t end = buffer_.find("\r\n\r\n");
@@ -273,7 +350,9 @@ void TlsPeer::Send(absl::string_view text) {
   if (ssl_ != nullptr) SSL_write(ssl_, text.data(), static_cast<int>(text.size()));
 }
 
-std::optional<SipText> TlsPeer::Receive(absl::Duration timeout) {
+std::string TlsPeer::Describe() const { return absl::StrCat("TLS peer 127.0.0.1:", local_port_); }
+
+std::optional<SipText> TlsPeer::ReceiveOne(absl::Duration timeout, uint16_t* /*from_port*/) {
   if (ssl_ == nullptr) return std::nullopt;
   auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
   for (;;) {

@@ -9,12 +9,28 @@
 #include <future>
 #include <memory>
 
+#include "absl/strings/string_view.h"
 #include "proxy/sofia/loop.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
 
 constexpr auto kWait = std::chrono::seconds(3);
+
+// `event` happened within `timeout`; otherwise says that `what` never did.
+::testing::AssertionResult Happens(std::future<void>& event, std::chrono::milliseconds timeout,
+                                   absl::string_view what) {
+  if (event.wait_for(timeout) == std::future_status::ready) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << what << " never happened within " << timeout.count() << "ms";
+}
+
+// "Nothing happens within `window`": `event` is still not ready when the window ends.
+::testing::AssertionResult NotWithin(std::future<void>& event, std::chrono::milliseconds window,
+                                     absl::string_view what) {
+  if (event.wait_for(window) == std::future_status::timeout) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << " happened within " << window.count() << "ms";
+}
 
 class SuEventLoopTest : public ::testing::Test {
  protected:
@@ -45,26 +61,30 @@ class SuEventLoopTest : public ::testing::Test {
 
 TEST_F(SuEventLoopTest, ReportsReadableOnlyOnceEnabledAndCanDestroyItselfInCallback) {
   std::promise<void> readable;
+  std::promise<void> reported_again;  // must never be set
+  std::future<void> readable_event = readable.get_future();
+  std::future<void> again_event = reported_again.get_future();
   std::atomic<int> calls{0};
   loop_->Call([&] {
     watch_ = events_->WatchFd(fds_[0], [&](bool r, bool) {
       if (!r) return;
       char c;
       ASSERT_EQ(read(fds_[0], &c, 1), 1);
-      ++calls;
+      int n = ++calls;
       watch_.reset();  // destroyed from inside its own callback
-      readable.set_value();
+      (n == 1 ? readable : reported_again).set_value();
     });
   });
   ASSERT_EQ(write(fds_[1], "x", 1), 1);
   // Not enabled yet: nothing reported.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(NotWithin(readable_event, std::chrono::milliseconds(50),
+                        "a readable event before the watch was enabled"));
   EXPECT_EQ(calls.load(), 0);
   loop_->Call([&] { watch_->SetEvents(true, false); });
-  ASSERT_EQ(readable.get_future().wait_for(kWait), std::future_status::ready)
-      << "the readable event never arrived";
+  ASSERT_TRUE(Happens(readable_event, kWait, "the readable event"));
   ASSERT_EQ(write(fds_[1], "y", 1), 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(NotWithin(again_event, std::chrono::milliseconds(50),
+                        "an event after the watch was destroyed"));
   EXPECT_EQ(calls.load(), 1) << "events after the watch was destroyed";
 }
 
@@ -84,18 +104,22 @@ TEST_F(SuEventLoopTest, ReportsWritable) {
 
 TEST_F(SuEventLoopTest, TimerFiresOnceAfterDelayAndStopCancels) {
   std::promise<void> fired;
+  std::promise<void> fired_again;  // must never be set
+  std::future<void> fired_event = fired.get_future();
+  std::future<void> again_event = fired_again.get_future();
   std::atomic<int> count{0};
   auto start = std::chrono::steady_clock::now();
   loop_->Call([&] {
     timer_ = events_->CreateTimer([&] {
-      if (++count == 1) fired.set_value();
+      int n = ++count;
+      if (n == 1) fired.set_value();
+      if (n == 2) fired_again.set_value();
     });
     EXPECT_FALSE(timer_->active());
     timer_->Start(absl::Milliseconds(30));
     EXPECT_TRUE(timer_->active());
   });
-  ASSERT_EQ(fired.get_future().wait_for(kWait), std::future_status::ready)
-      << "the timer never fired";
+  ASSERT_TRUE(Happens(fired_event, kWait, "the timer firing"));
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(25));
   EXPECT_FALSE(loop_->Call([&] { return timer_->active(); }));
 
@@ -103,7 +127,7 @@ TEST_F(SuEventLoopTest, TimerFiresOnceAfterDelayAndStopCancels) {
     timer_->Start(absl::Milliseconds(30));
     timer_->Stop();
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  EXPECT_TRUE(NotWithin(again_event, std::chrono::milliseconds(80), "a stopped timer firing"));
   EXPECT_EQ(count.load(), 1) << "a stopped timer fired";
 }
 
