@@ -13,7 +13,7 @@ struct Row {
 };
 
 // In enum order (checked by the unit test and below).
-constexpr std::array<Row, 29> kTable = {{
+constexpr std::array<Row, 31> kTable = {{
     {Outcome::kBadRequest, {400, "Bad Request", RetryAfter::kNone, "bad_request"}},
     {Outcome::kTooManyHops, {483, "Too Many Hops", RetryAfter::kNone, "too_many_hops"}},
     {Outcome::kNoTransaction,
@@ -56,6 +56,8 @@ constexpr std::array<Row, 29> kTable = {{
     {Outcome::kBranchNoAnswer, {500, "No answer", RetryAfter::kNone, "branch_no_answer"}},
     {Outcome::kNextHopUnreachable,
      {503, "Next hop unreachable", RetryAfter::kNone, "next_hop_unreachable"}},
+    {Outcome::kPushSent, {110, "Push sent", RetryAfter::kNone, "push_sent"}},
+    {Outcome::kNextHopNoAnswer, {503, "Unreachable", RetryAfter::kNone, "next_hop_no_answer"}},
 }};
 
 constexpr bool InEnumOrder() {
@@ -65,7 +67,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder(), "kTable rows must follow the order of enum Outcome");
-static_assert(kTable.back().outcome == Outcome::kNextHopUnreachable, "an Outcome has no row");
+static_assert(kTable.back().outcome == Outcome::kNextHopNoAnswer, "an Outcome has no row");
 
 absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
   switch (kind) {

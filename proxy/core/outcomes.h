@@ -56,6 +56,8 @@ enum class Outcome : uint8_t {
   kDeviceError,         // 500: the phones answered with server errors
   kBranchNoAnswer,      // 500: nta's own answer on a branch (never relayed as 503)
   kNextHopUnreachable,  // 503: an in-dialog request could not be sent
+  kPushSent,            // 110 (provisional): the callee's phone was woken by a push
+  kNextHopNoAnswer,     // 503: nta's own answer on an in-dialog relay (the next hop never did)
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };

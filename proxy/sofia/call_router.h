@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/core/fork.h"
+#include "proxy/core/outcomes.h"
 #include "proxy/core/relay_rules.h"
 #include "proxy/core/route_set.h"
 #include "proxy/push/push_client.h"
@@ -68,6 +69,8 @@ struct CallRouterOptions {
   std::string legacy_apns_team;
   // Grace time a finished call stays around for late 2xx and branch CANCELs.
   absl::Duration linger = absl::Seconds(32);
+  // Retry-After of our own 503s (the outcome table's; RetryAfterOf the SIP proxy's options).
+  RetryAfterConfig retry_after;
 };
 
 class CallRouter final : public CallHandler {
@@ -125,7 +128,7 @@ class CallRouter final : public CallHandler {
   // A copy of the branch's response `status` to relay (its final one, else its latest), or null.
   MsgPtr BranchResponse(const Call& call, BranchId branch, int status) const;
   void ForwardResponse(Call& call, BranchId branch, int status);
-  void Respond(Call& call, int status, const std::string& reason);
+  void Respond(Call& call, Outcome outcome);
   void OnBranchResponse(uint64_t call_id, BranchId branch, nta_outgoing_t* orq, const sip_t* sip);
   void OnCallerCancel(uint64_t call_id);
   void OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,

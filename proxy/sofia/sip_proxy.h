@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "proxy/core/outcomes.h"
 #include "proxy/core/registrar.h"
 #include "proxy/core/transport.h"
 #include "proxy/sofia/loop.h"
@@ -74,6 +75,9 @@ struct SipProxyOptions {
   absl::Duration busy_retry_after = absl::Seconds(5);
   absl::Duration conflict_retry_after = absl::Seconds(1);
 };
+
+// The Retry-After values of the outcome table (proxy/core/outcomes.h) from the options.
+RetryAfterConfig RetryAfterOf(const SipProxyOptions& options);
 
 // The call half plugs in here (e.g. an adapter around CallRouter): the proxy hands it the
 // requests that are its business. Every method runs on the loop thread and takes over `irq`

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proxy/sofia/call_table.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
