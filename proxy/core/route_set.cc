@@ -85,9 +85,7 @@ absl::StatusOr<RouteSet> RouteSet::Create(const RouteSetConfig& config) {
 }
 
 bool RouteSet::IsOwnAddress(bool sips, absl::string_view host, std::optional<uint16_t> port) const {
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  host = BareHost(host);
   return std::any_of(own_.begin(), own_.end(),
                      [&](const Uri& own) { return SameAddress(own, sips, host, port); });
 }

@@ -33,6 +33,13 @@ void AppendUriHost(std::string* out, absl::string_view host) {
   }
 }
 
+absl::string_view BareHost(absl::string_view host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    return host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
 std::string UriHost(absl::string_view host) {
   std::string out;
   AppendUriHost(&out, host);

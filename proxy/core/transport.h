@@ -32,6 +32,9 @@ struct TransportInfo {
 // else as is. AppendUriHost appends it to `out` (no temporary string).
 std::string UriHost(absl::string_view host);
 void AppendUriHost(std::string* out, absl::string_view host);
+// The reverse: a host as a TransportInfo keeps it, brackets removed ("[2001:db8::1]" ->
+// "2001:db8::1"); anything else as is.
+absl::string_view BareHost(absl::string_view host);
 
 // The forms of "the URI of an address" (AddressUri). Every form brackets IPv6 literals, writes
 // "sips:" for TLS and "sip:" otherwise, and names the transport unless said:

@@ -47,9 +47,7 @@ std::string ViaHost(nta_agent_t* agent, Transport transport, bool v6) {
     absl::string_view proto = v->v_protocol ? v->v_protocol : "";
     if (absl::EqualsIgnoreCase(proto.substr(proto.rfind('/') + 1), TransportName(transport)) &&
         v->v_host != nullptr && IsIpv6Literal(v->v_host) == v6) {
-      std::string host = v->v_host;
-      if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-      return host;
+      return std::string(BareHost(v->v_host));
     }
   }
   return "";

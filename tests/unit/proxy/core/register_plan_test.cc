@@ -284,6 +284,9 @@ TEST(AddressUriTest, NextHopFormNamesEveryTransport) {
 TEST(AddressUriTest, ListenerForm) {
   EXPECT_EQ(UriHost("192.0.2.1"), "192.0.2.1");
   EXPECT_EQ(UriHost("2001:db8::1"), "[2001:db8::1]");
+  EXPECT_EQ(BareHost("[2001:db8::1]"), "2001:db8::1");
+  EXPECT_EQ(BareHost("2001:db8::1"), "2001:db8::1");
+  EXPECT_EQ(BareHost("192.0.2.1"), "192.0.2.1");
   EXPECT_EQ(AddressUri({Transport::kUdp, "192.0.2.1", 5060}, UriForm::kListener),
             "sip:192.0.2.1:5060;transport=udp");
   EXPECT_EQ(AddressUri({Transport::kTcp, "2001:db8::1", 5070}, UriForm::kListener),
