@@ -333,6 +333,10 @@ int Run(int argc, char** argv) {
     log->critical("store: {}", st.message());
     return 1;
   }
+  if (store.redis != nullptr) {
+    // Retry-After of a store failure: no sooner than Redis's next reconnection attempt.
+    options->store_retry_hint = [redis = store.redis] { return redis->RetryAfterHint(); };
+  }
   auto proxy = sofia::SipProxy::Create(sofia_loop, *options, *store.store, RealClock::Get());
   if (!proxy.ok()) {
     log->critical("cannot start the SIP proxy: {}", proxy.status().message());

@@ -1,5 +1,6 @@
 #include "proxy/core/outcomes.h"
 
+#include <algorithm>
 #include <array>
 
 #include "absl/strings/str_cat.h"
@@ -74,7 +75,7 @@ absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
     case RetryAfter::kBusy:
       return retry.busy;
     case RetryAfter::kStore:
-      return retry.store;
+      return retry.store_hint ? std::max(retry.store, retry.store_hint()) : retry.store;
     case RetryAfter::kConflict:
       return retry.conflict;
     case RetryAfter::kNone:

@@ -6,13 +6,15 @@
 // Retry-After comes from RetryAfterConfig (SipProxyOptions), never from literals at reply sites:
 //   kBusy     - the gateway itself is overloaded or stopping (draining, too many pending
 //               REGISTERs, the next hop could not be asked);
-//   kStore    - the binding store failed (store.retry_after in the configuration);
+//   kStore    - the binding store failed (store.retry_after in the configuration, or the
+//               store's own hint when later);
 //   kConflict - the AOR kept changing under a registration (retry almost at once).
 //
 // Pure: no sofia. Thread-safe (the table is constant).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +68,10 @@ struct RetryAfterConfig {
   absl::Duration busy = absl::Seconds(5);
   absl::Duration store = absl::Seconds(5);
   absl::Duration conflict = absl::Seconds(1);
+  // The store's own estimate of when it will be back (RedisBindingStore::RetryAfterHint: the
+  // next reconnection attempt), called on the thread answering; kStore's Retry-After is the
+  // larger of `store` and this. Null: `store` alone.
+  std::function<absl::Duration()> store_hint;
 };
 
 struct OutcomeInfo {

@@ -27,7 +27,7 @@ DialogRelay::DialogRelay(SofiaLoop& loop, nta_agent_t* agent, const RouteSet& ro
       agent_(agent),
       routes_(routes),
       flows_(std::move(flows)),
-      retry_after_(retry_after),
+      retry_after_(std::move(retry_after)),
       log_(log::Get("proxy.calls")),
       alive_(std::make_shared<DialogRelay*>(this)) {}
 

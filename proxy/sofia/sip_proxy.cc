@@ -54,6 +54,7 @@ RetryAfterConfig RetryAfterOf(const SipProxyOptions& options) {
   retry.busy = options.busy_retry_after;
   retry.store = absl::Seconds(options.store_retry_after_seconds);
   retry.conflict = options.conflict_retry_after;
+  retry.store_hint = options.store_retry_hint;
   return retry;
 }
 

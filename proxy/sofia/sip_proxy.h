@@ -70,6 +70,9 @@ struct SipProxyOptions {
   // REGISTERs waiting for the backend at most; beyond, the oldest is answered 503.
   size_t max_pending_registers = 100000;
   int store_retry_after_seconds = 5;  // Retry-After of the 503 sent when the store fails
+  // The store's own Retry-After estimate (RedisBindingStore::RetryAfterHint), called on the loop
+  // thread; the 503 carries the larger of the two. Null: none.
+  std::function<absl::Duration()> store_retry_hint;
   // Retry-After of the 503s sent when the gateway is overloaded or stopping, and when an AOR
   // kept changing under a registration (see proxy/core/outcomes.h).
   absl::Duration busy_retry_after = absl::Seconds(5);

@@ -100,6 +100,22 @@ TEST(OutcomesTest, CallAnswersKeepTheirReasonPhrases) {
   EXPECT_EQ(Describe(Outcome::kBackendTimeout).reason, "Request Timeout");
 }
 
+TEST(OutcomesTest, StoreRetryAfterIsTheLaterOfConfiguredAndTheStoresHint) {
+  RetryAfterConfig retry;
+  retry.store = absl::Seconds(5);
+  EXPECT_THAT(AnswerFor(Outcome::kStoreUnavailable, retry).headers,
+              ElementsAre(Pair("Retry-After", "5")));
+  retry.store_hint = [] { return absl::Seconds(12); };
+  EXPECT_THAT(AnswerFor(Outcome::kStoreUnavailable, retry).headers,
+              ElementsAre(Pair("Retry-After", "12")));
+  retry.store_hint = [] { return absl::Seconds(1); };
+  EXPECT_THAT(AnswerFor(Outcome::kStoreUnavailable, retry).headers,
+              ElementsAre(Pair("Retry-After", "5")));
+  // Only the store's outcomes take the hint.
+  retry.store_hint = [] { return absl::Seconds(30); };
+  EXPECT_THAT(AnswerFor(Outcome::kDraining, retry).headers, ElementsAre(Pair("Retry-After", "5")));
+}
+
 TEST(OutcomesTest, ReasonOverrideAndExtraHeadersFollowRetryAfter) {
   SipAnswer a = AnswerFor(Outcome::kBadRequest, {}, "To: URI: empty host");
   EXPECT_EQ(a.reason, "To: URI: empty host");
