@@ -229,7 +229,7 @@ void RegisterRelay::UpdateBindings(uint64_t id, const std::string& aor,
     return ApplyRegistration(std::move(live), request, granted, now, rules);
   };
   store_.Update(aor, now, std::move(apply),
-                [this, id, aor, contacts = std::move(contacts)](absl::Status st) {
+                [this, id, aor, contacts = std::move(contacts)](const absl::Status& st) {
                   Answer(id, aor, contacts, st);
                   NextTurn(aor);
                 });
