@@ -88,6 +88,10 @@ absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
 
 const OutcomeInfo& Describe(Outcome outcome) { return kTable[static_cast<size_t>(outcome)].info; }
 
+absl::Duration RetryDelayOf(Outcome outcome, const RetryAfterConfig& retry) {
+  return RetryDelay(Describe(outcome).retry_after, retry);
+}
+
 SipAnswer AnswerFor(Outcome outcome, const RetryAfterConfig& retry, absl::string_view reason,
                     const HeaderList& extra) {
   const OutcomeInfo& info = Describe(outcome);

@@ -76,7 +76,7 @@ struct RetryAfterConfig {
 
 struct OutcomeInfo {
   int status;
-  absl::string_view reason;
+  absl::string_view reason;  // a string literal of the table (NUL-terminated)
   RetryAfter retry_after;
   // The metric label (registrations by result, rejected requests by reason).
   absl::string_view label;
@@ -86,6 +86,9 @@ struct OutcomeInfo {
 const OutcomeInfo& Describe(Outcome outcome);
 inline int StatusOf(Outcome outcome) { return Describe(outcome).status; }
 inline absl::string_view LabelOf(Outcome outcome) { return Describe(outcome).label; }
+
+// The Retry-After of `outcome` (zero when it has none).
+absl::Duration RetryDelayOf(Outcome outcome, const RetryAfterConfig& retry);
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 

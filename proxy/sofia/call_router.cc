@@ -364,7 +364,7 @@ void CallRouter::Respond(Call& call, Outcome outcome) {
     call.final_sent = true;
     M().Calls(absl::StrCat(info.status)).Inc();
   }
-  ReplyWith(call.irq.get(), AnswerFor(outcome, options_.retry_after));
+  ReplyWith(call.irq.get(), outcome, options_.retry_after);
   log_->info("call-id={}: answered {} {}", call.info.call_id, info.status, info.reason);
 }
 

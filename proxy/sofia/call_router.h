@@ -54,7 +54,8 @@ namespace pushgate::proxy::sofia {
 struct CallRouterOptions {
   ForkPolicy fork;
   absl::Duration push_timeout = absl::Seconds(5);  // gRPC deadline of one push
-  // Our own URI for Record-Route ("sip:192.0.2.1:5060;transport=udp"; ";lr" is added).
+  // Our own URI for Record-Route ("sip:192.0.2.1:5060", AddressUri's kRecordRoute form; ";lr"
+  // is added).
   std::string record_route;
   // Our Record-Route URI per transport (no ";lr"), for RFC 5658 double record-routing when a
   // call comes in over one transport and leaves over another. A transport missing here gets

@@ -150,7 +150,7 @@ void DialogRelay::OnResponse(Relay& relay, nta_outgoing_t* orq, const sip_t* sip
     if (response) {
       nta_incoming_mreply(relay.irq.get(), response.release());
     } else {
-      ReplyWith(relay.irq.get(), AnswerFor(decision.outcome, retry_after_));
+      ReplyWith(relay.irq.get(), decision.outcome, retry_after_);
     }
   }
   if (decision.done) FreeLater(relay.id);

@@ -88,7 +88,7 @@ MsgPtr ResponseToRelay(nta_outgoing_t* orq) {
 }
 
 void ReplyAndClose(IncomingPtr irq, Outcome outcome, const RetryAfterConfig& retry) {
-  if (irq) ReplyWith(irq.get(), AnswerFor(outcome, retry));
+  if (irq) ReplyWith(irq.get(), outcome, retry);
 }
 
 }  // namespace pushgate::proxy::sofia

@@ -4,7 +4,8 @@
 // sofia messages to core values and carries the decisions out.
 //
 // Processing order for a request (OnRequest; decided by Classify in proxy/core/request_route.h):
-//   0. Top Route is the call handler's Record-Route -> CallHandler::HandleInDialog.
+//   0. Top Route is the call handler's Record-Route -> CallHandler::HandleInDialog, when
+//      DecideInDialog (proxy/core/route_set.h) lets it through (not an open relay).
 //      ACK (of a relayed 2xx) -> forwarded statelessly to the backend (a phone's only).
 //   1. Max-Forwards 0 -> 483; draining -> 503.
 //   2. REGISTER -> RegisterRelay (register_relay.h): domain allowed? (403) -> contacts parse
@@ -22,7 +23,8 @@
 //      dialog's later requests come back through the gateway (step 0).
 //
 // Every answer the proxy makes itself is an Outcome (proxy/core/outcomes.h). The pieces:
-// Listeners (binding, advertised addresses), Transactions (one table of proxied transactions),
+// Listeners (binding, advertised addresses, and those as the RouteSet that tells our own Route
+// entry on a phone's request), Transactions (one table of proxied transactions),
 // RegisterRelay (the REGISTER path), StatefulRelay (other requests to the backend).
 //
 // Threads: everything runs on the SofiaLoop given to Create(); the public methods hop onto it.

@@ -8,6 +8,8 @@
 #include <sofia-sip/tport.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -170,6 +172,19 @@ std::vector<TransportInfo> ListenersOf(nta_agent_t* agent) {
     if (t && hp) listeners.push_back(TransportInfo{*t, hp->first, hp->second});
   }
   return listeners;
+}
+
+void ReplyWith(nta_incoming_t* irq, Outcome outcome, const RetryAfterConfig& retry) {
+  const OutcomeInfo& info = Describe(outcome);
+  const char* reason = info.reason.data();  // a literal of the table: NUL-terminated
+  if (info.retry_after == RetryAfter::kNone) {
+    nta_incoming_treply(irq, info.status, reason, TAG_END());
+    return;
+  }
+  std::array<char, 40> header{};
+  std::snprintf(header.data(), header.size(), "Retry-After: %lld",
+                static_cast<long long>(absl::ToInt64Seconds(RetryDelayOf(outcome, retry))));
+  nta_incoming_treply(irq, info.status, reason, SIPTAG_HEADER_STR(header.data()), TAG_END());
 }
 
 void ReplyWith(nta_incoming_t* irq, const SipAnswer& answer) {

@@ -127,7 +127,9 @@ std::optional<uint32_t> MaxForwardsOf(const sip_s* sip);
 // The agent's listeners (transport and bound address).
 std::vector<TransportInfo> ListenersOf(nta_agent_s* agent);
 
-// Answers `irq` (does not destroy it).
+// Answers `irq` (does not destroy it) with `answer`, or straight from the outcome table (no
+// allocation: the reason is the table's literal, Retry-After formatted on the stack).
 void ReplyWith(nta_incoming_s* irq, const SipAnswer& answer);
+void ReplyWith(nta_incoming_s* irq, Outcome outcome, const RetryAfterConfig& retry);
 
 }  // namespace pushgate::proxy::sofia

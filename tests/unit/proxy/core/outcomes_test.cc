@@ -116,6 +116,18 @@ TEST(OutcomesTest, StoreRetryAfterIsTheLaterOfConfiguredAndTheStoresHint) {
   EXPECT_THAT(AnswerFor(Outcome::kDraining, retry).headers, ElementsAre(Pair("Retry-After", "5")));
 }
 
+TEST(OutcomesTest, RetryDelayOfFollowsTheRow) {
+  RetryAfterConfig retry;
+  retry.store = absl::Seconds(7);
+  retry.busy = absl::Seconds(3);
+  EXPECT_EQ(RetryDelayOf(Outcome::kStoreUnavailable, retry), absl::Seconds(7));
+  EXPECT_EQ(RetryDelayOf(Outcome::kDraining, retry), absl::Seconds(3));
+  EXPECT_EQ(RetryDelayOf(Outcome::kNoBinding, retry), absl::ZeroDuration());
+  // The reasons are the table's literals: sofia takes them as C strings.
+  absl::string_view reason = Describe(Outcome::kNoBinding).reason;
+  EXPECT_EQ(reason.data()[reason.size()], '\0');
+}
+
 TEST(OutcomesTest, ReasonOverrideAndExtraHeadersFollowRetryAfter) {
   SipAnswer a = AnswerFor(Outcome::kBadRequest, {}, "To: URI: empty host");
   EXPECT_EQ(a.reason, "To: URI: empty host");
