@@ -233,10 +233,11 @@ sofia::CallRouterOptions CallRouterOptionsOf(const ProxyConfig& cfg,
   co.push_timeout = cfg.push_timeout;
   co.route_secret = options.masquerade_secret;
   co.legacy_apns_team = cfg.push_legacy_apns_team;
+  co.retry_after = sofia::RetryAfterOf(options);
   for (Transport t : {Transport::kUdp, Transport::kTcp, Transport::kTls}) {
     auto a = proxy.Advertised(t);
     if (!a.ok()) continue;
-    std::string uri = TransportUri(*a);
+    std::string uri = AddressUri(*a, UriForm::kRecordRoute);
     if (co.record_route.empty()) co.record_route = uri;
     co.record_route_by_transport[t] = uri;
   }
@@ -331,6 +332,10 @@ int Run(int argc, char** argv) {
   if (absl::Status st = OpenStore(sofia_loop, cfg, store); !st.ok()) {
     log->critical("store: {}", st.message());
     return 1;
+  }
+  if (store.redis != nullptr) {
+    // Retry-After of a store failure: no sooner than Redis's next reconnection attempt.
+    options->store_retry_hint = [redis = store.redis] { return redis->RetryAfterHint(); };
   }
   auto proxy = sofia::SipProxy::Create(sofia_loop, *options, *store.store, RealClock::Get());
   if (!proxy.ok()) {

@@ -16,6 +16,13 @@ ForkAction Act(Type type, BranchId branch = 0, int status = 0, std::string reaso
   return a;
 }
 
+// Our own answer to the caller.
+ForkAction Answer(Outcome outcome) {
+  ForkAction a{Type::kRespond};
+  a.outcome = outcome;
+  return a;
+}
+
 }  // namespace
 
 std::optional<PushKind> PushKindFor(const Binding& binding) {
@@ -49,7 +56,7 @@ Fork::Actions Fork::Start(const std::vector<Binding>& bindings, const std::vecto
     AddBranch(bindings[i], i < reachable.size() && reachable[i], /*may_push=*/true, now, out);
   }
   if (branches_.empty()) {
-    out.push_back(Act(Type::kRespond, 0, 404, "Not Found"));
+    out.push_back(Answer(Outcome::kNoBinding));
     Finish(out);
     return out;
   }
@@ -99,7 +106,7 @@ void Fork::SendPush(Branch& b, absl::Time now, Actions& out) {
   }
   if (policy_.send_110_push_sent && !sent_110_) {
     sent_110_ = true;
-    out.push_back(Act(Type::kRespond, 0, 110, "Push sent"));
+    out.push_back(Answer(Outcome::kPushSent));
   }
 }
 
@@ -254,7 +261,7 @@ Fork::Actions Fork::OnCallerCancel(absl::Time now) {
       out.push_back(push);
     }
   }
-  out.push_back(Act(Type::kRespond, 0, 487, "Request Terminated"));
+  out.push_back(Answer(Outcome::kCallTerminated));
   if (!voip_waiting) Finish(out);
   return out;
 }
@@ -310,12 +317,12 @@ void Fork::FinishWithBest(Actions& out) {
   CancelAllPending("", out);
   if (best == nullptr) {
     if (any_reached_) {
-      out.push_back(Act(Type::kRespond, 0, 408, "Request Timeout"));
+      out.push_back(Answer(Outcome::kCallTimeout));
     } else {
-      out.push_back(Act(Type::kRespond, 0, 480, "Temporarily Unavailable"));
+      out.push_back(Answer(Outcome::kCallUnavailable));
     }
   } else if (best->final_status == 503) {
-    out.push_back(Act(Type::kRespond, 0, 500, "Service Unavailable at the device"));
+    out.push_back(Answer(Outcome::kDeviceError));
   } else {
     out.push_back(Act(Type::kForwardFinal, best->id, best->final_status));
   }

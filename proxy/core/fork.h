@@ -12,6 +12,7 @@
 
 #include "absl/time/time.h"
 #include "proxy/core/binding.h"
+#include "proxy/core/outcomes.h"
 
 namespace pushgate::proxy {
 
@@ -68,7 +69,7 @@ struct ForkAction {
     kSendPush,            // push `branch`'s binding with `push_kind`
     kForwardProvisional,  // relay `branch`'s provisional response `status` to the caller
     kForwardFinal,        // relay `branch`'s final response (`status`) to the caller
-    kRespond,             // answer the caller ourselves with `status` `reason`
+    kRespond,             // answer the caller ourselves with `outcome` (110 or a final one)
     kRemoveBinding,       // the device token is dead: remove the binding (`branch`'s)
     kFinished,            // the fork is over; the adapter may free it once branches end
   };
@@ -77,6 +78,7 @@ struct ForkAction {
   int status = 0;
   std::string reason;
   PushKind push_kind = PushKind::kVoip;
+  Outcome outcome = Outcome::kInternalError;  // kRespond: the answer (proxy/core/outcomes.h)
 
   bool operator==(const ForkAction&) const = default;
 };

@@ -1,5 +1,6 @@
 #include "proxy/core/outcomes.h"
 
+#include <algorithm>
 #include <array>
 
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,7 @@ struct Row {
 };
 
 // In enum order (checked by the unit test and below).
-constexpr std::array<Row, 29> kTable = {{
+constexpr std::array<Row, 31> kTable = {{
     {Outcome::kBadRequest, {400, "Bad Request", RetryAfter::kNone, "bad_request"}},
     {Outcome::kTooManyHops, {483, "Too Many Hops", RetryAfter::kNone, "too_many_hops"}},
     {Outcome::kNoTransaction,
@@ -56,6 +57,8 @@ constexpr std::array<Row, 29> kTable = {{
     {Outcome::kBranchNoAnswer, {500, "No answer", RetryAfter::kNone, "branch_no_answer"}},
     {Outcome::kNextHopUnreachable,
      {503, "Next hop unreachable", RetryAfter::kNone, "next_hop_unreachable"}},
+    {Outcome::kPushSent, {110, "Push sent", RetryAfter::kNone, "push_sent"}},
+    {Outcome::kNextHopNoAnswer, {503, "Unreachable", RetryAfter::kNone, "next_hop_no_answer"}},
 }};
 
 constexpr bool InEnumOrder() {
@@ -65,14 +68,14 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder(), "kTable rows must follow the order of enum Outcome");
-static_assert(kTable.back().outcome == Outcome::kNextHopUnreachable, "an Outcome has no row");
+static_assert(kTable.back().outcome == Outcome::kNextHopNoAnswer, "an Outcome has no row");
 
 absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
   switch (kind) {
     case RetryAfter::kBusy:
       return retry.busy;
     case RetryAfter::kStore:
-      return retry.store;
+      return retry.store_hint ? std::max(retry.store, retry.store_hint()) : retry.store;
     case RetryAfter::kConflict:
       return retry.conflict;
     case RetryAfter::kNone:
@@ -84,6 +87,10 @@ absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
 }  // namespace
 
 const OutcomeInfo& Describe(Outcome outcome) { return kTable[static_cast<size_t>(outcome)].info; }
+
+absl::Duration RetryDelayOf(Outcome outcome, const RetryAfterConfig& retry) {
+  return RetryDelay(Describe(outcome).retry_after, retry);
+}
 
 SipAnswer AnswerFor(Outcome outcome, const RetryAfterConfig& retry, absl::string_view reason,
                     const HeaderList& extra) {

@@ -6,13 +6,15 @@
 // Retry-After comes from RetryAfterConfig (SipProxyOptions), never from literals at reply sites:
 //   kBusy     - the gateway itself is overloaded or stopping (draining, too many pending
 //               REGISTERs, the next hop could not be asked);
-//   kStore    - the binding store failed (store.retry_after in the configuration);
+//   kStore    - the binding store failed (store.retry_after in the configuration, or the
+//               store's own hint when later);
 //   kConflict - the AOR kept changing under a registration (retry almost at once).
 //
 // Pure: no sofia. Thread-safe (the table is constant).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +58,8 @@ enum class Outcome : uint8_t {
   kDeviceError,         // 500: the phones answered with server errors
   kBranchNoAnswer,      // 500: nta's own answer on a branch (never relayed as 503)
   kNextHopUnreachable,  // 503: an in-dialog request could not be sent
+  kPushSent,            // 110 (provisional): the callee's phone was woken by a push
+  kNextHopNoAnswer,     // 503: nta's own answer on an in-dialog relay (the next hop never did)
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };
@@ -64,11 +68,15 @@ struct RetryAfterConfig {
   absl::Duration busy = absl::Seconds(5);
   absl::Duration store = absl::Seconds(5);
   absl::Duration conflict = absl::Seconds(1);
+  // The store's own estimate of when it will be back (RedisBindingStore::RetryAfterHint: the
+  // next reconnection attempt), called on the thread answering; kStore's Retry-After is the
+  // larger of `store` and this. Null: `store` alone.
+  std::function<absl::Duration()> store_hint;
 };
 
 struct OutcomeInfo {
   int status;
-  absl::string_view reason;
+  absl::string_view reason;  // a string literal of the table (NUL-terminated)
   RetryAfter retry_after;
   // The metric label (registrations by result, rejected requests by reason).
   absl::string_view label;
@@ -78,6 +86,9 @@ struct OutcomeInfo {
 const OutcomeInfo& Describe(Outcome outcome);
 inline int StatusOf(Outcome outcome) { return Describe(outcome).status; }
 inline absl::string_view LabelOf(Outcome outcome) { return Describe(outcome).label; }
+
+// The Retry-After of `outcome` (zero when it has none).
+absl::Duration RetryDelayOf(Outcome outcome, const RetryAfterConfig& retry);
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 

@@ -53,7 +53,8 @@ ResponseRelay RelayResponse(int status, bool internal) {
   r.done = status >= 200;
   if (internal) {
     r.action = ResponseRelay::Action::kAnswer;
-    r.reason = status == 408 ? "Request Timeout" : "Unreachable";
+    r.outcome = status == 408 ? Outcome::kBackendTimeout : Outcome::kNextHopNoAnswer;
+    r.status = StatusOf(r.outcome);
   } else {
     r.action = ResponseRelay::Action::kRelay;
   }
@@ -69,8 +70,8 @@ ResponseRelay ForkResponse(int status, bool have_response, bool final_sent) {
     r.action = ResponseRelay::Action::kRelay;
   } else {
     r.action = ResponseRelay::Action::kAnswer;
-    r.status = status == 503 ? 500 : status;
-    r.reason = status == 408 ? "Request Timeout" : "No answer";
+    r.outcome = status == 408 ? Outcome::kCallTimeout : Outcome::kBranchNoAnswer;
+    r.status = StatusOf(r.outcome);
   }
   return r;
 }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/string_view.h"
 #include "proxy/core/binding.h"
+#include "proxy/core/outcomes.h"
 #include "proxy/core/transport.h"
 
 namespace pushgate::proxy {
@@ -53,19 +54,21 @@ struct ResponseRelay {
   enum class Action : uint8_t {
     kIgnore,  // 100 Trying (hop by hop) or nothing
     kRelay,   // send the response on upstream, our Via removed
-    kAnswer,  // nta's own answer (timeout, unreachable): answer upstream with status, reason
+    kAnswer,  // nta's own answer (timeout, unreachable): answer upstream with `outcome`
   };
   Action action = Action::kIgnore;
-  int status = 0;
-  std::string reason;  // kAnswer only
-  bool done = false;   // a final response: the relay is over
+  int status = 0;                             // the response's status; for kAnswer, the outcome's
+  Outcome outcome = Outcome::kInternalError;  // kAnswer only
+  bool done = false;                          // a final response: the relay is over
 };
-// For an in-dialog relay: `internal` when nta made the response up (no peer answered).
+// For an in-dialog relay: `internal` when nta made the response up (no peer answered): 408
+// kBackendTimeout, else kNextHopNoAnswer.
 ResponseRelay RelayResponse(int status, bool internal);
 // For a fork: the fork's decision to forward `status` of a branch; `have_response` when the
 // phone's own response is at hand; `final_sent` when the caller already has a final response.
-// One non-2xx final only, every 2xx goes on (RFC 3261 16.7 step 5); an answer of our own for
-// nta's 503 is a 500 (RFC 3261 16.7 step 6).
+// One non-2xx final only, every 2xx goes on (RFC 3261 16.7 step 5); our own answer for nta's
+// 408 is kCallTimeout, for anything else kBranchNoAnswer (a 500: never relay a 503, RFC 3261
+// 16.7 step 6).
 ResponseRelay ForkResponse(int status, bool have_response, bool final_sent);
 
 }  // namespace pushgate::proxy

@@ -1,8 +1,12 @@
 #include "proxy/core/route_set.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
+#include <system_error>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -28,15 +32,25 @@ bool SameAddress(const Uri& own, bool sips, absl::string_view host, std::optiona
          absl::EqualsIgnoreCase(own.host, host);
 }
 
-}  // namespace
-
-std::string RecordRouteUri(const TransportInfo& address) {
-  return absl::StrCat(address.transport == Transport::kTls ? "sips:" : "sip:",
-                      UriHost(address.host), ":", address.port,
-                      address.transport == Transport::kUdp
-                          ? ""
-                          : absl::StrCat(";transport=", TransportName(address.transport)));
+// `entry` is the host ("192.0.2.1", "2001:db8::1", "[2001:db8::1]") or host and port
+// ("192.0.2.1:5060", "[2001:db8::1]:5060") of `address`. Compared in place: no allocation on the
+// request path.
+bool NamesAddress(absl::string_view entry, const TransportInfo& address) {
+  if (entry == address.host) return true;
+  const bool v6 = address.host.find(':') != std::string::npos;
+  if (v6 && !(absl::ConsumePrefix(&entry, "[") && absl::ConsumePrefix(&entry, address.host) &&
+              absl::ConsumePrefix(&entry, "]"))) {
+    return false;
+  }
+  if (!v6 && !absl::ConsumePrefix(&entry, address.host)) return false;
+  if (entry.empty()) return v6;  // "[2001:db8::1]"
+  std::array<char, 8> port{};
+  auto [end, ec] = std::to_chars(port.data(), port.data() + port.size(), address.port);
+  return ec == std::errc() && absl::ConsumePrefix(&entry, ":") &&
+         entry == absl::string_view(port.data(), static_cast<size_t>(end - port.data()));
 }
+
+}  // namespace
 
 absl::StatusOr<RouteSet> RouteSet::Create(const RouteSetConfig& config) {
   RouteSet set;
@@ -50,8 +64,8 @@ absl::StatusOr<RouteSet> RouteSet::Create(const RouteSetConfig& config) {
     // Transports without a configured URI: our host, the port of our listener.
     for (const TransportInfo& listener : config.listeners) {
       if (set.by_transport_.count(listener.transport) != 0) continue;
-      set.by_transport_[listener.transport] =
-          RecordRouteUri(TransportInfo{listener.transport, primary->host, listener.port});
+      set.by_transport_[listener.transport] = AddressUri(
+          TransportInfo{listener.transport, primary->host, listener.port}, UriForm::kRecordRoute);
     }
     set.own_.push_back(*std::move(primary));
     for (const auto& [t, text] : set.by_transport_) {
@@ -71,9 +85,7 @@ absl::StatusOr<RouteSet> RouteSet::Create(const RouteSetConfig& config) {
 }
 
 bool RouteSet::IsOwnAddress(bool sips, absl::string_view host, std::optional<uint16_t> port) const {
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  host = BareHost(host);
   return std::any_of(own_.begin(), own_.end(),
                      [&](const Uri& own) { return SameAddress(own, sips, host, port); });
 }
@@ -159,11 +171,24 @@ bool RouteSet::PointsAtUs(const Binding& binding) const {
 }
 
 bool IsTrustedBackend(const std::vector<std::string>& trusted, const TransportInfo& address) {
-  const std::string host = UriHost(address.host);
-  const std::string with_port = absl::StrCat(host, ":", address.port);
-  return std::any_of(trusted.begin(), trusted.end(), [&](const std::string& entry) {
-    return entry == address.host || entry == host || entry == with_port;
-  });
+  return std::any_of(trusted.begin(), trusted.end(),
+                     [&](const std::string& entry) { return NamesAddress(entry, address); });
+}
+
+std::vector<std::string> TrustedBackends(const std::optional<Uri>& backend,
+                                         std::vector<std::string> configured) {
+  if (!backend) return configured;
+  const bool ip_literal = IsIpv6Literal(backend->host) ||
+                          std::all_of(backend->host.begin(), backend->host.end(),
+                                      [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
+  if (!ip_literal) return configured;
+  auto t = UriTransport(*backend);
+  if (t.ok() && *t == Transport::kUdp) {
+    configured.push_back(absl::StrCat(UriHost(backend->host), ":", PortOrDefault(*backend)));
+  } else {
+    configured.push_back(backend->host);
+  }
+  return configured;
 }
 
 InDialogVerdict DecideInDialog(const InDialogFacts& facts, const InDialogPolicy& policy) {

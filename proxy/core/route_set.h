@@ -39,17 +39,12 @@ inline constexpr absl::string_view kFlowParam = "pgf";
 // Record-Route parameter carrying the phone's signed address (transport, host, port).
 inline constexpr absl::string_view kPhoneParam = "pga";
 
-// Our Record-Route URI (without ";lr") for an address we advertise:
-// "sip:192.0.2.1:5060" (UDP), "sip:192.0.2.1:5060;transport=tcp", "sips:[2001:db8::1]:5061;
-// transport=tls".
-std::string RecordRouteUri(const TransportInfo& address);
-
 struct RouteSetConfig {
-  // Our default Record-Route URI ("sip:192.0.2.1:5060;transport=udp", no ";lr"). Empty: no
-  // route set (nothing is ours, no Record-Route).
+  // Our default Record-Route URI ("sip:192.0.2.1:5060", AddressUri's kRecordRoute form, no
+  // ";lr"). Empty: no route set (nothing is ours, no Record-Route).
   std::string record_route;
   // Our Record-Route URI per transport. A transport missing here gets record_route's host with
-  // the port of the listener of that transport in `listeners` (RecordRouteUri).
+  // the port of the listener of that transport in `listeners` (AddressUri, kRecordRoute form).
   std::map<Transport, std::string> by_transport;
   std::vector<TransportInfo> listeners;
   // Signs the phone's address in our Record-Route (the masquerade secret). Empty: no address
@@ -121,6 +116,13 @@ class RouteSet final {
 // True when `address` is in the trusted backends list: an entry is an IP ("192.0.2.1",
 // "2001:db8::1" or "[2001:db8::1]") or an IP with a port ("192.0.2.1:5060", "[2001:db8::1]:5060").
 bool IsTrustedBackend(const std::vector<std::string>& trusted, const TransportInfo& address);
+
+// The trusted backends list the proxy checks against: `configured` (sip.trusted_backends), plus
+// the backend URI's own address when it is an IP literal (requests the backend sends us come
+// from it): with its port for UDP, where the backend sends from its listening port, else the
+// host alone.
+std::vector<std::string> TrustedBackends(const std::optional<Uri>& backend,
+                                         std::vector<std::string> configured);
 
 // What the proxy knows of an in-dialog request whose top Route is ours.
 struct InDialogFacts {

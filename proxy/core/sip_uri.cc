@@ -68,24 +68,114 @@ uint16_t PortOrDefault(const Uri& uri) {
   return uri.port.value_or(uri.scheme == "sips" ? 5061 : 5060);
 }
 
-absl::StatusOr<Uri> ParseUri(absl::string_view text) {
-  text = absl::StripAsciiWhitespace(text);
-  if (text.empty()) return UriError("empty");
+namespace {
+
+// "[2001:db8::1]:5060" (the part after the '[' handled here) -> host, port text.
+absl::Status ParseIpv6HostPort(absl::string_view hostport, Uri& uri, absl::string_view& port_text,
+                               bool& has_port) {
+  const size_t close = hostport.find(']');
+  if (close == absl::string_view::npos) return UriError("unterminated IPv6 reference");
+  absl::string_view host = hostport.substr(1, close - 1);
+  if (host.empty() || !IsIpv6Literal(host)) return UriError("invalid IPv6 reference");
+  // An RFC 6874 zone id ("fe80::1%25eth0") may follow the address.
+  const size_t zone = host.find('%');
+  for (char c : host.substr(0, zone)) {
+    if (!IsIpv6Char(c)) return UriError(absl::StrCat("invalid IPv6 address \"", host, "\""));
+  }
+  if (zone != absl::string_view::npos) {
+    for (char c : host.substr(zone + 1)) {
+      if (!IsHostChar(c) && c != '%') {
+        return UriError(absl::StrCat("invalid IPv6 zone in \"", host, "\""));
+      }
+    }
+  }
+  uri.host = std::string(host);
+  absl::string_view after = hostport.substr(close + 1);
+  if (!after.empty()) {
+    if (after.front() != ':') return UriError("garbage after IPv6 reference");
+    port_text = after.substr(1);
+    has_port = true;
+  }
+  return absl::OkStatus();
+}
+
+// "host[:port]" or "[v6][:port]" into uri.host and uri.port.
+absl::Status ParseHostPort(absl::string_view hostport, Uri& uri) {
+  if (hostport.empty()) return UriError("empty host");
+  absl::string_view port_text;
+  bool has_port = false;
+  if (hostport.front() == '[') {
+    RETURN_IF_ERROR(ParseIpv6HostPort(hostport, uri, port_text, has_port));
+  } else {
+    const size_t pc = hostport.find(':');
+    absl::string_view host = hostport.substr(0, pc);
+    if (pc != absl::string_view::npos) {
+      port_text = hostport.substr(pc + 1);
+      has_port = true;
+    }
+    if (host.empty()) return UriError("empty host");
+    for (char c : host) {
+      if (!IsHostChar(c)) return UriError(absl::StrCat("invalid host \"", host, "\""));
+    }
+    uri.host = std::string(host);
+  }
+  if (!has_port) return absl::OkStatus();
+  uint32_t port = 0;
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port_text, &port) || port == 0 || port > 65535) {
+    return UriError(absl::StrCat("invalid port \"", port_text, "\""));
+  }
+  uri.port = static_cast<uint16_t>(port);
+  return absl::OkStatus();
+}
+
+// ";name[=value]..." (without the first ';') into uri.params.
+absl::Status ParseParams(absl::string_view params, Uri& uri) {
+  while (!params.empty()) {
+    const size_t next = params.find(';');
+    absl::string_view param = params.substr(0, next);
+    params = next == absl::string_view::npos ? absl::string_view() : params.substr(next + 1);
+    const size_t eq = param.find('=');
+    absl::string_view name = param.substr(0, eq);
+    if (name.empty()) return UriError("empty parameter name");
+    if (eq == absl::string_view::npos) {
+      uri.params.emplace_back(std::string(name), std::string());
+    } else {
+      absl::string_view value = param.substr(eq + 1);
+      if (value.empty()) return UriError(absl::StrCat("empty value for parameter \"", name, "\""));
+      uri.params.emplace_back(std::string(name), std::string(value));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The scheme ("sip", "sips"), lower-cased; `rest` is left after its ':'.
+absl::StatusOr<std::string> ParseScheme(absl::string_view text, absl::string_view& rest) {
   for (char c : text) {
     if (IsForbidden(c)) {
       if (static_cast<unsigned char>(c) <= 0x20) return UriError("contains whitespace or control");
       return UriError(absl::StrCat("invalid character '", absl::string_view(&c, 1), "'"));
     }
   }
-  Uri uri;
   const size_t colon = text.find(':');
   if (colon == absl::string_view::npos) return UriError("missing scheme");
   std::string scheme = absl::AsciiStrToLower(text.substr(0, colon));
   if (scheme != "sip" && scheme != "sips") {
     return UriError(absl::StrCat("unsupported scheme \"", text.substr(0, colon), "\""));
   }
-  uri.scheme = std::move(scheme);
-  absl::string_view rest = text.substr(colon + 1);
+  rest = text.substr(colon + 1);
+  return scheme;
+}
+
+}  // namespace
+
+absl::StatusOr<Uri> ParseUri(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  if (text.empty()) return UriError("empty");
+  Uri uri;
+  absl::string_view rest;
+  ASSIGN_OR_RETURN(uri.scheme, ParseScheme(text, rest));
 
   // userinfo: up to the first '@', unless that '@' is inside the headers part.
   const size_t at = rest.find('@');
@@ -108,77 +198,9 @@ absl::StatusOr<Uri> ParseUri(absl::string_view text) {
     rest = rest.substr(0, q);
   }
   // hostport ; params
-  absl::string_view hostport = rest;
-  absl::string_view params;
   const size_t semi = rest.find(';');
-  if (semi != absl::string_view::npos) {
-    hostport = rest.substr(0, semi);
-    params = rest.substr(semi + 1);
-  }
-  if (hostport.empty()) return UriError("empty host");
-  absl::string_view port_text;
-  bool has_port = false;
-  if (hostport.front() == '[') {
-    const size_t close = hostport.find(']');
-    if (close == absl::string_view::npos) return UriError("unterminated IPv6 reference");
-    absl::string_view host = hostport.substr(1, close - 1);
-    if (host.empty() || !IsIpv6Literal(host)) return UriError("invalid IPv6 reference");
-    // An RFC 6874 zone id ("fe80::1%25eth0") may follow the address.
-    const size_t zone = host.find('%');
-    for (char c : host.substr(0, zone)) {
-      if (!IsIpv6Char(c)) return UriError(absl::StrCat("invalid IPv6 address \"", host, "\""));
-    }
-    if (zone != absl::string_view::npos) {
-      for (char c : host.substr(zone + 1)) {
-        if (!IsHostChar(c) && c != '%') {
-          return UriError(absl::StrCat("invalid IPv6 zone in \"", host, "\""));
-        }
-      }
-    }
-    uri.host = std::string(host);
-    absl::string_view after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return UriError("garbage after IPv6 reference");
-      port_text = after.substr(1);
-      has_port = true;
-    }
-  } else {
-    const size_t pc = hostport.find(':');
-    absl::string_view host = hostport.substr(0, pc);
-    if (pc != absl::string_view::npos) {
-      port_text = hostport.substr(pc + 1);
-      has_port = true;
-    }
-    if (host.empty()) return UriError("empty host");
-    for (char c : host) {
-      if (!IsHostChar(c)) return UriError(absl::StrCat("invalid host \"", host, "\""));
-    }
-    uri.host = std::string(host);
-  }
-  if (has_port) {
-    uint32_t port = 0;
-    if (port_text.empty() || port_text.size() > 5 ||
-        !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
-        !absl::SimpleAtoi(port_text, &port) || port == 0 || port > 65535) {
-      return UriError(absl::StrCat("invalid port \"", port_text, "\""));
-    }
-    uri.port = static_cast<uint16_t>(port);
-  }
-  while (!params.empty()) {
-    const size_t next = params.find(';');
-    absl::string_view param = params.substr(0, next);
-    params = next == absl::string_view::npos ? absl::string_view() : params.substr(next + 1);
-    const size_t eq = param.find('=');
-    absl::string_view name = param.substr(0, eq);
-    if (name.empty()) return UriError("empty parameter name");
-    if (eq == absl::string_view::npos) {
-      uri.params.emplace_back(std::string(name), std::string());
-    } else {
-      absl::string_view value = param.substr(eq + 1);
-      if (value.empty()) return UriError(absl::StrCat("empty value for parameter \"", name, "\""));
-      uri.params.emplace_back(std::string(name), std::string(value));
-    }
-  }
+  RETURN_IF_ERROR(ParseHostPort(rest.substr(0, semi), uri));
+  if (semi != absl::string_view::npos) RETURN_IF_ERROR(ParseParams(rest.substr(semi + 1), uri));
   return uri;
 }
 
@@ -189,11 +211,7 @@ std::string FormatUri(const Uri& uri) {
     if (!uri.password.empty()) absl::StrAppend(&out, ":", uri.password);
     out.push_back('@');
   }
-  if (IsIpv6Literal(uri.host)) {
-    absl::StrAppend(&out, "[", uri.host, "]");
-  } else {
-    absl::StrAppend(&out, uri.host);
-  }
+  AppendUriHost(&out, uri.host);
   if (uri.port) absl::StrAppend(&out, ":", *uri.port);
   for (const auto& [name, value] : uri.params) {
     absl::StrAppend(&out, ";", name);
@@ -243,10 +261,11 @@ absl::StatusOr<Transport> UriTransport(const Uri& uri) {
 }
 
 std::string AorKey(const Uri& uri) {
-  std::string host = absl::AsciiStrToLower(uri.host);
-  if (IsIpv6Literal(host)) host = absl::StrCat("[", host, "]");
-  if (uri.user.empty()) return absl::StrCat("sip:", host);
-  return absl::StrCat("sip:", uri.user, "@", host);
+  std::string key = uri.user.empty() ? "sip:" : absl::StrCat("sip:", uri.user, "@");
+  const size_t host_at = key.size();
+  AppendUriHost(&key, uri.host);
+  for (size_t i = host_at; i < key.size(); ++i) key[i] = absl::ascii_tolower(key[i]);
+  return key;
 }
 
 bool UriEquivalent(const Uri& a, const Uri& b) {

@@ -25,28 +25,47 @@ absl::StatusOr<Transport> ParseTransport(absl::string_view name) {
   return absl::InvalidArgumentError(absl::StrCat("unsupported transport \"", name, "\""));
 }
 
-std::string UriHost(absl::string_view host) {
-  if (host.find(':') == absl::string_view::npos) return std::string(host);
-  return absl::StrCat("[", host, "]");
+void AppendUriHost(std::string* out, absl::string_view host) {
+  if (host.find(':') == absl::string_view::npos) {
+    absl::StrAppend(out, host);
+  } else {
+    absl::StrAppend(out, "[", host, "]");
+  }
 }
 
-std::string AddressUri(const TransportInfo& address) {
-  return absl::StrCat(
-      address.transport == Transport::kTls ? "sips:" : "sip:", UriHost(address.host), ":",
-      address.port, ";transport=", TransportName(address.transport));
+absl::string_view BareHost(absl::string_view host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    return host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
+std::string UriHost(absl::string_view host) {
+  std::string out;
+  AppendUriHost(&out, host);
+  return out;
+}
+
+std::string AddressUri(const TransportInfo& address, UriForm form) {
+  const bool tls = address.transport == Transport::kTls;
+  std::string out = tls ? "sips:" : "sip:";
+  AppendUriHost(&out, address.host);
+  if (form == UriForm::kListener && address.port == 0) {
+    out.append(":*");
+  } else {
+    absl::StrAppend(&out, ":", address.port);
+  }
+  const bool implied = (form == UriForm::kRecordRoute && address.transport == Transport::kUdp) ||
+                       (form == UriForm::kListener && tls);
+  if (!implied) absl::StrAppend(&out, ";transport=", TransportName(address.transport));
+  return out;
 }
 
 std::string DebugString(const TransportInfo& info) {
-  return absl::StrCat(TransportName(info.transport), ":", UriHost(info.host), ":", info.port);
-}
-
-std::string TransportUri(const TransportInfo& address) {
-  const std::string port = address.port == 0 ? "*" : absl::StrCat(address.port);
-  if (address.transport == Transport::kTls) {
-    return absl::StrCat("sips:", UriHost(address.host), ":", port);
-  }
-  return absl::StrCat("sip:", UriHost(address.host), ":", port,
-                      ";transport=", TransportName(address.transport));
+  std::string out = absl::StrCat(TransportName(info.transport), ":");
+  AppendUriHost(&out, info.host);
+  absl::StrAppend(&out, ":", info.port);
+  return out;
 }
 
 }  // namespace pushgate::proxy

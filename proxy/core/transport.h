@@ -29,19 +29,31 @@ struct TransportInfo {
 };
 
 // A host as written in a URI or a Via: IPv6 literals in brackets ("[2001:db8::1]"), anything
-// else as is.
+// else as is. AppendUriHost appends it to `out` (no temporary string).
 std::string UriHost(absl::string_view host);
+void AppendUriHost(std::string* out, absl::string_view host);
+// The reverse: a host as a TransportInfo keeps it, brackets removed ("[2001:db8::1]" ->
+// "2001:db8::1"); anything else as is.
+absl::string_view BareHost(absl::string_view host);
 
-// The URI that reaches `address` itself: "sip:192.0.2.1:5060;transport=udp",
-// "sips:[2001:db8::1]:5061;transport=tls" (a next hop, not a request URI).
-std::string AddressUri(const TransportInfo& address);
+// The forms of "the URI of an address" (AddressUri). Every form brackets IPv6 literals, writes
+// "sips:" for TLS and "sip:" otherwise, and names the transport unless said:
+enum class UriForm : uint8_t {
+  // A next hop nta sends to over exactly that transport: ";transport=" always written.
+  //   "sip:192.0.2.1:5060;transport=udp", "sips:[2001:db8::1]:5061;transport=tls"
+  kNextHop,
+  // Our Record-Route (RFC 3261: UDP is the default of sip, ";transport=udp" left out).
+  //   "sip:192.0.2.1:5060", "sip:192.0.2.1:5070;transport=tcp", "sips:h:5061;transport=tls"
+  kRecordRoute,
+  // A sofia listener URL: port 0 written "*" (any port), TLS by its scheme alone.
+  //   "sip:[::]:*;transport=udp", "sips:gw.example.org:5061"
+  kListener,
+};
+
+// The URI that names `address` itself, in the form asked (the one place that formats it).
+std::string AddressUri(const TransportInfo& address, UriForm form = UriForm::kNextHop);
 
 // "udp:192.0.2.1:5060", "tls:[2001:db8::1]:5061": for logs and test messages.
 std::string DebugString(const TransportInfo& info);
-
-// The SIP URI that names `address` over its transport: "sip:192.0.2.1:5060;transport=udp",
-// "sip:[2001:db8::1]:5060;transport=tcp", "sips:192.0.2.1:5061" (TLS). Port 0 is written "*"
-// (any port, as sofia's listener URLs take it).
-std::string TransportUri(const TransportInfo& address);
 
 }  // namespace pushgate::proxy

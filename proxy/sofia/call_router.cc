@@ -53,7 +53,7 @@ CallRouter::CallRouter(SofiaLoop& loop, nta_agent_t* agent, BindingStore& store,
       flows_(std::move(flows)),
       log_(log::Get("proxy.calls")),
       route_set_(BuildRouteSet(agent_, options_, *log_)),
-      dialog_relay_(loop_, agent_, route_set_, flows_),
+      dialog_relay_(loop_, agent_, route_set_, flows_, options_.retry_after),
       timer_(std::make_unique<WakeupTimer>(loop_, clock_, [this](uint64_t id) { OnWakeup(id); })),
       alive_(std::make_shared<CallRouter*>(this)) {
   if (!timer_->ok()) log_->critical("su_timer_create failed: calls will never time out");
@@ -67,7 +67,9 @@ CallRouter::~CallRouter() {
   timer_.reset();
   for (const auto& [id, call] : calls_.all()) {
     call->branches.clear();
-    if (!call->final_sent) ReplyAndClose(std::move(call->irq), SIP_503_SERVICE_UNAVAILABLE);
+    if (!call->final_sent) {
+      ReplyAndClose(std::move(call->irq), Outcome::kShuttingDown, options_.retry_after);
+    }
   }
   calls_.Clear();
   M().Open().Set(0);
@@ -121,7 +123,7 @@ Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip, const std::stri
 
 void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) {
   if (TooManyHops(MaxForwardsOf(sip), /*is_ack=*/false)) {
-    return ReplyAndClose(IncomingPtr(irq), SIP_483_TOO_MANY_HOPS);
+    return ReplyAndClose(IncomingPtr(irq), Outcome::kTooManyHops, options_.retry_after);
   }
   Call& call = NewCall(irq, sip, aor);
   if (sip->sip_request->rq_method == sip_method_invite) {
@@ -144,7 +146,7 @@ void CallRouter::OnBindings(uint64_t call_id, absl::StatusOr<std::vector<Binding
     log_->error("call-id={}: store fetch failed: {}", call->info.call_id,
                 bindings.status().message());
     M().Calls("store_error").Inc();
-    Respond(*call, 503, "Registrar store unavailable");
+    Respond(*call, Outcome::kStoreUnavailable);
     call->finished = true;
     MaybeFree(call_id);
     return;
@@ -185,7 +187,7 @@ void CallRouter::Apply(Call& call, const Fork::Actions& actions) {
         ForwardResponse(call, a.branch, a.status);
         break;
       case Type::kRespond:
-        Respond(call, a.status, a.reason);
+        Respond(call, a.outcome);
         break;
       case Type::kRemoveBinding:
         if (const Branch* b = call.fork.branch(a.branch); b != nullptr) {
@@ -214,9 +216,8 @@ MsgPtr CallRouter::BranchRequest(const Call& call, const Binding& binding, const
       OwnRoutesOf(route_set_, sip_object(call.request.get()), /*parse=*/false).count);
   if (!msg) return nullptr;
   sip_t* sip = sip_object(msg.get());
-  sip_request_t* rq =
-      sip_request_create(msg_home(msg.get()), sip->sip_request->rq_method,
-                         sip->sip_request->rq_method_name, TargetUrl(ruri), nullptr);
+  sip_request_t* rq = sip_request_create(msg_home(msg.get()), sip->sip_request->rq_method,
+                                         sip->sip_request->rq_method_name, RouteUrl(ruri), nullptr);
   if (rq == nullptr) {
     log_->warn("call-id={}: bad contact {}", call.info.call_id, DebugString(binding));
     return nullptr;
@@ -228,16 +229,8 @@ MsgPtr CallRouter::BranchRequest(const Call& call, const Binding& binding, const
   // The phone's flow (or, without a kept connection, the address it registered from) rides
   // along in our Record-Route, so in-dialog requests toward the phone reach it again. In over one
   // transport, out over another: two entries (RFC 5658), ours toward the phone on top.
-  std::vector<std::string> routes =
-      route_set_.RecordRoutes(call.in_transport, hop.transport, binding.flow_token, hop.phone);
-  for (auto it = routes.rbegin(); it != routes.rend(); ++it) {
-    std::string rr = absl::StrCat("<", *it, ";lr>");
-    sip_record_route_t* h = sip_record_route_make(msg_home(msg.get()), rr.c_str());
-    if (h != nullptr) {
-      msg_header_insert(msg.get(), reinterpret_cast<msg_pub_t*>(sip),
-                        reinterpret_cast<msg_header_t*>(h));
-    }
-  }
+  AddRecordRoutes(msg.get(), route_set_.RecordRoutes(call.in_transport, hop.transport,
+                                                     binding.flow_token, hop.phone));
   return msg;
 }
 
@@ -259,7 +252,7 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
   call.branches[branch_id] = std::move(txn);
   nta_outgoing_t* orq = nta_outgoing_mcreate(
       agent_, &CallRouter::OnBranchResponseCb, reinterpret_cast<nta_outgoing_magic_t*>(raw),
-      TargetUrl(hop.next_hop), msg.get(), TAG_IF(hop.via_flow, NTATAG_TPORT(flow)), TAG_END());
+      RouteUrl(hop.next_hop), msg.get(), TAG_IF(hop.via_flow, NTATAG_TPORT(flow)), TAG_END());
   if (orq == nullptr) {
     log_->warn("call-id={}: cannot send to {}", call.info.call_id, DebugString(binding));
     // Reported as unreachable (503) on the loop, after this action list.
@@ -343,9 +336,7 @@ MsgPtr CallRouter::BranchResponse(const Call& call, BranchId branch_id, int stat
   const Call::BranchTxn& txn = *it->second;
   if (status >= 200)
     return txn.final_response ? ResponseToRelay(txn.final_response.get()) : nullptr;
-  if (!txn.orq) return nullptr;
-  MsgPtr latest(nta_outgoing_getresponse(txn.orq.get()));
-  return latest ? ResponseToRelay(latest.get()) : nullptr;
+  return txn.orq ? ResponseToRelay(txn.orq.get()) : nullptr;
 }
 
 void CallRouter::ForwardResponse(Call& call, BranchId branch_id, int status) {
@@ -356,7 +347,7 @@ void CallRouter::ForwardResponse(Call& call, BranchId branch_id, int status) {
   if (decision.action == ResponseRelay::Action::kIgnore) return;
   if (decision.action == ResponseRelay::Action::kAnswer) {
     // nta's own answer (timeout / unreachable): answer with the status ourselves.
-    return Respond(call, decision.status, decision.reason);
+    return Respond(call, decision.outcome);
   }
   if (decision.done) call.final_sent = true;
   if (nta_incoming_mreply(call.irq.get(), response.release()) < 0) {
@@ -365,15 +356,16 @@ void CallRouter::ForwardResponse(Call& call, BranchId branch_id, int status) {
   if (decision.done) M().Calls(absl::StrCat(status / 100, "xx")).Inc();
 }
 
-void CallRouter::Respond(Call& call, int status, const std::string& reason) {
+void CallRouter::Respond(Call& call, Outcome outcome) {
   if (!call.irq) return;
-  if (status >= 200) {
+  const OutcomeInfo& info = Describe(outcome);
+  if (info.status >= 200) {
     if (call.final_sent) return;
     call.final_sent = true;
-    M().Calls(absl::StrCat(status)).Inc();
+    M().Calls(absl::StrCat(info.status)).Inc();
   }
-  nta_incoming_treply(call.irq.get(), status, reason.c_str(), TAG_END());
-  log_->info("call-id={}: answered {} {}", call.info.call_id, status, reason);
+  ReplyWith(call.irq.get(), outcome, options_.retry_after);
+  log_->info("call-id={}: answered {} {}", call.info.call_id, info.status, info.reason);
 }
 
 int CallRouter::OnBranchResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
@@ -471,7 +463,7 @@ void CallRouter::MaybeFree(uint64_t call_id) {
                                [](const auto& b) { return b.second->final_status >= 200; });
   if (!call->final_sent && call->irq) {
     // The fork ended without an answer to the caller (should not happen): never leave it hanging.
-    Respond(*call, 500, "Fork ended");
+    Respond(*call, Outcome::kInternalError);
   }
   if (!all_final) {
     // Late 2xx and branch CANCELs still need the call for a while.

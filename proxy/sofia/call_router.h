@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proxy/core/fork.h"
+#include "proxy/core/outcomes.h"
 #include "proxy/core/relay_rules.h"
 #include "proxy/core/route_set.h"
 #include "proxy/push/push_client.h"
@@ -53,7 +54,8 @@ namespace pushgate::proxy::sofia {
 struct CallRouterOptions {
   ForkPolicy fork;
   absl::Duration push_timeout = absl::Seconds(5);  // gRPC deadline of one push
-  // Our own URI for Record-Route ("sip:192.0.2.1:5060;transport=udp"; ";lr" is added).
+  // Our own URI for Record-Route ("sip:192.0.2.1:5060", AddressUri's kRecordRoute form; ";lr"
+  // is added).
   std::string record_route;
   // Our Record-Route URI per transport (no ";lr"), for RFC 5658 double record-routing when a
   // call comes in over one transport and leaves over another. A transport missing here gets
@@ -68,6 +70,8 @@ struct CallRouterOptions {
   std::string legacy_apns_team;
   // Grace time a finished call stays around for late 2xx and branch CANCELs.
   absl::Duration linger = absl::Seconds(32);
+  // Retry-After of our own 503s (the outcome table's; RetryAfterOf the SIP proxy's options).
+  RetryAfterConfig retry_after;
 };
 
 class CallRouter final : public CallHandler {
@@ -125,7 +129,7 @@ class CallRouter final : public CallHandler {
   // A copy of the branch's response `status` to relay (its final one, else its latest), or null.
   MsgPtr BranchResponse(const Call& call, BranchId branch, int status) const;
   void ForwardResponse(Call& call, BranchId branch, int status);
-  void Respond(Call& call, int status, const std::string& reason);
+  void Respond(Call& call, Outcome outcome);
   void OnBranchResponse(uint64_t call_id, BranchId branch, nta_outgoing_t* orq, const sip_t* sip);
   void OnCallerCancel(uint64_t call_id);
   void OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,

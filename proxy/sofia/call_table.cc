@@ -1,8 +1,25 @@
 #include "proxy/sofia/call_table.h"
 
+#include <sofia-sip/sip.h>
+
+#include <string>
 #include <utility>
 
 namespace pushgate::proxy::sofia {
+
+CallInfo CallInfoOf(const sip_t* sip) {
+  CallInfo info;
+  if (sip->sip_call_id && sip->sip_call_id->i_id) info.call_id = sip->sip_call_id->i_id;
+  if (sip->sip_from) {
+    info.caller_uri = UrlString(sip->sip_from->a_url);
+    if (sip->sip_from->a_display) {
+      std::string d = sip->sip_from->a_display;
+      if (d.size() >= 2 && d.front() == '"' && d.back() == '"') d = d.substr(1, d.size() - 2);
+      info.caller_display_name = d;
+    }
+  }
+  return info;
+}
 
 Call& CallTable::Add(std::unique_ptr<Call> call) {
   call->id = next_id_++;

@@ -23,6 +23,9 @@ namespace pushgate::proxy::sofia {
 
 class CallRouter;
 
+// The call's facts for a push (Call-ID, From URI, unquoted display name).
+CallInfo CallInfoOf(const sip_t* sip);
+
 struct Call {
   // One branch's client transaction; the nta magic of its callbacks.
   struct BranchTxn {

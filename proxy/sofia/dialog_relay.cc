@@ -22,11 +22,12 @@ struct DialogRelay::Relay {
 };
 
 DialogRelay::DialogRelay(SofiaLoop& loop, nta_agent_t* agent, const RouteSet& routes,
-                         FlowLookup flows)
+                         FlowLookup flows, RetryAfterConfig retry_after)
     : loop_(loop),
       agent_(agent),
       routes_(routes),
       flows_(std::move(flows)),
+      retry_after_(std::move(retry_after)),
       log_(log::Get("proxy.calls")),
       alive_(std::make_shared<DialogRelay*>(this)) {}
 
@@ -34,7 +35,7 @@ DialogRelay::~DialogRelay() {
   alive_.reset();
   for (auto& [id, relay] : relays_) {
     relay->orq.reset();
-    ReplyAndClose(std::move(relay->irq), SIP_503_SERVICE_UNAVAILABLE);
+    ReplyAndClose(std::move(relay->irq), Outcome::kShuttingDown, retry_after_);
   }
 }
 
@@ -68,12 +69,12 @@ void DialogRelay::HandleInDialog(nta_incoming_t* raw_irq, const sip_t* sip) {
   IncomingPtr irq(raw_irq);
   const bool ack = sip->sip_request->rq_method == sip_method_ack;
   if (TooManyHops(MaxForwardsOf(sip), ack)) {
-    return ReplyAndClose(std::move(irq), SIP_483_TOO_MANY_HOPS);
+    return ReplyAndClose(std::move(irq), Outcome::kTooManyHops, retry_after_);
   }
   MsgPtr original(nta_incoming_getrequest(irq.get()));
   const OwnRouteEntries own = OwnRoutesOf(routes_, sip);
   MsgPtr msg = original ? CopyForForward(original.get(), own.count) : nullptr;
-  if (!msg) return ReplyAndClose(std::move(irq), SIP_500_INTERNAL_SERVER_ERROR);
+  if (!msg) return ReplyAndClose(std::move(irq), Outcome::kInternalError, retry_after_);
   TportRef in = TportRef::Adopt(nta_incoming_transport(agent_, irq.get(), nullptr));
   tport_t* flow = FlowToward(own, in);
   std::optional<TransportInfo> phone = flow == nullptr ? PhoneAddress(own) : std::nullopt;
@@ -81,7 +82,7 @@ void DialogRelay::HandleInDialog(nta_incoming_t* raw_irq, const sip_t* sip) {
   std::string target =
       InDialogNextHop(LooseTarget(sip_object(msg.get())), flow != nullptr, phone, source);
   if (ack) {
-    nta_msg_tsend(agent_, msg.release(), TargetUrl(target),
+    nta_msg_tsend(agent_, msg.release(), RouteUrl(target),
                   TAG_IF(flow != nullptr, NTATAG_TPORT(flow)), TAG_END());
     return;  // `irq` destroyed: an ACK has no answer
   }
@@ -106,11 +107,11 @@ void DialogRelay::Forward(IncomingPtr irq, MsgPtr msg, const std::string& target
   }
   nta_outgoing_t* orq = nta_outgoing_mcreate(
       agent_, &DialogRelay::OnResponseCb, reinterpret_cast<nta_outgoing_magic_t*>(raw),
-      TargetUrl(target), msg.get(), TAG_IF(flow != nullptr, NTATAG_TPORT(flow)), TAG_END());
+      RouteUrl(target), msg.get(), TAG_IF(flow != nullptr, NTATAG_TPORT(flow)), TAG_END());
   auto it = relays_.find(id);
   if (orq == nullptr) {
     if (it != relays_.end()) {
-      ReplyAndClose(std::move(it->second->irq), 503, "Next hop unreachable");
+      ReplyAndClose(std::move(it->second->irq), Outcome::kNextHopUnreachable, retry_after_);
       relays_.erase(it);
     }
     return;
@@ -142,15 +143,14 @@ void DialogRelay::OnResponse(Relay& relay, nta_outgoing_t* orq, const sip_t* sip
   if (decision.action == ResponseRelay::Action::kIgnore) return;
   MsgPtr response;
   if (decision.action == ResponseRelay::Action::kRelay) {
-    MsgPtr r(nta_outgoing_getresponse(orq));
-    if (r) response = ResponseToRelay(r.get());
+    response = ResponseToRelay(orq);
     if (!response) decision = RelayResponse(status, /*internal=*/true);
   }
   if (relay.irq) {
     if (response) {
       nta_incoming_mreply(relay.irq.get(), response.release());
     } else {
-      nta_incoming_treply(relay.irq.get(), decision.status, decision.reason.c_str(), TAG_END());
+      ReplyWith(relay.irq.get(), decision.outcome, retry_after_);
     }
   }
   if (decision.done) FreeLater(relay.id);

@@ -8,7 +8,8 @@
 //    unless the request comes from there;
 //  - else to the next Route entry, or the request URI.
 // ACK statelessly; anything else through an nta client transaction whose responses go back
-// (provisional, final; nta's own timeout/unreachable as 408/503 of ours); a CANCELled re-INVITE
+// (provisional, final; nta's own timeout/unreachable answered with an outcome of ours, as every
+// answer we make: proxy/core/outcomes.h); a CANCELled re-INVITE
 // is CANCELled onward. Whether a request may be relayed at all is the caller's check
 // (DecideInDialog in proxy/core/route_set.h).
 //
@@ -35,7 +36,8 @@ namespace pushgate::proxy::sofia {
 
 class DialogRelay final {
  public:
-  DialogRelay(SofiaLoop& loop, nta_agent_t* agent, const RouteSet& routes, FlowLookup flows);
+  DialogRelay(SofiaLoop& loop, nta_agent_t* agent, const RouteSet& routes, FlowLookup flows,
+              RetryAfterConfig retry_after);
   ~DialogRelay();
   DialogRelay(const DialogRelay&) = delete;
   DialogRelay& operator=(const DialogRelay&) = delete;
@@ -68,6 +70,7 @@ class DialogRelay final {
   nta_agent_t* agent_;
   const RouteSet& routes_;
   FlowLookup flows_;
+  RetryAfterConfig retry_after_;  // of our own answers (the outcome table)
   std::shared_ptr<spdlog::logger> log_;
   std::map<uint64_t, std::unique_ptr<Relay>> relays_;
   uint64_t next_id_ = 1;

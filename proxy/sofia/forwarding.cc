@@ -2,14 +2,11 @@
 
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
-#include <sofia-sip/sip_tag.h>
-#include <sofia-sip/su_tag.h>
-#include <sofia-sip/tport.h>
 
 #include <cstdlib>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "proxy/core/relay_rules.h"
 
 namespace pushgate::proxy::sofia {
 
@@ -45,22 +42,33 @@ OwnRouteEntries OwnRoutesOf(const RouteSet& routes, const sip_t* sip, bool parse
   return own;
 }
 
-std::optional<uint32_t> MaxForwardsOf(const sip_t* sip) {
-  if (sip == nullptr || sip->sip_max_forwards == nullptr) return std::nullopt;
-  return static_cast<uint32_t>(
-      std::min<unsigned long>(sip->sip_max_forwards->mf_count, UINT32_MAX));
-}
-
 MsgPtr CopyForForward(msg_t* original, int strip_routes) {
   MsgPtr msg(msg_copy(original));
   if (!msg) return nullptr;
   sip_t* sip = sip_object(msg.get());
-  std::string mf = absl::StrCat(ForwardedMaxForwards(MaxForwardsOf(sip)));
-  sip_add_tl(msg.get(), sip, SIPTAG_MAX_FORWARDS_STR(mf.c_str()), TAG_END());
+  DecrementMaxForwards(msg.get(), sip);
   for (int i = 0; i < strip_routes && sip->sip_route != nullptr; ++i) {
     sip_header_remove(msg.get(), sip, reinterpret_cast<sip_header_t*>(sip->sip_route));
   }
   return msg;
+}
+
+MsgPtr ForwardCopy(nta_incoming_t* irq, const RouteSet& ours) {
+  MsgPtr original(nta_incoming_getrequest(irq));
+  if (!original) return nullptr;
+  const sip_t* sip = sip_object(original.get());
+  const bool ours_on_top = sip->sip_route != nullptr && IsOwnUrl(ours, sip->sip_route->r_url);
+  return CopyForForward(original.get(), ours_on_top ? 1 : 0);
+}
+
+void AddRecordRoutes(msg_t* msg, const std::vector<std::string>& uris) {
+  sip_t* sip = sip_object(msg);
+  for (auto it = uris.rbegin(); it != uris.rend(); ++it) {
+    std::string rr = absl::StrCat("<", *it, ";lr>");
+    if (sip_record_route_t* h = sip_record_route_make(msg_home(msg), rr.c_str())) {
+      msg_header_insert(msg, reinterpret_cast<msg_pub_t*>(sip), reinterpret_cast<msg_header_t*>(h));
+    }
+  }
 }
 
 std::string LooseTarget(const sip_t* sip) {
@@ -70,46 +78,17 @@ std::string LooseTarget(const sip_t* sip) {
 
 MsgPtr ResponseToRelay(msg_t* response) {
   MsgPtr copy(msg_copy(response));
-  if (!copy) return nullptr;
-  sip_t* rsip = sip_object(copy.get());
-  if (rsip->sip_via) {
-    sip_header_remove(copy.get(), rsip, reinterpret_cast<sip_header_t*>(rsip->sip_via));
-  }
+  if (copy) RemoveTopVia(copy.get(), sip_object(copy.get()));
   return copy;
 }
 
-void ReplyAndClose(IncomingPtr irq, int status, const char* reason) {
-  if (irq) nta_incoming_treply(irq.get(), status, reason, TAG_END());
+MsgPtr ResponseToRelay(nta_outgoing_t* orq) {
+  MsgPtr response(nta_outgoing_getresponse(orq));
+  return response ? ResponseToRelay(response.get()) : nullptr;
 }
 
-const url_string_t* TargetUrl(const std::string& s) {
-  return s.empty() ? nullptr : reinterpret_cast<const url_string_t*>(s.c_str());
-}
-
-CallInfo CallInfoOf(const sip_t* sip) {
-  CallInfo info;
-  if (sip->sip_call_id && sip->sip_call_id->i_id) info.call_id = sip->sip_call_id->i_id;
-  if (sip->sip_from) {
-    info.caller_uri = UrlString(sip->sip_from->a_url);
-    if (sip->sip_from->a_display) {
-      std::string d = sip->sip_from->a_display;
-      if (d.size() >= 2 && d.front() == '"' && d.back() == '"') d = d.substr(1, d.size() - 2);
-      info.caller_display_name = d;
-    }
-  }
-  return info;
-}
-
-std::vector<TransportInfo> ListenersOf(nta_agent_t* agent) {
-  std::vector<TransportInfo> listeners;
-  for (tport_t* tp = agent != nullptr ? tport_primaries(nta_agent_tports(agent)) : nullptr;
-       tp != nullptr; tp = tport_next(tp)) {
-    std::optional<Transport> t = TportTransport(tp);
-    const su_addrinfo_t* ai = tport_get_address(tp);
-    auto hp = ai != nullptr ? SockaddrToHostPort(ai->ai_addr) : std::nullopt;
-    if (t && hp) listeners.push_back(TransportInfo{*t, hp->first, hp->second});
-  }
-  return listeners;
+void ReplyAndClose(IncomingPtr irq, Outcome outcome, const RetryAfterConfig& retry) {
+  if (irq) ReplyWith(irq.get(), outcome, retry);
 }
 
 }  // namespace pushgate::proxy::sofia

@@ -10,7 +10,6 @@
 #include <cstring>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "proxy/core/sip_uri.h"
@@ -21,7 +20,7 @@ namespace {
 constexpr unsigned kUdpReceiveBuffer = 4u << 20;
 
 absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::string& tls_dir) {
-  const std::string url = TransportUri(l);
+  const std::string url = AddressUri(l, UriForm::kListener);
   int rc;
   if (l.transport == Transport::kTls) {
     if (tls_dir.empty()) {
@@ -42,28 +41,13 @@ absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::
   return absl::OkStatus();
 }
 
-std::vector<TransportInfo> BoundListeners(nta_agent_t* agent) {
-  std::vector<TransportInfo> listening;
-  for (tport_t* tp = tport_primaries(nta_agent_tports(agent)); tp != nullptr; tp = tport_next(tp)) {
-    std::optional<Transport> transport = TportTransport(tp);
-    const su_addrinfo_t* ai = tport_get_address(tp);
-    if (!transport || ai == nullptr) continue;
-    auto hp = SockaddrToHostPort(ai->ai_addr);
-    if (!hp) continue;
-    listening.push_back(TransportInfo{*transport, hp->first, hp->second});
-  }
-  return listening;
-}
-
 // The host sofia puts in its Via for `transport` and the IP family asked ("" when none).
 std::string ViaHost(nta_agent_t* agent, Transport transport, bool v6) {
   for (const sip_via_t* v = nta_agent_via(agent); v != nullptr; v = v->v_next) {
     absl::string_view proto = v->v_protocol ? v->v_protocol : "";
     if (absl::EqualsIgnoreCase(proto.substr(proto.rfind('/') + 1), TransportName(transport)) &&
         v->v_host != nullptr && IsIpv6Literal(v->v_host) == v6) {
-      std::string host = v->v_host;
-      if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-      return host;
+      return std::string(BareHost(v->v_host));
     }
   }
   return "";
@@ -109,7 +93,7 @@ absl::Status Listeners::Bind(nta_agent_t* agent, const ListenerOptions& options)
   for (const TransportInfo& l : listen) {
     if (absl::Status st = AddListener(agent, l, options.tls_certificate_dir); !st.ok()) return st;
   }
-  std::vector<TransportInfo> listening = BoundListeners(agent);
+  std::vector<TransportInfo> listening = ListenersOf(agent);
   std::vector<TransportInfo> advertised =
       ElectAdvertised(listening, options.advertise,
                       [agent](Transport t, bool v6) { return ViaHost(agent, t, v6); });
@@ -123,9 +107,17 @@ absl::Status Listeners::Bind(nta_agent_t* agent, const ListenerOptions& options)
   auto log = log::Get("proxy.sofia");
   for (const TransportInfo& l : listening) log->info("listening on {}", DebugString(l));
   for (const TransportInfo& a : advertised) log->info("advertising {}", DebugString(a));
+  // Us for a Route entry: every listening and advertised address (a URI without a port names
+  // the scheme's default, 5060 or 5061).
+  RouteSetConfig ours;
+  ours.also_ours = listening;
+  ours.also_ours.insert(ours.also_ours.end(), advertised.begin(), advertised.end());
+  auto set = RouteSet::Create(ours);
+  if (!set.ok()) return set.status();
   std::lock_guard<std::mutex> lock(mu_);
   listening_ = std::move(listening);
   advertised_ = std::move(advertised);
+  ours_ = *std::move(set);
   return absl::OkStatus();
 }
 
@@ -149,35 +141,6 @@ absl::StatusOr<TransportInfo> Listeners::Advertised(Transport t, bool ipv6) cons
   }
   if (any != nullptr) return *any;
   return absl::NotFoundError(absl::StrCat("no listener for transport ", TransportName(t)));
-}
-
-bool Listeners::IsLocal(const url_t* url) const {
-  if (url == nullptr || url->url_host == nullptr) return false;
-  std::string host = url->url_host;
-  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-  uint32_t port = 0;
-  if (url->url_port == nullptr || !absl::SimpleAtoi(url->url_port, &port)) port = 0;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto matches = [&](const TransportInfo& a) {
-    return absl::EqualsIgnoreCase(a.host, host) &&
-           (port == 0 ? (a.port == 5060 || a.port == 5061) : a.port == port);
-  };
-  return std::any_of(listening_.begin(), listening_.end(), matches) ||
-         std::any_of(advertised_.begin(), advertised_.end(), matches);
-}
-
-MsgPtr Listeners::ForwardCopy(nta_incoming_t* irq) const {
-  MsgPtr original(nta_incoming_getrequest(irq));
-  if (!original) return nullptr;
-  MsgPtr msg(msg_copy(original.get()));
-  if (!msg) return nullptr;
-  sip_t* sip = sip_object(msg.get());
-  DecrementMaxForwards(msg.get(), sip);
-  // The phone may use us as its outbound proxy: our own Route entry stops here.
-  if (sip->sip_route != nullptr && IsLocal(sip->sip_route->r_url)) {
-    sip_header_remove(msg.get(), sip, reinterpret_cast<sip_header_t*>(sip->sip_route));
-  }
-  return msg;
 }
 
 }  // namespace pushgate::proxy::sofia

@@ -1,9 +1,11 @@
 // The proxy's listeners: binds them on the nta agent (IPv6 ones first toward an IPv6 backend),
 // reads back the real ports, and elects the address advertised per transport and IP family (the
 // configured one, else the listener's, else for a wildcard listener the address sofia puts in
-// its Via). Also answers "is this URL us" for our own Route entries.
+// its Via). Its listening and advertised addresses are a RouteSet (ours()): "is this URL us" for
+// our own Route entries.
 //
-// Threads: Bind on the loop thread; the readers are thread-safe.
+// Threads: Bind on the loop thread; the readers are thread-safe; ours() is read on the loop
+// thread (set once by Bind).
 #pragma once
 
 #include <functional>
@@ -13,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "proxy/core/route_set.h"
 #include "proxy/core/transport.h"
 #include "proxy/sofia/sofia_util.h"
 
@@ -46,17 +49,14 @@ class Listeners final {
   std::vector<TransportInfo> Advertised() const;
   // The advertised address for `transport`, of the IP family asked when one matches.
   absl::StatusOr<TransportInfo> Advertised(Transport transport, bool ipv6 = false) const;
-  // True when `url` names one of our listening or advertised addresses (no port: 5060 or 5061).
-  bool IsLocal(const url_t* url) const;
-
-  // A copy of the request of `irq`, ready to forward: Max-Forwards decremented, our own Route
-  // entry on top removed (a phone using us as its outbound proxy). Null when it cannot be copied.
-  MsgPtr ForwardCopy(nta_incoming_t* irq) const;
+  // Our listening and advertised addresses as a RouteSet (also_ours only: no Record-Route).
+  const RouteSet& ours() const { return ours_; }
 
  private:
   mutable std::mutex mu_;
   std::vector<TransportInfo> listening_;   // guarded by mu_
   std::vector<TransportInfo> advertised_;  // guarded by mu_
+  RouteSet ours_;
 };
 
 }  // namespace pushgate::proxy::sofia

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "proxy/core/request_route.h"
+#include "proxy/sofia/forwarding.h"
 #include "proxy/sofia/stateful_relay.h"
 
 namespace pushgate::proxy::sofia {
@@ -60,7 +61,7 @@ void RegisterRelay::Handle(IncomingPtr irq, const sip_t* sip) {
     absl::Duration keep = FlowKeepTime(plan.check, options_.transaction_timeout);
     plan.request.flow_token = flows_.Register(origin.tport.get(), clock_.Now() + keep);
   }
-  MsgPtr msg = listeners_.ForwardCopy(irq.get());
+  MsgPtr msg = ForwardCopy(irq.get(), listeners_.ours());
   if (!msg) {
     txns_.Refuse(std::move(irq), Outcome::kInternalError);
     return;
@@ -143,7 +144,7 @@ void RegisterRelay::OnResponse(Transaction& txn, nta_outgoing_t* orq, const sip_
     txns_.Reply(txn.id, failure);
     return;
   }
-  MsgPtr copy = CopyResponse(orq);
+  MsgPtr copy = ResponseToRelay(orq);
   if (!copy) {
     txns_.Reply(txn.id, Outcome::kInternalError);
     return;
@@ -228,7 +229,7 @@ void RegisterRelay::UpdateBindings(uint64_t id, const std::string& aor,
     return ApplyRegistration(std::move(live), request, granted, now, rules);
   };
   store_.Update(aor, now, std::move(apply),
-                [this, id, aor, contacts = std::move(contacts)](absl::Status st) {
+                [this, id, aor, contacts = std::move(contacts)](const absl::Status& st) {
                   Answer(id, aor, contacts, st);
                   NextTurn(aor);
                 });

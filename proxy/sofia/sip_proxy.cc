@@ -19,9 +19,10 @@
 #include "proxy/core/domain_policy.h"
 #include "proxy/core/masquerade.h"
 #include "proxy/core/request_route.h"
+#include "proxy/core/route_set.h"
 #include "proxy/core/sip_uri.h"
-#include "proxy/sofia/backend_trust.h"
 #include "proxy/sofia/flow_table.h"
+#include "proxy/sofia/forwarding.h"
 #include "proxy/sofia/listeners.h"
 #include "proxy/sofia/proxy_metrics.h"
 #include "proxy/sofia/register_relay.h"
@@ -46,15 +47,16 @@ Method MethodOfRequest(const sip_request_t* rq) {
   }
 }
 
+}  // namespace
+
 RetryAfterConfig RetryAfterOf(const SipProxyOptions& options) {
   RetryAfterConfig retry;
   retry.busy = options.busy_retry_after;
   retry.store = absl::Seconds(options.store_retry_after_seconds);
   retry.conflict = options.conflict_retry_after;
+  retry.store_hint = options.store_retry_hint;
   return retry;
 }
-
-}  // namespace
 
 class SipProxy::Impl {
  public:
@@ -117,8 +119,8 @@ class SipProxy::Impl {
   void ExamineRequestUri(const sip_t* sip, Incoming& in);
   void Reject(IncomingPtr irq, const Incoming& in, Outcome outcome);
   void Relay(IncomingPtr irq, const sip_t* sip, const Incoming& in, const RequestRoute& route);
-  // Whether an in-dialog request routed by our Record-Route may be relayed (see CallHandler).
-  bool InDialogAllowed(nta_incoming_t* irq, const sip_t* sip);
+  // The facts DecideInDialog needs about an in-dialog request routed by our Record-Route.
+  InDialogFacts InDialogFactsOf(nta_incoming_t* irq, const sip_t* sip) const;
 
   SofiaLoop& loop_;
   SipProxyOptions options_;
@@ -132,7 +134,7 @@ class SipProxy::Impl {
   Listeners listeners_;
   std::shared_ptr<spdlog::logger> log_;
   std::optional<Uri> backend_;
-  std::optional<BackendTrust> trust_;  // set by Init
+  InDialogPolicy relay_scope_;  // set by Init: backend, trusted backends, domains
 
   HomePtr home_;
   AgentPtr agent_;
@@ -162,7 +164,9 @@ absl::Status SipProxy::Impl::Init() {
   ListenerOptions lo{options_.listen, options_.advertise, options_.tls_certificate_dir,
                      backend_ && IsIpv6Literal(backend_->host)};
   RETURN_IF_ERROR(listeners_.Bind(agent_.get(), lo));
-  trust_.emplace(backend_, options_.trusted_backends, domains_);
+  relay_scope_.backend = backend_;
+  relay_scope_.trusted_backends = TrustedBackends(backend_, options_.trusted_backends);
+  relay_scope_.domains = domains_;
   if (backend_) {
     log_->info("backend {}", options_.backend_uri);
   } else {
@@ -186,12 +190,13 @@ absl::Status SipProxy::Impl::CreateAgent() {
   home_ = NewHome();
   unsigned t1 = static_cast<unsigned>(absl::ToInt64Milliseconds(options_.t1));
   unsigned t1x64 = static_cast<unsigned>(absl::ToInt64Milliseconds(options_.transaction_timeout));
-  agent_.reset(nta_agent_create(loop_.root(), reinterpret_cast<const url_string_t*>(-1),
-                                &Impl::OnMessageCb, reinterpret_cast<nta_agent_magic_t*>(this),
-                                NTATAG_UA(0), NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64),
-                                NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1),
-                                NTATAG_TLS_RPORT(1), NTATAG_EXTRA_100(0), NTATAG_CANCEL_487(0),
-                                NTATAG_PASS_408(1), TAG_END()));
+  // (url_string_t*)-1 is sofia's "no listener yet" (Listeners binds them).
+  const auto* no_listener = reinterpret_cast<const url_string_t*>(-1);  // NOLINT(*-int-to-ptr)
+  agent_.reset(nta_agent_create(
+      loop_.root(), no_listener, &Impl::OnMessageCb, reinterpret_cast<nta_agent_magic_t*>(this),
+      NTATAG_UA(0), NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64), NTATAG_SERVER_RPORT(1),
+      NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1), NTATAG_TLS_RPORT(1), NTATAG_EXTRA_100(0),
+      NTATAG_CANCEL_487(0), NTATAG_PASS_408(1), TAG_END()));
   if (!agent_) return absl::InternalError("nta_agent_create failed");
   return absl::OkStatus();
 }
@@ -209,15 +214,19 @@ void SipProxy::Impl::Shutdown() {
   home_.reset();
 }
 
-bool SipProxy::Impl::InDialogAllowed(nta_incoming_t* irq, const sip_t* sip) {
-  if (trust_->From(OriginOf(agent_.get(), irq).source)) return true;
-  if (call_handler_->NamesPhone(sip)) return true;  // to the phone, or from it
-  // Anything else goes on only toward the backend: the next Route after ours, else the
-  // request URI.
+InDialogFacts SipProxy::Impl::InDialogFactsOf(nta_incoming_t* irq, const sip_t* sip) const {
+  InDialogFacts facts;
+  facts.source = OriginOf(agent_.get(), irq).source;
+  // Decided without the rest (DecideInDialog's first rule): from a trusted backend.
+  if (facts.source && IsTrustedBackend(relay_scope_.trusted_backends, *facts.source)) return facts;
+  facts.names_phone = call_handler_->NamesPhone(sip);
+  if (facts.names_phone) return facts;  // the second rule
+  // The next hop: the Route entry after ours, else the request URI.
   const sip_route_t* r = sip->sip_route;
   for (int i = call_handler_->OwnRoutes(sip); i > 0 && r != nullptr; --i) r = r->r_next;
   auto next = ParseUri(UrlString(r != nullptr ? r->r_url : sip->sip_request->rq_url));
-  return next.ok() && trust_->TowardBackend(*next);
+  if (next.ok()) facts.next_hop = *std::move(next);
+  return facts;
 }
 
 int SipProxy::Impl::OnRequest(nta_incoming_t* raw, const sip_t* sip) {
@@ -229,7 +238,7 @@ int SipProxy::Impl::OnRequest(nta_incoming_t* raw, const sip_t* sip) {
       call_handler_->HandleInDialog(irq.release(), sip);
       break;
     case Route::kForwardAck:
-      if (MsgPtr msg = listeners_.ForwardCopy(irq.get())) {
+      if (MsgPtr msg = ForwardCopy(irq.get(), listeners_.ours())) {
         nta_msg_tsend(agent_.get(), msg.release(), RouteUrl(options_.backend_uri), TAG_END());
       }
       break;
@@ -267,12 +276,14 @@ SipProxy::Impl::Incoming SipProxy::Impl::Examine(nta_incoming_t* irq, const sip_
   f.has_call_handler = call_handler_ != nullptr;
   f.our_route = f.has_call_handler && call_handler_->IsOurRoute(sip);
   if (f.our_route) {
-    f.in_dialog_allowed = InDialogAllowed(irq, sip);
+    f.in_dialog_allowed =
+        DecideInDialog(InDialogFactsOf(irq, sip), relay_scope_) != InDialogVerdict::kDenied;
     return in;
   }
   if (f.method == Method::kRegister) return in;  // the register relay looks for itself
   in.origin = OriginOf(agent_.get(), irq);
-  f.from_trusted_backend = trust_->From(in.origin.source);
+  f.from_trusted_backend =
+      in.origin.source && IsTrustedBackend(relay_scope_.trusted_backends, *in.origin.source);
   if (f.method != Method::kAck && f.method != Method::kCancel) ExamineRequestUri(sip, in);
   return in;
 }
@@ -313,7 +324,7 @@ void SipProxy::Impl::Reject(IncomingPtr irq, const Incoming& in, Outcome outcome
 
 void SipProxy::Impl::Relay(IncomingPtr irq, const sip_t* sip, const Incoming& in,
                            const RequestRoute& route) {
-  MsgPtr msg = listeners_.ForwardCopy(irq.get());
+  MsgPtr msg = ForwardCopy(irq.get(), listeners_.ours());
   if (!msg) {
     txns_.Refuse(std::move(irq), Outcome::kInternalError);
     return;

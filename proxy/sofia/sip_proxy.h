@@ -4,7 +4,8 @@
 // sofia messages to core values and carries the decisions out.
 //
 // Processing order for a request (OnRequest; decided by Classify in proxy/core/request_route.h):
-//   0. Top Route is the call handler's Record-Route -> CallHandler::HandleInDialog.
+//   0. Top Route is the call handler's Record-Route -> CallHandler::HandleInDialog, when
+//      DecideInDialog (proxy/core/route_set.h) lets it through (not an open relay).
 //      ACK (of a relayed 2xx) -> forwarded statelessly to the backend (a phone's only).
 //   1. Max-Forwards 0 -> 483; draining -> 503.
 //   2. REGISTER -> RegisterRelay (register_relay.h): domain allowed? (403) -> contacts parse
@@ -22,7 +23,8 @@
 //      dialog's later requests come back through the gateway (step 0).
 //
 // Every answer the proxy makes itself is an Outcome (proxy/core/outcomes.h). The pieces:
-// Listeners (binding, advertised addresses), Transactions (one table of proxied transactions),
+// Listeners (binding, advertised addresses, and those as the RouteSet that tells our own Route
+// entry on a phone's request), Transactions (one table of proxied transactions),
 // RegisterRelay (the REGISTER path), StatefulRelay (other requests to the backend).
 //
 // Threads: everything runs on the SofiaLoop given to Create(); the public methods hop onto it.
@@ -37,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "proxy/core/outcomes.h"
 #include "proxy/core/registrar.h"
 #include "proxy/core/transport.h"
 #include "proxy/sofia/loop.h"
@@ -69,11 +72,17 @@ struct SipProxyOptions {
   // REGISTERs waiting for the backend at most; beyond, the oldest is answered 503.
   size_t max_pending_registers = 100000;
   int store_retry_after_seconds = 5;  // Retry-After of the 503 sent when the store fails
+  // The store's own Retry-After estimate (RedisBindingStore::RetryAfterHint), called on the loop
+  // thread; the 503 carries the larger of the two. Null: none.
+  std::function<absl::Duration()> store_retry_hint;
   // Retry-After of the 503s sent when the gateway is overloaded or stopping, and when an AOR
   // kept changing under a registration (see proxy/core/outcomes.h).
   absl::Duration busy_retry_after = absl::Seconds(5);
   absl::Duration conflict_retry_after = absl::Seconds(1);
 };
+
+// The Retry-After values of the outcome table (proxy/core/outcomes.h) from the options.
+RetryAfterConfig RetryAfterOf(const SipProxyOptions& options);
 
 // The call half plugs in here (e.g. an adapter around CallRouter): the proxy hands it the
 // requests that are its business. Every method runs on the loop thread and takes over `irq`

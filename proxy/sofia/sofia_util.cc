@@ -7,10 +7,14 @@
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/tport.h>
 
+#include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "proxy/core/relay_rules.h"
 
 namespace pushgate::proxy::sofia {
 
@@ -148,18 +152,39 @@ void RemoveContacts(msg_t* msg, sip_t* sip) {
 }
 
 void DecrementMaxForwards(msg_t* msg, sip_t* sip) {
-  unsigned long hops = sip->sip_max_forwards ? sip->sip_max_forwards->mf_count : 70;
-  if (hops > 70) hops = 70;
-  std::string mf = absl::StrCat(hops == 0 ? 0 : hops - 1);
+  std::string mf = absl::StrCat(ForwardedMaxForwards(MaxForwardsOf(sip)));
   sip_add_tl(msg, sip, SIPTAG_MAX_FORWARDS_STR(mf.c_str()), TAG_END());
 }
 
-MsgPtr CopyResponse(nta_outgoing_t* orq) {
-  MsgPtr response(nta_outgoing_getresponse(orq));
-  if (!response) return nullptr;
-  MsgPtr copy(msg_copy(response.get()));
-  if (copy) RemoveTopVia(copy.get(), sip_object(copy.get()));
-  return copy;
+std::optional<uint32_t> MaxForwardsOf(const sip_t* sip) {
+  if (sip == nullptr || sip->sip_max_forwards == nullptr) return std::nullopt;
+  return static_cast<uint32_t>(
+      std::min<unsigned long>(sip->sip_max_forwards->mf_count, UINT32_MAX));
+}
+
+std::vector<TransportInfo> ListenersOf(nta_agent_t* agent) {
+  std::vector<TransportInfo> listeners;
+  for (tport_t* tp = agent != nullptr ? tport_primaries(nta_agent_tports(agent)) : nullptr;
+       tp != nullptr; tp = tport_next(tp)) {
+    std::optional<Transport> t = TportTransport(tp);
+    const su_addrinfo_t* ai = tport_get_address(tp);
+    auto hp = ai != nullptr ? SockaddrToHostPort(ai->ai_addr) : std::nullopt;
+    if (t && hp) listeners.push_back(TransportInfo{*t, hp->first, hp->second});
+  }
+  return listeners;
+}
+
+void ReplyWith(nta_incoming_t* irq, Outcome outcome, const RetryAfterConfig& retry) {
+  const OutcomeInfo& info = Describe(outcome);
+  const char* reason = info.reason.data();  // a literal of the table: NUL-terminated
+  if (info.retry_after == RetryAfter::kNone) {
+    nta_incoming_treply(irq, info.status, reason, TAG_END());
+    return;
+  }
+  std::array<char, 40> header{};
+  std::snprintf(header.data(), header.size(), "Retry-After: %lld",
+                static_cast<long long>(absl::ToInt64Seconds(RetryDelayOf(outcome, retry))));
+  nta_incoming_treply(irq, info.status, reason, SIPTAG_HEADER_STR(header.data()), TAG_END());
 }
 
 void ReplyWith(nta_incoming_t* irq, const SipAnswer& answer) {

@@ -11,6 +11,7 @@
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -118,14 +119,17 @@ RequestOrigin OriginOf(nta_agent_s* agent, nta_incoming_s* irq);
 void RemoveTopVia(msg_s* msg, sip_s* sip);
 // every Contact header,
 void RemoveContacts(msg_s* msg, sip_s* sip);
-// Max-Forwards decremented (70 when absent or larger, never below 0).
+// Max-Forwards decremented (ForwardedMaxForwards: 70 when absent or larger, never below 0).
 void DecrementMaxForwards(msg_s* msg, sip_s* sip);
+// Max-Forwards of a request, nullopt when absent.
+std::optional<uint32_t> MaxForwardsOf(const sip_s* sip);
 
-// A copy of the final or provisional response `orq` received, our Via removed: ready to relay
-// on the server transaction. Null when there is no response.
-MsgPtr CopyResponse(nta_outgoing_s* orq);
+// The agent's listeners (transport and bound address).
+std::vector<TransportInfo> ListenersOf(nta_agent_s* agent);
 
-// Answers `irq` (does not destroy it).
+// Answers `irq` (does not destroy it) with `answer`, or straight from the outcome table (no
+// allocation: the reason is the table's literal, Retry-After formatted on the stack).
 void ReplyWith(nta_incoming_s* irq, const SipAnswer& answer);
+void ReplyWith(nta_incoming_s* irq, Outcome outcome, const RetryAfterConfig& retry);
 
 }  // namespace pushgate::proxy::sofia

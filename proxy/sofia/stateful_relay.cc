@@ -6,21 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "proxy/sofia/forwarding.h"
 
 namespace pushgate::proxy::sofia {
 
 Outcome InternalFailure(int status) {
   return status == 408 ? Outcome::kBackendTimeout : Outcome::kBackendNoAnswer;
-}
-
-void AddRecordRoutes(msg_t* msg, const std::vector<std::string>& uris) {
-  sip_t* sip = sip_object(msg);
-  for (auto it = uris.rbegin(); it != uris.rend(); ++it) {
-    std::string rr = absl::StrCat("<", *it, ";lr>");
-    if (sip_record_route_t* h = sip_record_route_make(msg_home(msg), rr.c_str())) {
-      msg_header_insert(msg, reinterpret_cast<msg_pub_t*>(sip), reinterpret_cast<msg_header_t*>(h));
-    }
-  }
 }
 
 StatefulRelay::StatefulRelay(nta_agent_t* agent, Transactions& txns, ProxyMetrics& metrics)
@@ -46,7 +37,7 @@ void StatefulRelay::OnResponse(Transaction& txn, nta_outgoing_t* orq, const sip_
   if (status < 200) {
     // Provisional: relay for INVITE (ringing), absorb otherwise. 100 stays hop by hop.
     if (status > 100 && !internal && nta_incoming_method(txn.irq.get()) == sip_method_invite) {
-      if (MsgPtr copy = CopyResponse(orq)) nta_incoming_mreply(txn.irq.get(), copy.release());
+      if (MsgPtr copy = ResponseToRelay(orq)) nta_incoming_mreply(txn.irq.get(), copy.release());
     }
     return;
   }
@@ -55,7 +46,7 @@ void StatefulRelay::OnResponse(Transaction& txn, nta_outgoing_t* orq, const sip_
     txns_.Reply(txn.id, InternalFailure(status));
     return;
   }
-  MsgPtr copy = CopyResponse(orq);
+  MsgPtr copy = ResponseToRelay(orq);
   if (!copy) {
     txns_.Reply(txn.id, Outcome::kInternalError);
     return;

@@ -20,9 +20,6 @@ namespace pushgate::proxy::sofia {
 // nta's own final answer on a client transaction (no response from the next hop).
 Outcome InternalFailure(int status);
 
-// Puts Record-Route entries `<uri;lr>` (top first) on the request `msg`.
-void AddRecordRoutes(msg_t* msg, const std::vector<std::string>& uris);
-
 class StatefulRelay final : public TransactionOwner {
  public:
   StatefulRelay(nta_agent_t* agent, Transactions& txns, ProxyMetrics& metrics);

@@ -13,13 +13,16 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
-constexpr Outcome kLast = Outcome::kNextHopUnreachable;
+constexpr Outcome kLast = Outcome::kNextHopNoAnswer;
 
-TEST(OutcomesTest, EveryOutcomeHasAnErrorCodeReasonAndLabel) {
+TEST(OutcomesTest, EveryOutcomeHasAnErrorCodeReasonAndLabelButPushSent) {
   for (int i = 0; i <= static_cast<int>(kLast); ++i) {
-    const OutcomeInfo& info = Describe(static_cast<Outcome>(i));
-    EXPECT_GE(info.status, 400) << i;
-    EXPECT_LT(info.status, 600) << i;
+    const Outcome outcome = static_cast<Outcome>(i);
+    const OutcomeInfo& info = Describe(outcome);
+    // One provisional answer (110 Push sent); every other one is an error.
+    const int low = outcome == Outcome::kPushSent ? 100 : 400;
+    EXPECT_GE(info.status, low) << i;
+    EXPECT_LT(info.status, outcome == Outcome::kPushSent ? 200 : 600) << i;
     EXPECT_FALSE(info.reason.empty()) << i;
     EXPECT_FALSE(info.label.empty()) << i;
   }
@@ -80,7 +83,50 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Outcome::kCallTerminated, 487, "", "call_terminated"},
                       Case{Outcome::kDeviceError, 500, "", "device_error"},
                       Case{Outcome::kBranchNoAnswer, 500, "", "branch_no_answer"},
-                      Case{Outcome::kNextHopUnreachable, 503, "", "next_hop_unreachable"}));
+                      Case{Outcome::kNextHopUnreachable, 503, "", "next_hop_unreachable"},
+                      Case{Outcome::kPushSent, 110, "", "push_sent"},
+                      Case{Outcome::kNextHopNoAnswer, 503, "", "next_hop_no_answer"}));
+
+// The reason phrases the caller of a call sees (the fork's answers and nta's own ones).
+TEST(OutcomesTest, CallAnswersKeepTheirReasonPhrases) {
+  EXPECT_EQ(Describe(Outcome::kNoBinding).reason, "Not Found");
+  EXPECT_EQ(Describe(Outcome::kCallTimeout).reason, "Request Timeout");
+  EXPECT_EQ(Describe(Outcome::kCallUnavailable).reason, "Temporarily Unavailable");
+  EXPECT_EQ(Describe(Outcome::kCallTerminated).reason, "Request Terminated");
+  EXPECT_EQ(Describe(Outcome::kDeviceError).reason, "Service Unavailable at the device");
+  EXPECT_EQ(Describe(Outcome::kPushSent).reason, "Push sent");
+  EXPECT_EQ(Describe(Outcome::kBranchNoAnswer).reason, "No answer");
+  EXPECT_EQ(Describe(Outcome::kNextHopNoAnswer).reason, "Unreachable");
+  EXPECT_EQ(Describe(Outcome::kBackendTimeout).reason, "Request Timeout");
+}
+
+TEST(OutcomesTest, StoreRetryAfterIsTheLaterOfConfiguredAndTheStoresHint) {
+  RetryAfterConfig retry;
+  retry.store = absl::Seconds(5);
+  EXPECT_THAT(AnswerFor(Outcome::kStoreUnavailable, retry).headers,
+              ElementsAre(Pair("Retry-After", "5")));
+  retry.store_hint = [] { return absl::Seconds(12); };
+  EXPECT_THAT(AnswerFor(Outcome::kStoreUnavailable, retry).headers,
+              ElementsAre(Pair("Retry-After", "12")));
+  retry.store_hint = [] { return absl::Seconds(1); };
+  EXPECT_THAT(AnswerFor(Outcome::kStoreUnavailable, retry).headers,
+              ElementsAre(Pair("Retry-After", "5")));
+  // Only the store's outcomes take the hint.
+  retry.store_hint = [] { return absl::Seconds(30); };
+  EXPECT_THAT(AnswerFor(Outcome::kDraining, retry).headers, ElementsAre(Pair("Retry-After", "5")));
+}
+
+TEST(OutcomesTest, RetryDelayOfFollowsTheRow) {
+  RetryAfterConfig retry;
+  retry.store = absl::Seconds(7);
+  retry.busy = absl::Seconds(3);
+  EXPECT_EQ(RetryDelayOf(Outcome::kStoreUnavailable, retry), absl::Seconds(7));
+  EXPECT_EQ(RetryDelayOf(Outcome::kDraining, retry), absl::Seconds(3));
+  EXPECT_EQ(RetryDelayOf(Outcome::kNoBinding, retry), absl::ZeroDuration());
+  // The reasons are the table's literals: sofia takes them as C strings.
+  absl::string_view reason = Describe(Outcome::kNoBinding).reason;
+  EXPECT_EQ(reason.data()[reason.size()], '\0');
+}
 
 TEST(OutcomesTest, ReasonOverrideAndExtraHeadersFollowRetryAfter) {
   SipAnswer a = AnswerFor(Outcome::kBadRequest, {}, "To: URI: empty host");

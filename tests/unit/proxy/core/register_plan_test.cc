@@ -274,14 +274,26 @@ TEST(RegisterPlanHelpersTest, FeatureCapsFlowKeepContactNamesAndLabels) {
   EXPECT_EQ(BackendRefusalLabel(503), "backend_5xx");
 }
 
-TEST(TransportUriTest, OneFormForEveryTransport) {
+TEST(AddressUriTest, NextHopFormNamesEveryTransport) {
+  EXPECT_EQ(AddressUri({Transport::kUdp, "192.0.2.1", 5060}), "sip:192.0.2.1:5060;transport=udp");
+  EXPECT_EQ(AddressUri({Transport::kTls, "2001:db8::1", 5061}),
+            "sips:[2001:db8::1]:5061;transport=tls");
+  EXPECT_EQ(AddressUri({Transport::kUdp, "192.0.2.1", 0}), "sip:192.0.2.1:0;transport=udp");
+}
+
+TEST(AddressUriTest, ListenerForm) {
   EXPECT_EQ(UriHost("192.0.2.1"), "192.0.2.1");
   EXPECT_EQ(UriHost("2001:db8::1"), "[2001:db8::1]");
-  EXPECT_EQ(TransportUri({Transport::kUdp, "192.0.2.1", 5060}), "sip:192.0.2.1:5060;transport=udp");
-  EXPECT_EQ(TransportUri({Transport::kTcp, "2001:db8::1", 5070}),
+  EXPECT_EQ(BareHost("[2001:db8::1]"), "2001:db8::1");
+  EXPECT_EQ(BareHost("2001:db8::1"), "2001:db8::1");
+  EXPECT_EQ(BareHost("192.0.2.1"), "192.0.2.1");
+  EXPECT_EQ(AddressUri({Transport::kUdp, "192.0.2.1", 5060}, UriForm::kListener),
+            "sip:192.0.2.1:5060;transport=udp");
+  EXPECT_EQ(AddressUri({Transport::kTcp, "2001:db8::1", 5070}, UriForm::kListener),
             "sip:[2001:db8::1]:5070;transport=tcp");
-  EXPECT_EQ(TransportUri({Transport::kTls, "gw.example.org", 5061}), "sips:gw.example.org:5061");
-  EXPECT_EQ(TransportUri({Transport::kUdp, "::", 0}), "sip:[::]:*;transport=udp");
+  EXPECT_EQ(AddressUri({Transport::kTls, "gw.example.org", 5061}, UriForm::kListener),
+            "sips:gw.example.org:5061");
+  EXPECT_EQ(AddressUri({Transport::kUdp, "::", 0}, UriForm::kListener), "sip:[::]:*;transport=udp");
 }
 
 }  // namespace

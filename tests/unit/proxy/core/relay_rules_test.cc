@@ -89,6 +89,11 @@ TEST(RelayRulesTest, InDialogNextHop) {
   EXPECT_EQ(InDialogNextHop(loose, false, phone, phone), loose);
 }
 
+// The reason phrase of our own answer ("" when the response is relayed or ignored).
+std::string AnswerReason(const ResponseRelay& r) {
+  return r.action == Action::kAnswer ? std::string(Describe(r.outcome).reason) : "";
+}
+
 TEST(RelayRulesTest, InDialogResponses) {
   struct Case {
     int status;
@@ -109,7 +114,7 @@ TEST(RelayRulesTest, InDialogResponses) {
     ResponseRelay r = RelayResponse(c.status, c.internal);
     EXPECT_EQ(r.action, c.action) << c.status;
     EXPECT_EQ(r.status, c.status) << c.status;
-    EXPECT_EQ(r.reason, c.reason) << c.status;
+    EXPECT_EQ(AnswerReason(r), c.reason) << c.status;
     EXPECT_EQ(r.done, c.done) << c.status;
   }
 }
@@ -137,7 +142,7 @@ TEST(RelayRulesTest, ForkResponses) {
     ResponseRelay r = ForkResponse(c.status, c.have_response, c.final_sent);
     EXPECT_EQ(r.action, c.action) << c.status << " final_sent=" << c.final_sent;
     EXPECT_EQ(r.status, c.answer_status) << c.status;
-    EXPECT_EQ(r.reason, c.reason) << c.status;
+    EXPECT_EQ(AnswerReason(r), c.reason) << c.status;
   }
 }
 

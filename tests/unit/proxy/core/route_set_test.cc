@@ -44,7 +44,8 @@ TEST(RecordRouteUriTest, OneUriPerTransport) {
       {{Transport::kTcp, "192.0.2.1", 5070}, "sip:192.0.2.1:5070;transport=tcp"},
       {{Transport::kTls, "2001:db8::1", 5061}, "sips:[2001:db8::1]:5061;transport=tls"},
   };
-  for (const Case& c : cases) EXPECT_EQ(RecordRouteUri(c.address), c.uri) << c.uri;
+  for (const Case& c : cases)
+    EXPECT_EQ(AddressUri(c.address, UriForm::kRecordRoute), c.uri) << c.uri;
 }
 
 TEST(RouteSetTest, EmptyConfigIsNoRouteSet) {
@@ -288,6 +289,47 @@ TEST(IsTrustedBackendTest, EntriesByAddressOrAddressAndPort) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(IsTrustedBackend(trusted, c.source), c.trusted) << DebugString(c.source);
+  }
+}
+
+TEST(IsTrustedBackendTest, EntriesMatchWholeAddressesOnly) {
+  const std::vector<std::string> trusted = {"2001:db8::20", "[2001:db8::30]:5070", "192.0.2.30:50"};
+  struct Case {
+    TransportInfo source;
+    bool trusted;
+  };
+  const Case cases[] = {
+      {{Transport::kUdp, "2001:db8::20", 5060}, true},   // unbracketed IPv6 entry
+      {{Transport::kUdp, "2001:db8::30", 5070}, true},   // bracketed with its port
+      {{Transport::kUdp, "2001:db8::30", 5060}, false},  // another port
+      {{Transport::kUdp, "2001:db8::3", 5070}, false},   // a prefix of the entry's host
+      {{Transport::kUdp, "192.0.2.3", 5060}, false},     // a prefix of the entry's host
+      {{Transport::kUdp, "192.0.2.30", 5080}, false},    // the entry's port is a prefix
+      {{Transport::kUdp, "192.0.2.30", 50}, true},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(IsTrustedBackend(trusted, c.source), c.trusted) << DebugString(c.source);
+  }
+}
+
+TEST(TrustedBackendsTest, TheBackendsOwnIpLiteralIsTrusted) {
+  struct Case {
+    std::optional<std::string> backend;
+    std::vector<std::string> trusted;
+  };
+  const Case cases[] = {
+      {std::nullopt, {"192.0.2.99"}},
+      {"sip:backend.example.org", {"192.0.2.99"}},  // a name: its address is unknown
+      {"sip:192.0.2.10;transport=udp", {"192.0.2.99", "192.0.2.10:5060"}},
+      {"sip:192.0.2.10:5080", {"192.0.2.99", "192.0.2.10:5080"}},  // UDP by default
+      {"sip:[2001:db8::10]:5070;transport=udp", {"192.0.2.99", "[2001:db8::10]:5070"}},
+      {"sip:192.0.2.10:5080;transport=tcp", {"192.0.2.99", "192.0.2.10"}},  // any port
+      {"sips:[2001:db8::10]", {"192.0.2.99", "2001:db8::10"}},
+  };
+  for (const Case& c : cases) {
+    std::optional<Uri> backend;
+    if (c.backend) backend = U(*c.backend);
+    EXPECT_EQ(TrustedBackends(backend, {"192.0.2.99"}), c.trusted) << c.backend.value_or("none");
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proxy/sofia/call_table.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
@@ -67,6 +68,36 @@ TEST(OwnRoutesOfTest, CountsOursOnTopAndPairs) {
   }
   MsgPtr msg = Bye({"sip:192.0.2.1;lr"});
   EXPECT_EQ(OwnRoutesOf(RouteSet(), sip_object(msg.get())).count, 0);
+}
+
+// SipProxy's own Route check (a phone using us as its outbound proxy): our listening and
+// advertised addresses; a URI without a port names the scheme's default port.
+TEST(IsOwnUrlTest, ListeningAddressesWithTheSchemesDefaultPort) {
+  RouteSetConfig config;
+  config.also_ours = {{Transport::kUdp, "192.0.2.1", 5060},
+                      {Transport::kTls, "192.0.2.1", 5061},
+                      {Transport::kUdp, "2001:db8::1", 5070}};
+  RouteSet ours = *RouteSet::Create(config);
+  struct Case {
+    std::string route;
+    bool ours;
+  };
+  const Case cases[] = {
+      {"sip:192.0.2.1;lr", true},          {"sips:192.0.2.1;lr", true},
+      {"sip:192.0.2.1:5061;lr", true},     {"sip:192.0.2.1:5070;lr", false},
+      {"sip:[2001:db8::1]:5070;lr", true}, {"sip:[2001:db8::1];lr", false},
+      {"sip:192.0.2.2;lr", false},
+  };
+  for (const Case& c : cases) {
+    MsgPtr msg = Bye({c.route});
+    EXPECT_EQ(IsOwnUrl(ours, sip_object(msg.get())->sip_route->r_url), c.ours) << c.route;
+  }
+  // With only the TLS listener (5061), a port-less sip URI (5060) is not ours (the old check
+  // took a port-less URI for 5060 or 5061 alike).
+  config.also_ours = {{Transport::kTls, "192.0.2.1", 5061}};
+  RouteSet tls_only = *RouteSet::Create(config);
+  MsgPtr plain = Bye({"sip:192.0.2.1;lr"});
+  EXPECT_FALSE(IsOwnUrl(tls_only, sip_object(plain.get())->sip_route->r_url));
 }
 
 TEST(CopyForForwardTest, DecrementsMaxForwardsAndConsumesOurRoutes) {
