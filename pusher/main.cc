@@ -1,5 +1,6 @@
 // pushgate-pusher: the push-sending gRPC service. Flags live here only.
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "absl/synchronization/mutex.h"
@@ -10,6 +11,7 @@
 #include "pusher/core/config.h"
 #include "pusher/service/server.h"
 
+namespace pushgate::pusher {
 namespace {
 
 constexpr char kUsage[] =
@@ -18,24 +20,19 @@ constexpr char kUsage[] =
     "                   environment variables override it\n"
     "  --dump-default   print the complete default configuration and exit\n";
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using namespace pushgate;  // NOLINT(google-build-using-namespace): main only
-  ShutdownWatcher shutdown;  // before any thread starts
-  // Debian builds Abseil without NDEBUG, so every absl::Mutex lock (gRPC's included) runs the
-  // debug-only deadlock detector: a global graph under a global lock, a few percent of the CPU
-  // of a push. Lock order is what tests and TSan check, not production.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-
+struct CommandLine {
   std::string config_path;
   bool dump = false;
+};
+
+// The command line; an exit code when the program must stop here (--help, a bad argument).
+std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* out) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
+      out->config_path = argv[++i];
     } else if (arg == "--dump-default") {
-      dump = true;
+      out->dump = true;
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       return 0;
@@ -44,16 +41,39 @@ int main(int argc, char** argv) {
       return config::kConfigErrorExitCode;
     }
   }
+  return std::nullopt;
+}
 
-  pusher::PusherConfig cfg;
+// Starts the admin HTTP server when admin.listen is set.
+absl::Status StartAdmin(const PusherConfig& cfg, AdminServer& admin) {
+  if (cfg.admin.listen.empty()) return absl::OkStatus();
+  std::string host;
+  int admin_port = 0;
+  absl::Status status = ParseHostPort(cfg.admin.listen, &host, &admin_port);
+  auto bound = status.ok() ? admin.Start(host, admin_port) : absl::StatusOr<int>(status);
+  if (!bound.ok()) return bound.status();
+  log::Get("pusher")->info("admin HTTP on {}:{} (/metrics /healthz /readyz)", host, *bound);
+  return absl::OkStatus();
+}
+
+int Main(int argc, char** argv) {
+  ShutdownWatcher shutdown;  // before any thread starts
+  // Debian builds Abseil without NDEBUG, so every absl::Mutex lock (gRPC's included) runs the
+  // debug-only deadlock detector: a global graph under a global lock, a few percent of the CPU
+  // of a push. Lock order is what tests and TSan check, not production.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+
+  CommandLine cmd;
+  if (std::optional<int> exit_code = ParseCommandLine(argc, argv, &cmd)) return *exit_code;
+  PusherConfig cfg;
   config::Schema schema("pushgate-pusher");
-  pusher::AddToSchema(schema, &cfg);
-  if (dump) {
+  AddToSchema(schema, &cfg);
+  if (cmd.dump) {
     std::cout << config::Dump(schema);
     return 0;
   }
-  absl::Status status = config::Load(schema, config_path, config::ProcessEnv());
-  if (status.ok()) status = pusher::ValidateConfig(cfg);
+  absl::Status status = config::Load(schema, cmd.config_path, config::ProcessEnv());
+  if (status.ok()) status = ValidateConfig(cfg);
   if (status.ok()) status = log::Init(cfg.log);
   if (!status.ok()) {
     std::cerr << "pushgate-pusher: configuration error: " << status.message() << "\n";
@@ -61,7 +81,7 @@ int main(int argc, char** argv) {
   }
   auto logger = log::Get("pusher");
 
-  auto server = pusher::PusherServer::Create(cfg, RealClock::Get());
+  auto server = PusherServer::Create(cfg, RealClock::Get());
   if (!server.ok()) {
     logger->critical("cannot start: {}", server.status().message());
     return config::kConfigErrorExitCode;
@@ -75,16 +95,9 @@ int main(int argc, char** argv) {
   AdminServer admin(
       metrics::Registry::Default(), [] { return std::string(); },
       [&server] { return (*server)->Problems(); });
-  if (!cfg.admin.listen.empty()) {
-    std::string host;
-    int admin_port = 0;
-    status = pusher::ParseHostPort(cfg.admin.listen, &host, &admin_port);
-    auto bound = status.ok() ? admin.Start(host, admin_port) : absl::StatusOr<int>(status);
-    if (!bound.ok()) {
-      logger->critical("admin HTTP: {}", bound.status().message());
-      return 1;
-    }
-    logger->info("admin HTTP on {}:{} (/metrics /healthz /readyz)", host, *bound);
+  if (status = StartAdmin(cfg, admin); !status.ok()) {
+    logger->critical("admin HTTP: {}", status.message());
+    return 1;
   }
   std::string problems = (*server)->Problems();
   if (!problems.empty()) logger->warn("serving with unusable credentials: {}", problems);
@@ -98,3 +111,8 @@ int main(int argc, char** argv) {
   logger->info("stopped");
   return 0;
 }
+
+}  // namespace
+}  // namespace pushgate::pusher
+
+int main(int argc, char** argv) { return pushgate::pusher::Main(argc, argv); }

@@ -28,7 +28,18 @@ long RssBytes() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace pushgate::proxy;
+  using pushgate::proxy::ApplyRegistration;
+  using pushgate::proxy::Binding;
+  using pushgate::proxy::Contact;
+  using pushgate::proxy::MasqueradeCodec;
+  using pushgate::proxy::MemoryBindingStore;
+  using pushgate::proxy::ParseContact;
+  using pushgate::proxy::ParseContacts;
+  using pushgate::proxy::PushParams;
+  using pushgate::proxy::RegisterRequest;
+  using pushgate::proxy::RegistrarPolicy;
+  using pushgate::proxy::Transport;
+  using pushgate::proxy::Uri;
   const int count = argc > 1 ? std::atoi(argv[1]) : 1'000'000;
   const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
   MemoryBindingStore store;
@@ -57,7 +68,7 @@ int main(int argc, char** argv) {
     r.flow_token = absl::StrCat("tcp-", i);
     std::vector<Binding> bindings =
         ApplyRegistration({}, r, {absl::Hours(1)}, now, RegistrarPolicy{});
-    store.Replace(r.aor, std::move(bindings), now, [](absl::Status) {});
+    store.Replace(r.aor, std::move(bindings), now, [](const absl::Status&) {});
   }
   const long after = RssBytes();
   const absl::Duration insert_time = absl::Now() - started;

@@ -19,7 +19,13 @@
 #include "proxy/store/redis_binding_store.h"
 #include "tests/unit/proxy/store/redis_test_server.h"
 
-using namespace pushgate::proxy;  // NOLINT: a small tool
+using pushgate::proxy::Binding;
+using pushgate::proxy::MakeBinding;
+using pushgate::proxy::ParseContacts;
+using pushgate::proxy::PollEventLoop;
+using pushgate::proxy::RedisBindingStore;
+using pushgate::proxy::RedisStoreConfig;
+using pushgate::proxy::RegisterRequest;
 
 int main(int argc, char** argv) {
   int pairs = 100000;
@@ -30,9 +36,9 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--window") == 0) window = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--address") == 0) address = argv[i + 1];
   }
-  std::unique_ptr<testing::RedisTestServer> server;
+  std::unique_ptr<pushgate::proxy::testing::RedisTestServer> server;
   if (address.empty()) {
-    server = std::make_unique<testing::RedisTestServer>();
+    server = std::make_unique<pushgate::proxy::testing::RedisTestServer>();
     absl::Status started = server->Start();
     if (!started.ok()) {
       std::fprintf(stderr, "redis-server: %s\n", started.ToString().c_str());
@@ -67,7 +73,7 @@ int main(int argc, char** argv) {
     r.call_id = absl::StrCat("call-", i);
     r.cseq = static_cast<uint32_t>(i);
     Binding b = MakeBinding(r, contacts->contacts.at(0), absl::Hours(1), now);
-    (*store)->Replace(aor, {b}, now, [&](absl::Status s) {
+    (*store)->Replace(aor, {b}, now, [&](const absl::Status& s) {
       if (!s.ok()) ++failures;
     });
     (*store)->Fetch(aor, now, [&](absl::StatusOr<std::vector<Binding>> got) {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/file.h"
+#include "common/status.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "pushgate/v1/pusher.grpc.pb.h"
@@ -84,122 +85,172 @@ exit codes: 0 accepted/serving, 1 other verdict/not serving, 2 usage, 3 call fai
 )";
 }
 
+namespace {
+
+absl::Status ParseDurationValue(absl::string_view flag, const std::string& v, absl::Duration* out) {
+  if (!absl::ParseDuration(v, out) || *out < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": '", v, "' is not a duration (e.g. 30s)"));
+  }
+  return absl::OkStatus();
+}
+
+// A flag that takes the next argument as its value, and what it does with it.
+struct ValueFlag {
+  absl::string_view name;
+  absl::Status (*set)(Options& o, const std::string& v);
+};
+
+// Sets a string field of the request: `Field` is its mutable_ accessor.
+template <std::string* (v1::PushRequest::*Field)()>
+absl::Status SetRequest(Options& o, const std::string& v) {
+  *(o.request.*Field)() = v;
+  return absl::OkStatus();
+}
+
+const ValueFlag kValueFlags[] = {
+    {"--target",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.target = v;
+       return absl::OkStatus();
+     }},
+    {"--provider",
+     [](Options& o, const std::string& v) -> absl::Status {
+       ASSIGN_OR_RETURN(v1::Provider p, ParseProvider(v));
+       o.request.mutable_destination()->set_provider(p);
+       return absl::OkStatus();
+     }},
+    {"--param",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.request.mutable_destination()->set_app(v);
+       return absl::OkStatus();
+     }},
+    {"--token",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.request.mutable_destination()->set_device_token(v);
+       return absl::OkStatus();
+     }},
+    {"--kind",
+     [](Options& o, const std::string& v) -> absl::Status {
+       ASSIGN_OR_RETURN(v1::PushKind k, ParseKind(v));
+       o.request.set_kind(k);
+       return absl::OkStatus();
+     }},
+    {"--call-id", SetRequest<&v1::PushRequest::mutable_call_id>},
+    {"--caller", SetRequest<&v1::PushRequest::mutable_caller_uri>},
+    {"--caller-name", SetRequest<&v1::PushRequest::mutable_caller_display_name>},
+    {"--loc-key", SetRequest<&v1::PushRequest::mutable_loc_key>},
+    {"--sound", SetRequest<&v1::PushRequest::mutable_sound>},
+    {"--title", SetRequest<&v1::PushRequest::mutable_alert_title>},
+    {"--body", SetRequest<&v1::PushRequest::mutable_alert_body>},
+    {"--collapse-id", SetRequest<&v1::PushRequest::mutable_collapse_id>},
+    {"--request-id", SetRequest<&v1::PushRequest::mutable_request_id>},
+    {"--badge",
+     [](Options& o, const std::string& v) -> absl::Status {
+       int badge;
+       if (!absl::SimpleAtoi(v, &badge)) {
+         return absl::InvalidArgumentError(absl::StrCat("--badge: '", v, "' is not an integer"));
+       }
+       o.request.set_badge(badge);
+       return absl::OkStatus();
+     }},
+    {"--data",
+     [](Options& o, const std::string& v) -> absl::Status {
+       std::pair<std::string, std::string> kv = absl::StrSplit(v, absl::MaxSplits('=', 1));
+       if (kv.first.empty() || v.find('=') == std::string::npos) {
+         return absl::InvalidArgumentError(absl::StrCat("--data: '", v, "' is not KEY=VALUE"));
+       }
+       (*o.request.mutable_data())[kv.first] = kv.second;
+       return absl::OkStatus();
+     }},
+    {"--ttl",
+     [](Options& o, const std::string& v) -> absl::Status {
+       absl::Duration ttl;
+       RETURN_IF_ERROR(ParseDurationValue("--ttl", v, &ttl));
+       o.request.mutable_time_to_live()->set_seconds(absl::ToInt64Seconds(ttl));
+       return absl::OkStatus();
+     }},
+    {"--timeout",
+     [](Options& o, const std::string& v) -> absl::Status {
+       return ParseDurationValue("--timeout", v, &o.timeout);
+     }},
+    {"--api-key",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.api_key = v;
+       return absl::OkStatus();
+     }},
+    {"--api-key-file",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.api_key_file = v;
+       return absl::OkStatus();
+     }},
+    {"--ca",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.ca_file = v;
+       o.tls = true;
+       return absl::OkStatus();
+     }},
+    {"--cert",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.cert_file = v;
+       o.tls = true;
+       return absl::OkStatus();
+     }},
+    {"--key",
+     [](Options& o, const std::string& v) -> absl::Status {
+       o.key_file = v;
+       o.tls = true;
+       return absl::OkStatus();
+     }},
+};
+
+const ValueFlag* FindValueFlag(absl::string_view name) {
+  for (const ValueFlag& f : kValueFlags) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+// A push needs its destination; a health check does not.
+absl::Status CheckRequired(const Options& o) {
+  if (o.health) return absl::OkStatus();
+  if (o.request.destination().provider() == v1::PROVIDER_UNSPECIFIED) {
+    return absl::InvalidArgumentError("--provider is required");
+  }
+  if (o.request.destination().app().empty()) {
+    return absl::InvalidArgumentError("--param is required");
+  }
+  if (o.request.destination().device_token().empty()) {
+    return absl::InvalidArgumentError("--token is required");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
   Options o;
   o.request.set_kind(v1::VOIP);
   o.request.set_badge(-1);
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
-    auto value = [&]() -> absl::StatusOr<std::string> {
-      if (i + 1 >= args.size())
+    if (const ValueFlag* f = FindValueFlag(flag); f != nullptr) {
+      if (i + 1 >= args.size()) {
         return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-      return args[++i];
-    };
-    auto duration = [&](absl::Duration* out) -> absl::Status {
-      auto v = value();
-      if (!v.ok()) return v.status();
-      if (!absl::ParseDuration(*v, out) || *out < absl::ZeroDuration()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(flag, ": '", *v, "' is not a duration (e.g. 30s)"));
       }
-      return absl::OkStatus();
-    };
-#define PG_TAKE(...)                \
-  do {                              \
-    auto v = value();               \
-    if (!v.ok()) return v.status(); \
-    __VA_ARGS__;                    \
-  } while (false)
-    if (flag == "--target")
-      PG_TAKE(o.target = *v);
-    else if (flag == "--provider")
-      PG_TAKE({
-        auto p = ParseProvider(*v);
-        if (!p.ok()) return p.status();
-        o.request.mutable_destination()->set_provider(*p);
-      });
-    else if (flag == "--param")
-      PG_TAKE(o.request.mutable_destination()->set_app(*v));
-    else if (flag == "--token")
-      PG_TAKE(o.request.mutable_destination()->set_device_token(*v));
-    else if (flag == "--kind")
-      PG_TAKE({
-        auto k = ParseKind(*v);
-        if (!k.ok()) return k.status();
-        o.request.set_kind(*k);
-      });
-    else if (flag == "--call-id")
-      PG_TAKE(o.request.set_call_id(*v));
-    else if (flag == "--caller")
-      PG_TAKE(o.request.set_caller_uri(*v));
-    else if (flag == "--caller-name")
-      PG_TAKE(o.request.set_caller_display_name(*v));
-    else if (flag == "--loc-key")
-      PG_TAKE(o.request.set_loc_key(*v));
-    else if (flag == "--sound")
-      PG_TAKE(o.request.set_sound(*v));
-    else if (flag == "--title")
-      PG_TAKE(o.request.set_alert_title(*v));
-    else if (flag == "--body")
-      PG_TAKE(o.request.set_alert_body(*v));
-    else if (flag == "--collapse-id")
-      PG_TAKE(o.request.set_collapse_id(*v));
-    else if (flag == "--request-id")
-      PG_TAKE(o.request.set_request_id(*v));
-    else if (flag == "--badge")
-      PG_TAKE({
-        int badge;
-        if (!absl::SimpleAtoi(*v, &badge)) {
-          return absl::InvalidArgumentError(absl::StrCat("--badge: '", *v, "' is not an integer"));
-        }
-        o.request.set_badge(badge);
-      });
-    else if (flag == "--data")
-      PG_TAKE({
-        std::pair<std::string, std::string> kv = absl::StrSplit(*v, absl::MaxSplits('=', 1));
-        if (kv.first.empty() || v->find('=') == std::string::npos) {
-          return absl::InvalidArgumentError(absl::StrCat("--data: '", *v, "' is not KEY=VALUE"));
-        }
-        (*o.request.mutable_data())[kv.first] = kv.second;
-      });
-    else if (flag == "--ttl") {
-      absl::Duration ttl;
-      if (auto s = duration(&ttl); !s.ok()) return s;
-      o.request.mutable_time_to_live()->set_seconds(absl::ToInt64Seconds(ttl));
-    } else if (flag == "--timeout") {
-      if (auto s = duration(&o.timeout); !s.ok()) return s;
-    } else if (flag == "--api-key")
-      PG_TAKE(o.api_key = *v);
-    else if (flag == "--api-key-file")
-      PG_TAKE(o.api_key_file = *v);
-    else if (flag == "--tls")
+      RETURN_IF_ERROR(f->set(o, args[++i]));
+    } else if (flag == "--tls") {
       o.tls = true;
-    else if (flag == "--ca")
-      PG_TAKE(o.ca_file = *v; o.tls = true);
-    else if (flag == "--cert")
-      PG_TAKE(o.cert_file = *v; o.tls = true);
-    else if (flag == "--key")
-      PG_TAKE(o.key_file = *v; o.tls = true);
-    else if (flag == "--json")
+    } else if (flag == "--json") {
       o.json = true;
-    else if (flag == "--health") {
+    } else if (flag == "--health") {
       o.health = true;
       if (i + 1 < args.size() && !absl::StartsWith(args[i + 1], "--")) o.health_service = args[++i];
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown option '", flag, "'"));
     }
-#undef PG_TAKE
   }
-  if (!o.health) {
-    if (o.request.destination().provider() == v1::PROVIDER_UNSPECIFIED) {
-      return absl::InvalidArgumentError("--provider is required");
-    }
-    if (o.request.destination().app().empty())
-      return absl::InvalidArgumentError("--param is required");
-    if (o.request.destination().device_token().empty()) {
-      return absl::InvalidArgumentError("--token is required");
-    }
-  }
+  RETURN_IF_ERROR(CheckRequired(o));
   return o;
 }
 

@@ -54,10 +54,8 @@ absl::Status CheckUrl(absl::string_view key, absl::string_view url, bool allow_p
   return absl::OkStatus();
 }
 
-}  // namespace
-
-void AddToSchema(config::Schema& schema, PusherConfig* c) {
-  const PusherConfig d;
+// [grpc]: the gRPC API.
+void AddGrpcSection(config::Schema& schema, PusherConfig* c, const PusherConfig& d) {
   schema.Section("grpc", "The gRPC API (pushgate.v1.Pusher, health, reflection).")
       .String("grpc", "listen", &c->grpc.listen,
               "Address:port to serve gRPC on ([v6]:port for IPv6). Plaintext without TLS is "
@@ -85,6 +83,10 @@ void AddToSchema(config::Schema& schema, PusherConfig* c) {
       .Duration("grpc", "deadline_default", &c->grpc.deadline_default, absl::Milliseconds(100),
                 absl::Minutes(10),
                 "Deadline of a push whose client set none." + Def(d.grpc.deadline_default));
+}
+
+// [apns] and [fcm]: the providers and their credentials.
+void AddProviderSections(config::Schema& schema, PusherConfig* c, const PusherConfig& d) {
   schema.Section("apns", "Apple Push Notification service.")
       .StringList("apns", "token_keys", &c->apns.token_keys,
                   "Token-auth keys, one per team: \"TEAMID:KEYID:/path/AuthKey_KEYID.p8\"." +
@@ -110,6 +112,10 @@ void AddToSchema(config::Schema& schema, PusherConfig* c) {
       .String("fcm", "token_uri_override", &c->fcm.token_uri_override,
               "OAuth2 token endpoint for every account; empty: each file's token_uri." +
                   Def(d.fcm.token_uri_override));
+}
+
+// [http2]: the connections to the providers.
+void AddHttp2Section(config::Schema& schema, PusherConfig* c, const PusherConfig& d) {
   schema.Section("http2", "HTTP/2 connections to the providers.")
       .String("http2", "ca_file", &c->http2.ca_file,
               "CA bundle (PEM) to verify providers; empty: the system trust store." +
@@ -137,6 +143,10 @@ void AddToSchema(config::Schema& schema, PusherConfig* c) {
                 absl::Minutes(10),
                 "Longest wait for one provider answer (the push deadline may be shorter)." +
                     Def(d.http2.request_timeout));
+}
+
+// [retry] and [idempotency].
+void AddRetrySections(config::Schema& schema, PusherConfig* c, const PusherConfig& d) {
   schema.Section("retry", "Retries of 429/5xx answers: exponential backoff with jitter.")
       .Duration("retry", "initial_backoff", &c->retry.initial_backoff, absl::Milliseconds(1),
                 absl::Minutes(1), "Delay before the first retry." + Def(d.retry.initial_backoff))
@@ -154,6 +164,10 @@ void AddToSchema(config::Schema& schema, PusherConfig* c) {
                 "How long a result is remembered after it was sent." + Def(d.idempotency.window))
       .Int("idempotency", "max_entries", &c->idempotency.max_entries, 1, 10'000'000,
            "Request ids remembered at most (oldest evicted)." + Def(d.idempotency.max_entries));
+}
+
+// [admin] and [log].
+void AddAdminAndLogSections(config::Schema& schema, PusherConfig* c, const PusherConfig& d) {
   schema.Section("admin", "Admin HTTP: /metrics, /healthz, /readyz.")
       .String("admin", "listen", &c->admin.listen,
               "Address:port of the admin server; empty: none." + Def(d.admin.listen));
@@ -165,6 +179,17 @@ void AddToSchema(config::Schema& schema, PusherConfig* c) {
       .String("log", "components", &c->log.components,
               "Per-component levels: \"pusher.http2=debug,pusher.apns=trace\"." +
                   Def(d.log.components));
+}
+
+}  // namespace
+
+void AddToSchema(config::Schema& schema, PusherConfig* c) {
+  const PusherConfig d;
+  AddGrpcSection(schema, c, d);
+  AddProviderSections(schema, c, d);
+  AddHttp2Section(schema, c, d);
+  AddRetrySections(schema, c, d);
+  AddAdminAndLogSections(schema, c, d);
 }
 
 absl::Status ParseHostPort(absl::string_view address, std::string* host, int* port) {

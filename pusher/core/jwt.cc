@@ -19,6 +19,7 @@ namespace pushgate::pusher {
 namespace {
 
 constexpr int kEs256CoordinateBytes = 32;
+constexpr size_t kEs256SignatureBytes = size_t{2} * kEs256CoordinateBytes;  // raw r||s
 
 struct BioDeleter {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -151,12 +152,13 @@ absl::StatusOr<std::string> DigestSign(const PKey& key, absl::string_view input)
 // DER ECDSA-Sig-Value -> raw r||s, each left-padded to 32 bytes.
 absl::StatusOr<std::string> DerToRawEcdsa(const std::string& der) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));  // NOLINT
+  EcdsaSigPtr sig(
+      d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));  // NOLINT(runtime/int): OpenSSL
   if (sig == nullptr) return absl::InternalError("cannot parse ECDSA signature");
   const BIGNUM* r = nullptr;
   const BIGNUM* s = nullptr;
   ECDSA_SIG_get0(sig.get(), &r, &s);
-  std::string raw(2 * kEs256CoordinateBytes, '\0');
+  std::string raw(kEs256SignatureBytes, '\0');
   auto* out = reinterpret_cast<unsigned char*>(raw.data());
   if (BN_bn2binpad(r, out, kEs256CoordinateBytes) != kEs256CoordinateBytes ||
       BN_bn2binpad(s, out + kEs256CoordinateBytes, kEs256CoordinateBytes) !=
@@ -168,7 +170,7 @@ absl::StatusOr<std::string> DerToRawEcdsa(const std::string& der) {
 
 // Raw r||s (64 bytes) -> DER ECDSA-Sig-Value.
 absl::StatusOr<std::string> RawToDerEcdsa(absl::string_view raw) {
-  if (raw.size() != 2 * kEs256CoordinateBytes) {
+  if (raw.size() != kEs256SignatureBytes) {
     return absl::UnauthenticatedError(
         absl::StrCat("ES256 signature must be 64 bytes, got ", raw.size()));
   }

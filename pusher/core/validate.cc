@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "pusher/core/topic.h"
 
 namespace pushgate::pusher {
@@ -72,8 +73,10 @@ bool IsUuid(absl::string_view text) {
   return true;
 }
 
-absl::Status ValidateRequest(const v1::PushRequest& request) {
-  const v1::Destination& dest = request.destination();
+namespace {
+
+// The provider, the app (pn-param) and the device token.
+absl::Status ValidateDestination(const v1::Destination& dest) {
   const v1::Provider provider = dest.provider();
   if (provider == v1::PROVIDER_UNSPECIFIED) {
     return Invalid("destination.provider", "is unspecified (APNS, APNS_SANDBOX or FCM)");
@@ -93,10 +96,11 @@ absl::Status ValidateRequest(const v1::PushRequest& request) {
   if (!app_status.ok()) return Invalid("destination.app", app_status.message());
 
   if (dest.device_token().empty()) return Invalid("destination.device_token", "is empty");
-  absl::Status token_status =
-      apns ? ValidateApnsToken(dest.device_token()) : ValidateFcmToken(dest.device_token());
-  if (!token_status.ok()) return token_status;
+  return apns ? ValidateApnsToken(dest.device_token()) : ValidateFcmToken(dest.device_token());
+}
 
+// The kind and priority, and what the provider allows of them.
+absl::Status ValidateKind(const v1::PushRequest& request, bool apns) {
   const v1::PushKind kind = request.kind();
   if (kind == v1::PUSH_KIND_UNSPECIFIED) {
     return Invalid("kind", "is unspecified (VOIP, ALERT, BACKGROUND or DATA)");
@@ -115,7 +119,11 @@ absl::Status ValidateRequest(const v1::PushRequest& request) {
       request.alert_body().empty()) {
     return Invalid("kind", "ALERT pushes need loc_key, alert_title or alert_body");
   }
+  return absl::OkStatus();
+}
 
+// collapse_id, time_to_live and request_id.
+absl::Status ValidateDelivery(const v1::PushRequest& request, bool apns) {
   if (request.collapse_id().size() > kMaxCollapseIdBytes) {
     return Invalid("collapse_id", absl::StrCat("is ", request.collapse_id().size(),
                                                " bytes, at most ", kMaxCollapseIdBytes));
@@ -138,7 +146,13 @@ absl::Status ValidateRequest(const v1::PushRequest& request) {
     return Invalid("request_id",
                    "must be a UUID (8-4-4-4-12 hex digits) for APNs: it is sent as apns-id");
   }
+  return absl::OkStatus();
+}
 
+// The data map: keys, reserved keys, total size.
+absl::Status ValidateData(const v1::PushRequest& request) {
+  const v1::Provider provider = request.destination().provider();
+  const bool apns = IsApns(provider);
   size_t data_bytes = 0;
   for (const auto& [key, value] : request.data()) {
     if (key.empty()) return Invalid("data", "has an empty key");
@@ -153,6 +167,16 @@ absl::Status ValidateRequest(const v1::PushRequest& request) {
                                         kMaxDataBytes));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateRequest(const v1::PushRequest& request) {
+  RETURN_IF_ERROR(ValidateDestination(request.destination()));
+  const bool apns = IsApns(request.destination().provider());
+  RETURN_IF_ERROR(ValidateKind(request, apns));
+  RETURN_IF_ERROR(ValidateDelivery(request, apns));
+  return ValidateData(request);
 }
 
 }  // namespace pushgate::pusher

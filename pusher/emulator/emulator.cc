@@ -121,6 +121,80 @@ nlohmann::json ReceivedToJson(const ReceivedRequest& r) {
   return j;
 }
 
+namespace {
+
+void JsonAnswer(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+// POST /dead-tokens {"provider":"apns"|"fcm","tokens":[...],"timestamp_ms":optional}
+void MarkDeadTokens(internal::State* st, const httplib::Request& req, httplib::Response& res) {
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("tokens") ||
+      !body["tokens"].is_array()) {
+    JsonAnswer(res, 400, {{"error", "expected {\"provider\":\"apns|fcm\",\"tokens\":[...]}"}});
+    return;
+  }
+  const std::string provider = body.value("provider", "apns");
+  if (provider != "apns" && provider != "fcm") {
+    JsonAnswer(res, 400, {{"error", "provider must be apns or fcm"}});
+    return;
+  }
+  absl::Time since = st->Now();
+  if (body.contains("timestamp_ms") && body["timestamp_ms"].is_number_integer()) {
+    since = absl::FromUnixMillis(body["timestamp_ms"].get<int64_t>());
+  }
+  int n = 0;
+  for (const auto& t : body["tokens"]) {
+    if (!t.is_string()) continue;
+    st->MarkDead(provider == "fcm" ? Provider::kFcm : Provider::kApns, t.get<std::string>(), since);
+    ++n;
+  }
+  JsonAnswer(res, 200, {{"marked", n}});
+}
+
+// The control API's routes, each answering from `st`.
+void AddControlRoutes(httplib::Server& server, internal::State* st) {
+  server.Get("/received", [st](const httplib::Request& req, httplib::Response& res) {
+    uint64_t since = 0;
+    if (req.has_param("since") && !absl::SimpleAtoi(req.get_param_value("since"), &since)) {
+      JsonAnswer(res, 400, {{"error", "since must be a non-negative integer"}});
+      return;
+    }
+    nlohmann::json arr = nlohmann::json::array();
+    for (const ReceivedRequest& r : st->Received(since)) arr.push_back(ReceivedToJson(r));
+    JsonAnswer(res, 200, {{"received", std::move(arr)}});
+  });
+  server.Get("/stats", [st](const httplib::Request&, httplib::Response& res) {
+    JsonAnswer(res, 200, st->Stats());
+  });
+  server.Get("/faults", [st](const httplib::Request&, httplib::Response& res) {
+    JsonAnswer(res, 200, FaultsToJson(st->GetFaults()));
+  });
+  server.Post("/faults", [st](const httplib::Request& req, httplib::Response& res) {
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    Faults f = st->GetFaults();
+    absl::Status s = body.is_discarded() ? absl::InvalidArgumentError("body is not JSON")
+                                         : ApplyFaultsJson(body, &f);
+    if (!s.ok()) {
+      JsonAnswer(res, 400, {{"error", std::string(s.message())}});
+      return;
+    }
+    st->SetFaults(f);
+    JsonAnswer(res, 200, FaultsToJson(f));
+  });
+  server.Post("/dead-tokens", [st](const httplib::Request& req, httplib::Response& res) {
+    MarkDeadTokens(st, req, res);
+  });
+  server.Post("/reset", [st](const httplib::Request&, httplib::Response& res) {
+    st->Reset();
+    JsonAnswer(res, 200, {{"reset", true}});
+  });
+}
+
+}  // namespace
+
 class Emulator::Impl {
  public:
   ~Impl() { Stop(); }
@@ -189,7 +263,7 @@ class Emulator::Impl {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
-    AddControlRoutes();
+    AddControlRoutes(*control_, state_.get());
 
     int bound = port;
     if (port == 0) {
@@ -217,75 +291,6 @@ class Emulator::Impl {
       std::call_once(once, [this] { promise.set_value(); });
     }
   };
-
-  // The control endpoint's routes (GET /received, /stats, /faults; POST /faults, /dead-tokens,
-  // /reset) on the emulator's state.
-  void AddControlRoutes() {
-    auto json = [](httplib::Response& res, int status, const nlohmann::json& body) {
-      res.status = status;
-      res.set_content(body.dump(), "application/json");
-    };
-    auto error = [json](httplib::Response& res, const absl::Status& s) {
-      json(res, 400, {{"error", std::string(s.message())}});
-    };
-    internal::State* st = state_.get();
-    control_->Get("/received", [st, json](const httplib::Request& req, httplib::Response& res) {
-      uint64_t since = 0;
-      if (req.has_param("since") && !absl::SimpleAtoi(req.get_param_value("since"), &since)) {
-        json(res, 400, {{"error", "since must be a non-negative integer"}});
-        return;
-      }
-      nlohmann::json arr = nlohmann::json::array();
-      for (const ReceivedRequest& r : st->Received(since)) arr.push_back(ReceivedToJson(r));
-      json(res, 200, {{"received", std::move(arr)}});
-    });
-    control_->Get("/stats", [st, json](const httplib::Request&, httplib::Response& res) {
-      json(res, 200, st->Stats());
-    });
-    control_->Get("/faults", [st, json](const httplib::Request&, httplib::Response& res) {
-      json(res, 200, FaultsToJson(st->GetFaults()));
-    });
-    control_->Post(
-        "/faults", [st, json, error](const httplib::Request& req, httplib::Response& res) {
-          nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-          Faults f = st->GetFaults();
-          absl::Status s = body.is_discarded() ? absl::InvalidArgumentError("body is not JSON")
-                                               : ApplyFaultsJson(body, &f);
-          if (!s.ok()) return error(res, s);
-          st->SetFaults(f);
-          json(res, 200, FaultsToJson(f));
-        });
-    control_->Post("/dead-tokens", [st, json](const httplib::Request& req, httplib::Response& res) {
-      // {"provider":"apns"|"fcm","tokens":[...],"timestamp_ms":optional}
-      nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object() || !body.contains("tokens") ||
-          !body["tokens"].is_array()) {
-        json(res, 400, {{"error", "expected {\"provider\":\"apns|fcm\",\"tokens\":[...]}"}});
-        return;
-      }
-      const std::string provider = body.value("provider", "apns");
-      if (provider != "apns" && provider != "fcm") {
-        json(res, 400, {{"error", "provider must be apns or fcm"}});
-        return;
-      }
-      absl::Time since = st->Now();
-      if (body.contains("timestamp_ms") && body["timestamp_ms"].is_number_integer()) {
-        since = absl::FromUnixMillis(body["timestamp_ms"].get<int64_t>());
-      }
-      int n = 0;
-      for (const auto& t : body["tokens"]) {
-        if (!t.is_string()) continue;
-        st->MarkDead(provider == "fcm" ? Provider::kFcm : Provider::kApns, t.get<std::string>(),
-                     since);
-        ++n;
-      }
-      json(res, 200, {{"marked", n}});
-    });
-    control_->Post("/reset", [st, json](const httplib::Request&, httplib::Response& res) {
-      st->Reset();
-      json(res, 200, {{"reset", true}});
-    });
-  }
 
   std::unique_ptr<internal::State> state_;
   SSL_CTX* ssl_ctx_ = nullptr;

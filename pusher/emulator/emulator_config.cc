@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status.h"
 #include "pusher/core/jwt.h"
 
 namespace pushgate::pusher::emulator {
@@ -107,22 +108,27 @@ absl::StatusOr<std::pair<std::string, int>> ParseHostPort(absl::string_view s) {
   return std::make_pair(host, port);
 }
 
-absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
-  EmulatorOptions o;
+namespace {
+
+// listen.h2 and listen.control.
+absl::Status ListenersFromConfig(const EmulatorConfig& c, EmulatorOptions* o) {
   auto h2 = ParseHostPort(c.h2);
   if (!h2.ok()) return h2.status();
-  o.h2_host = h2->first;
-  o.h2_port = h2->second;
+  o->h2_host = h2->first;
+  o->h2_port = h2->second;
   if (c.control == "off") {
-    o.control_port = -1;
+    o->control_port = -1;
   } else {
     auto control = ParseHostPort(c.control);
     if (!control.ok()) return control.status();
-    o.control_host = control->first;
-    o.control_port = control->second;
+    o->control_host = control->first;
+    o->control_port = control->second;
   }
-  o.threads = c.threads;
-  o.max_records = static_cast<size_t>(c.max_records);
+  return absl::OkStatus();
+}
+
+// tls.cert, tls.key and tls.client_ca, read from their files.
+absl::Status TlsFromConfig(const EmulatorConfig& c, EmulatorOptions* o) {
   if (c.cert.empty() != c.key.empty()) {
     return absl::InvalidArgumentError("tls.cert and tls.key must be given together");
   }
@@ -131,14 +137,19 @@ absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
     if (!cert.ok()) return cert.status();
     auto key = ReadFile(c.key, "tls.key");
     if (!key.ok()) return key.status();
-    o.tls_cert_pem = *cert;
-    o.tls_key_pem = *key;
+    o->tls_cert_pem = *cert;
+    o->tls_key_pem = *key;
   }
   if (!c.client_ca.empty()) {
     auto ca = ReadFile(c.client_ca, "tls.client_ca");
     if (!ca.ok()) return ca.status();
-    o.client_ca_pem = *ca;
+    o->client_ca_pem = *ca;
   }
+  return absl::OkStatus();
+}
+
+// apns.keys, apns.topics and apns.cert_topics.
+absl::Status ApnsFromConfig(const EmulatorConfig& c, EmulatorOptions* o) {
   for (const std::string& spec : c.keys) {
     std::vector<std::string> parts = absl::StrSplit(spec, absl::MaxSplits(':', 2));
     if (parts.size() != 3 || parts[0].empty() || parts[1].empty() || parts[2].empty()) {
@@ -147,7 +158,7 @@ absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
     }
     auto pem = ReadFile(parts[2], "apns.keys");
     if (!pem.ok()) return pem.status();
-    o.apns_keys.push_back({parts[0], parts[1], *pem});
+    o->apns_keys.push_back({parts[0], parts[1], *pem});
   }
   for (const std::string& spec : c.topics) {
     std::vector<std::string> parts = absl::StrSplit(spec, absl::MaxSplits(':', 1));
@@ -155,7 +166,7 @@ absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
       return absl::InvalidArgumentError(
           absl::StrCat("apns.topics: '", spec, "' is not TEAMID:bundle.id"));
     }
-    o.apns_topics[parts[0]].push_back(parts[1]);
+    o->apns_topics[parts[0]].push_back(parts[1]);
   }
   for (const std::string& spec : c.cert_topics) {
     size_t eq = spec.rfind('=');
@@ -164,8 +175,13 @@ absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
           absl::StrCat("apns.cert_topics: '", spec, "' is not SUBJECT=topic1,topic2"));
     }
     std::vector<std::string> topics = absl::StrSplit(spec.substr(eq + 1), ',', absl::SkipEmpty());
-    o.cert_topics[spec.substr(0, eq)] = topics;
+    o->cert_topics[spec.substr(0, eq)] = topics;
   }
+  return absl::OkStatus();
+}
+
+// fcm.accounts.
+absl::Status FcmFromConfig(const EmulatorConfig& c, EmulatorOptions* o) {
   for (const std::string& spec : c.accounts) {
     // The email has no ':'; the path may (rarely), the project id never does.
     size_t first = spec.find(':');
@@ -177,8 +193,21 @@ absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
     const std::string path = spec.substr(first + 1, last - first - 1);
     auto pem = ReadFile(path, "fcm.accounts");
     if (!pem.ok()) return pem.status();
-    o.fcm_accounts.push_back({spec.substr(0, first), *pem, spec.substr(last + 1)});
+    o->fcm_accounts.push_back({spec.substr(0, first), *pem, spec.substr(last + 1)});
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<EmulatorOptions> OptionsFromConfig(const EmulatorConfig& c) {
+  EmulatorOptions o;
+  RETURN_IF_ERROR(ListenersFromConfig(c, &o));
+  o.threads = c.threads;
+  o.max_records = static_cast<size_t>(c.max_records);
+  RETURN_IF_ERROR(TlsFromConfig(c, &o));
+  RETURN_IF_ERROR(ApnsFromConfig(c, &o));
+  RETURN_IF_ERROR(FcmFromConfig(c, &o));
   o.oauth_audiences = c.audiences;
   o.token_expires_in_s = c.token_expires_in_s;
   o.strict_token_updates = c.strict_token_updates;

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -104,7 +105,7 @@ ssize_t ReadResponseBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
   auto* s = static_cast<Stream*>(source->ptr);
   const size_t left = s->resp.body.size() - s->resp_offset;
   const size_t n = std::min(left, length);
-  std::memcpy(buf, s->resp.body.data() + s->resp_offset, n);
+  std::copy_n(s->resp.body.data() + s->resp_offset, n, buf);
   s->resp_offset += n;
   if (s->resp_offset == s->resp.body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   return static_cast<ssize_t>(n);

@@ -145,40 +145,38 @@ ApnsAuthResult VerifyProviderToken(const std::string& jwt, State& state) {
   return age;
 }
 
-H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) {
-  rec->provider = Provider::kApns;
-  absl::string_view token = absl::string_view(req.path).substr(kApnsPrefix.size());
-  rec->token = std::string(token);
-  const std::string* topic = req.Header("apns-topic");
-  if (topic != nullptr) rec->topic = *topic;
-
-  const std::string* apns_id_header = req.Header("apns-id");
-  std::string apns_id;
-  bool bad_apns_id = false;
-  if (apns_id_header != nullptr && IsUuid(*apns_id_header)) {
-    apns_id = absl::AsciiStrToLower(*apns_id_header);
-  } else {
-    apns_id = RandomUuid();
-    bad_apns_id = apns_id_header != nullptr;
+// The apns-id of the answer: the request's own when it is a UUID (lower-cased), else a fresh
+// one; `bad` is set when the request carried a malformed one.
+std::string AnswerApnsId(const H2Request& req, bool* bad) {
+  const std::string* header = req.Header("apns-id");
+  if (header != nullptr && IsUuid(*header)) {
+    *bad = false;
+    return absl::AsciiStrToLower(*header);
   }
+  *bad = header != nullptr;
+  return RandomUuid();
+}
 
-  if (req.method != "POST") return ApnsAnswer(405, "MethodNotAllowed", apns_id, rec);
-  if (token.empty() || absl::StrContains(token, '/')) {
-    return ApnsAnswer(404, "BadPath", apns_id, rec);
-  }
+// The injected fault due for this request, answered as APNs would; nullopt when none is.
+std::optional<H2Response> ApnsFault(State& state, const std::string& apns_id,
+                                    ReceivedRequest* rec) {
+  const auto fault = state.TakeFault(Provider::kApns);
+  if (fault.status == 0) return std::nullopt;
+  rec->fault = true;
+  absl::string_view reason = fault.status == 429   ? "TooManyRequests"
+                             : fault.status == 503 ? "ServiceUnavailable"
+                                                   : "InternalServerError";
+  H2Response r = ApnsAnswer(fault.status, reason, apns_id, rec);
+  if (fault.retry_after_s > 0)
+    r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
+  return r;
+}
 
-  if (auto fault = state.TakeFault(Provider::kApns); fault.status != 0) {
-    rec->fault = true;
-    absl::string_view reason = fault.status == 429   ? "TooManyRequests"
-                               : fault.status == 503 ? "ServiceUnavailable"
-                                                     : "InternalServerError";
-    H2Response r = ApnsAnswer(fault.status, reason, apns_id, rec);
-    if (fault.retry_after_s > 0)
-      r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
-    return r;
-  }
-
-  // Authentication: a provider token wins over the connection's certificate.
+// Authentication (a provider token wins over the connection's certificate), then the topic
+// that authentication allows; nullopt when the request may go on.
+std::optional<H2Response> CheckApnsAuthAndTopic(const H2Request& req, const std::string* topic,
+                                                State& state, const std::string& apns_id,
+                                                ReceivedRequest* rec) {
   std::optional<std::string> team;
   const std::vector<std::string>* cert_topics = nullptr;
   if (const std::string* auth = req.Header("authorization"); auth != nullptr) {
@@ -202,17 +200,19 @@ H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) 
   } else if (std::find(cert_topics->begin(), cert_topics->end(), *topic) == cert_topics->end()) {
     return ApnsAnswer(400, "TopicDisallowed", apns_id, rec);
   }
+  return std::nullopt;
+}
 
-  if (token.size() < 64 || token.size() > 200 || token.size() % 2 != 0 || !IsHex(token)) {
-    return ApnsAnswer(400, "BadDeviceToken", apns_id, rec);
-  }
-  if (bad_apns_id) return ApnsAnswer(400, "BadMessageId", apns_id, rec);
-
-  std::string push_type = "alert";
-  if (const std::string* pt = req.Header("apns-push-type"); pt != nullptr) push_type = *pt;
-  if (!IsKnownPushType(push_type)) return ApnsAnswer(400, "InvalidPushType", apns_id, rec);
-  const bool topic_is_voip = absl::EndsWith(*topic, ".voip");
-  if ((push_type == "voip") != topic_is_voip) return ApnsAnswer(400, "BadTopic", apns_id, rec);
+// apns-push-type (returned in `push_type`), apns-priority, apns-expiration and
+// apns-collapse-id; nullopt when they are all fine.
+std::optional<H2Response> CheckApnsHeaders(const H2Request& req, const std::string& topic,
+                                           std::string* push_type, const std::string& apns_id,
+                                           ReceivedRequest* rec) {
+  *push_type = "alert";
+  if (const std::string* pt = req.Header("apns-push-type"); pt != nullptr) *push_type = *pt;
+  if (!IsKnownPushType(*push_type)) return ApnsAnswer(400, "InvalidPushType", apns_id, rec);
+  const bool topic_is_voip = absl::EndsWith(topic, ".voip");
+  if ((*push_type == "voip") != topic_is_voip) return ApnsAnswer(400, "BadTopic", apns_id, rec);
 
   int priority = 10;
   if (const std::string* p = req.Header("apns-priority"); p != nullptr) {
@@ -224,7 +224,7 @@ H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) 
       return ApnsAnswer(400, "BadPriority", apns_id, rec);
     }
   }
-  if (push_type == "background" && priority != 5) {
+  if (*push_type == "background" && priority != 5) {
     return ApnsAnswer(400, "BadPriority", apns_id, rec);
   }
   if (const std::string* e = req.Header("apns-expiration"); e != nullptr) {
@@ -233,14 +233,44 @@ H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) 
   if (const std::string* c = req.Header("apns-collapse-id"); c != nullptr && c->size() > 64) {
     return ApnsAnswer(400, "BadCollapseId", apns_id, rec);
   }
+  return std::nullopt;
+}
 
-  if (req.body.empty()) return ApnsAnswer(400, "PayloadEmpty", apns_id, rec);
+// The JSON payload and its size limit for the push type; nullopt when fine.
+std::optional<H2Response> CheckApnsPayload(const std::string& body, const std::string& push_type,
+                                           const std::string& apns_id, ReceivedRequest* rec) {
+  if (body.empty()) return ApnsAnswer(400, "PayloadEmpty", apns_id, rec);
   const size_t limit = push_type == "voip" ? 5120 : 4096;
-  if (req.body.size() > limit) return ApnsAnswer(413, "PayloadTooLarge", apns_id, rec);
-  absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(req.body);
-  if (trimmed.empty() || trimmed.front() != '{' || !nlohmann::json::accept(req.body)) {
+  if (body.size() > limit) return ApnsAnswer(413, "PayloadTooLarge", apns_id, rec);
+  absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(body);
+  if (trimmed.empty() || trimmed.front() != '{' || !nlohmann::json::accept(body)) {
     return ApnsAnswer(400, "BadPayload", apns_id, rec);
   }
+  return std::nullopt;
+}
+
+H2Response HandleApns(const H2Request& req, State& state, ReceivedRequest* rec) {
+  rec->provider = Provider::kApns;
+  absl::string_view token = absl::string_view(req.path).substr(kApnsPrefix.size());
+  rec->token = std::string(token);
+  const std::string* topic = req.Header("apns-topic");
+  if (topic != nullptr) rec->topic = *topic;
+  bool bad_apns_id = false;
+  const std::string apns_id = AnswerApnsId(req, &bad_apns_id);
+
+  if (req.method != "POST") return ApnsAnswer(405, "MethodNotAllowed", apns_id, rec);
+  if (token.empty() || absl::StrContains(token, '/')) {
+    return ApnsAnswer(404, "BadPath", apns_id, rec);
+  }
+  if (auto r = ApnsFault(state, apns_id, rec)) return *std::move(r);
+  if (auto r = CheckApnsAuthAndTopic(req, topic, state, apns_id, rec)) return *std::move(r);
+  if (token.size() < 64 || token.size() > 200 || token.size() % 2 != 0 || !IsHex(token)) {
+    return ApnsAnswer(400, "BadDeviceToken", apns_id, rec);
+  }
+  if (bad_apns_id) return ApnsAnswer(400, "BadMessageId", apns_id, rec);
+  std::string push_type;
+  if (auto r = CheckApnsHeaders(req, *topic, &push_type, apns_id, rec)) return *std::move(r);
+  if (auto r = CheckApnsPayload(req.body, push_type, apns_id, rec)) return *std::move(r);
 
   if (auto since = state.DeadSince(Provider::kApns, rec->token)) {
     return ApnsAnswer(410, "Unregistered", apns_id, rec, absl::ToUnixMillis(*since));
@@ -298,27 +328,25 @@ bool IsPlausibleFcmToken(const std::string& t) {
   });
 }
 
-H2Response HandleFcm(const H2Request& req, State& state, ReceivedRequest* rec) {
-  rec->provider = Provider::kFcm;
-  absl::string_view rest = absl::string_view(req.path).substr(kFcmPrefix.size());
-  const std::string project(rest.substr(0, rest.size() - kFcmSuffix.size()));
-  rec->topic = project;
-  if (req.method != "POST") {
-    return FcmError(404, "Method not found.", {}, rec);
-  }
-  if (auto fault = state.TakeFault(Provider::kFcm); fault.status != 0) {
-    rec->fault = true;
-    absl::string_view code = fault.status == 429   ? "QUOTA_EXCEEDED"
-                             : fault.status == 503 ? "UNAVAILABLE"
-                                                   : "INTERNAL";
-    absl::string_view msg = fault.status == 429 ? "Quota exceeded for the project."
-                                                : "The service is currently unavailable.";
-    H2Response r = FcmError(fault.status, msg, code, rec);
-    if (fault.retry_after_s > 0)
-      r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
-    return r;
-  }
+// The injected fault due for this request, answered as FCM would; nullopt when none is.
+std::optional<H2Response> FcmFault(State& state, ReceivedRequest* rec) {
+  const auto fault = state.TakeFault(Provider::kFcm);
+  if (fault.status == 0) return std::nullopt;
+  rec->fault = true;
+  absl::string_view code = fault.status == 429   ? "QUOTA_EXCEEDED"
+                           : fault.status == 503 ? "UNAVAILABLE"
+                                                 : "INTERNAL";
+  absl::string_view msg = fault.status == 429 ? "Quota exceeded for the project."
+                                              : "The service is currently unavailable.";
+  H2Response r = FcmError(fault.status, msg, code, rec);
+  if (fault.retry_after_s > 0)
+    r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
+  return r;
+}
 
+// The bearer access token must be one issued for an account of `project`; nullopt when it is.
+std::optional<H2Response> CheckFcmAuth(const H2Request& req, const std::string& project,
+                                       State& state, ReceivedRequest* rec) {
   std::optional<std::string> bearer = BearerToken(req.Header("authorization"));
   const State::FcmAccountEntry* account =
       bearer ? state.LookupAccessToken(*bearer, state.Now()) : nullptr;
@@ -331,94 +359,141 @@ H2Response HandleFcm(const H2Request& req, State& state, ReceivedRequest* rec) {
   if (account->account.project_id != project) {
     return FcmError(403, "SenderId mismatch", "SENDER_ID_MISMATCH", rec);
   }
+  return std::nullopt;
+}
 
-  auto invalid = [&](absl::string_view message) {
-    return FcmError(400, message, "INVALID_ARGUMENT", rec);
-  };
-  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+H2Response FcmInvalid(absl::string_view message, ReceivedRequest* rec) {
+  return FcmError(400, message, "INVALID_ARGUMENT", rec);
+}
+
+// The body's known fields and its "message" object (returned in `msg`); nullopt when fine.
+std::optional<H2Response> CheckFcmBodyFields(const nlohmann::json& body, const nlohmann::json** msg,
+                                             ReceivedRequest* rec) {
   if (body.is_discarded() || !body.is_object()) {
-    return invalid("Invalid JSON payload received.");
+    return FcmInvalid("Invalid JSON payload received.", rec);
   }
   for (auto it = body.begin(); it != body.end(); ++it) {
     if (it.key() != "message" && it.key() != "validate_only") {
-      return invalid(absl::StrCat("Invalid JSON payload received. Unknown name \"", it.key(),
-                                  "\": Cannot find field."));
+      return FcmInvalid(absl::StrCat("Invalid JSON payload received. Unknown name \"", it.key(),
+                                     "\": Cannot find field."),
+                        rec);
     }
   }
   auto msg_it = body.find("message");
   if (msg_it == body.end() || !msg_it->is_object()) {
-    return invalid("Request contains an invalid argument.");
+    return FcmInvalid("Request contains an invalid argument.", rec);
   }
-  const nlohmann::json& msg = *msg_it;
   static const char* kFields[] = {"name", "data",        "notification", "android", "webpush",
                                   "apns", "fcm_options", "token",        "topic",   "condition"};
-  for (auto it = msg.begin(); it != msg.end(); ++it) {
+  for (auto it = msg_it->begin(); it != msg_it->end(); ++it) {
     if (std::none_of(std::begin(kFields), std::end(kFields),
                      [&](const char* f) { return it.key() == f; })) {
-      return invalid(absl::StrCat("Invalid JSON payload received. Unknown name \"", it.key(),
-                                  "\" at 'message': Cannot find field."));
+      return FcmInvalid(absl::StrCat("Invalid JSON payload received. Unknown name \"", it.key(),
+                                     "\" at 'message': Cannot find field."),
+                        rec);
     }
   }
+  *msg = &*msg_it;
+  return std::nullopt;
+}
+
+// Exactly one target; a token target is recorded in `rec->token`. nullopt when fine.
+std::optional<H2Response> CheckFcmTarget(const nlohmann::json& msg, ReceivedRequest* rec) {
   const int targets = static_cast<int>(msg.contains("token")) +
                       static_cast<int>(msg.contains("topic")) +
                       static_cast<int>(msg.contains("condition"));
-  if (targets != 1) return invalid("Request contains an invalid argument.");
+  if (targets != 1) return FcmInvalid("Request contains an invalid argument.", rec);
   if (msg.contains("token")) {
     const nlohmann::json& t = msg["token"];
-    if (!t.is_string()) return invalid("Invalid value at 'message.token' (TYPE_STRING)");
+    if (!t.is_string()) return FcmInvalid("Invalid value at 'message.token' (TYPE_STRING)", rec);
     rec->token = t.get<std::string>();
     if (!IsPlausibleFcmToken(rec->token)) {
-      return invalid("The registration token is not a valid FCM registration token");
+      return FcmInvalid("The registration token is not a valid FCM registration token", rec);
     }
   }
+  return std::nullopt;
+}
+
+// message.android: its priority and ttl; nullopt when fine.
+std::optional<H2Response> CheckFcmAndroid(const nlohmann::json& android, ReceivedRequest* rec) {
+  if (!android.is_object()) return FcmInvalid("Invalid value at 'message.android'", rec);
+  if (auto p = android.find("priority"); p != android.end()) {
+    const std::string pr = p->is_string() ? absl::AsciiStrToLower(p->get<std::string>()) : "";
+    if (pr != "normal" && pr != "high") {
+      return FcmInvalid("Invalid value at 'message.android.priority' (TYPE_ENUM)", rec);
+    }
+  }
+  if (auto ttl = android.find("ttl"); ttl != android.end()) {
+    if (!ttl->is_string() || !IsValidTtl(ttl->get<std::string>())) {
+      return FcmInvalid(
+          "Invalid value at 'message.android.ttl' (type.googleapis.com/"
+          "google.protobuf.Duration): Illegal duration format",
+          rec);
+    }
+  }
+  return std::nullopt;
+}
+
+// message.data, message.notification, message.android and the payload size; nullopt when fine.
+std::optional<H2Response> CheckFcmPayload(const nlohmann::json& msg, ReceivedRequest* rec) {
   size_t payload_size = 0;
   if (auto d = msg.find("data"); d != msg.end()) {
-    if (!d->is_object()) return invalid("Invalid value at 'message.data' (Map)");
+    if (!d->is_object()) return FcmInvalid("Invalid value at 'message.data' (Map)", rec);
     for (auto it = d->begin(); it != d->end(); ++it) {
       if (!it.value().is_string()) {
-        return invalid(
-            absl::StrCat("Invalid value at 'message.data[", it.key(), "].value' (TYPE_STRING)"));
+        return FcmInvalid(
+            absl::StrCat("Invalid value at 'message.data[", it.key(), "].value' (TYPE_STRING)"),
+            rec);
       }
       payload_size += it.key().size() + it.value().get_ref<const std::string&>().size();
     }
   }
   if (auto n = msg.find("notification"); n != msg.end()) {
-    if (!n->is_object()) return invalid("Invalid value at 'message.notification'");
+    if (!n->is_object()) return FcmInvalid("Invalid value at 'message.notification'", rec);
     payload_size += n->dump().size();
   }
   if (auto a = msg.find("android"); a != msg.end()) {
-    if (!a->is_object()) return invalid("Invalid value at 'message.android'");
-    if (auto p = a->find("priority"); p != a->end()) {
-      const std::string pr = p->is_string() ? absl::AsciiStrToLower(p->get<std::string>()) : "";
-      if (pr != "normal" && pr != "high") {
-        return invalid("Invalid value at 'message.android.priority' (TYPE_ENUM)");
-      }
-    }
-    if (auto ttl = a->find("ttl"); ttl != a->end()) {
-      if (!ttl->is_string() || !IsValidTtl(ttl->get<std::string>())) {
-        return invalid(
-            "Invalid value at 'message.android.ttl' (type.googleapis.com/"
-            "google.protobuf.Duration): Illegal duration format");
-      }
-    }
+    if (auto r = CheckFcmAndroid(*a, rec)) return r;
   }
-  if (payload_size > 4096) return invalid("Android message is too big");
+  if (payload_size > 4096) return FcmInvalid("Android message is too big", rec);
+  return std::nullopt;
+}
+
+// The name FCM gives an accepted message (a fixed one for validate_only).
+std::string FcmMessageName(const nlohmann::json& body, const std::string& project, State& state) {
+  if (auto v = body.find("validate_only"); v != body.end() && v->is_boolean() && v->get<bool>()) {
+    return absl::StrCat("projects/", project, "/messages/fake_message_id");
+  }
+  char id[64];
+  std::snprintf(id, sizeof(id), "0:%lld%%%016llx",
+                static_cast<long long>(absl::ToUnixMicros(state.Now())),
+                static_cast<unsigned long long>(Rng()()));
+  return absl::StrCat("projects/", project, "/messages/", id);
+}
+
+H2Response HandleFcm(const H2Request& req, State& state, ReceivedRequest* rec) {
+  rec->provider = Provider::kFcm;
+  absl::string_view rest = absl::string_view(req.path).substr(kFcmPrefix.size());
+  const std::string project(rest.substr(0, rest.size() - kFcmSuffix.size()));
+  rec->topic = project;
+  if (req.method != "POST") {
+    return FcmError(404, "Method not found.", {}, rec);
+  }
+  if (auto r = FcmFault(state, rec)) return *std::move(r);
+  if (auto r = CheckFcmAuth(req, project, state, rec)) return *std::move(r);
+
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json* msg = nullptr;
+  if (auto r = CheckFcmBodyFields(body, &msg, rec)) return *std::move(r);
+  if (auto r = CheckFcmTarget(*msg, rec)) return *std::move(r);
+  if (auto r = CheckFcmPayload(*msg, rec)) return *std::move(r);
 
   if (!rec->token.empty()) {
     if (state.DeadSince(Provider::kFcm, rec->token)) {
       return FcmError(404, "Requested entity was not found.", "UNREGISTERED", rec);
     }
   }
-  std::string name;
-  if (auto v = body.find("validate_only"); v != body.end() && v->is_boolean() && v->get<bool>()) {
-    name = absl::StrCat("projects/", project, "/messages/fake_message_id");
-  } else {
-    char id[64];
-    std::snprintf(id, sizeof(id), "0:%lld%%%016llx",
-                  static_cast<long long>(absl::ToUnixMicros(state.Now())),
-                  static_cast<unsigned long long>(Rng()()));
-    name = absl::StrCat("projects/", project, "/messages/", id);
-  }
+  const std::string name = FcmMessageName(body, project, state);
   rec->status = 200;
   rec->apns_id = name;
   return Json(200, nlohmann::json{{"name", name}}.dump());
@@ -463,44 +538,79 @@ bool ScopeAllowed(absl::string_view scopes) {
   return false;
 }
 
-H2Response HandleOAuth(const H2Request& req, State& state, ReceivedRequest* rec) {
-  rec->provider = Provider::kOAuth;
-  if (req.method != "POST") {
-    return OAuthError(405, "invalid_request", "Only POST is supported.", rec);
-  }
-  if (auto fault = state.TakeFault(Provider::kOAuth); fault.status != 0) {
-    rec->fault = true;
-    H2Response r =
-        OAuthError(fault.status, fault.status == 429 ? "rate_limit_exceeded" : "internal_failure",
-                   "Injected fault.", rec);
-    if (fault.retry_after_s > 0)
-      r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
-    return r;
-  }
+// The injected fault due for this request, answered as the token endpoint would; nullopt when
+// none is.
+std::optional<H2Response> OAuthFault(State& state, ReceivedRequest* rec) {
+  const auto fault = state.TakeFault(Provider::kOAuth);
+  if (fault.status == 0) return std::nullopt;
+  rec->fault = true;
+  H2Response r =
+      OAuthError(fault.status, fault.status == 429 ? "rate_limit_exceeded" : "internal_failure",
+                 "Injected fault.", rec);
+  if (fault.retry_after_s > 0)
+    r.headers.emplace_back("retry-after", absl::StrCat(fault.retry_after_s));
+  return r;
+}
+
+// The form fields of a token request the endpoint reads.
+struct TokenForm {
   std::string grant_type;
   std::string assertion;
   bool has_assertion = false;
-  for (absl::string_view pair : absl::StrSplit(req.body, '&', absl::SkipEmpty())) {
+};
+
+TokenForm ParseTokenForm(absl::string_view body) {
+  TokenForm form;
+  for (absl::string_view pair : absl::StrSplit(body, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(pair, absl::MaxSplits('=', 1));
     std::string key = FormDecode(kv.first);
-    if (key == "grant_type") grant_type = FormDecode(kv.second);
+    if (key == "grant_type") form.grant_type = FormDecode(kv.second);
     if (key == "assertion") {
-      assertion = FormDecode(kv.second);
-      has_assertion = true;
+      form.assertion = FormDecode(kv.second);
+      form.has_assertion = true;
     }
   }
-  // The assertion is a credential: keep only its length in the record.
-  rec->body = absl::StrCat(
-      "grant_type=", grant_type,
-      has_assertion ? absl::StrCat("&assertion=", log::RedactSecret(assertion)) : std::string());
-  if (grant_type != kJwtBearerGrant) {
-    return OAuthError(400, "unsupported_grant_type",
-                      absl::StrCat("Invalid grant_type: ", grant_type), rec);
+  return form;
+}
+
+// Whether the assertion's "aud" names this endpoint: the token URI as the client wrote it (with
+// or without the port of :authority), or one of the configured audiences.
+bool AudienceAllowed(const nlohmann::json& claims, const H2Request& req, State& state) {
+  auto aud = claims.find("aud");
+  if (aud == claims.end() || !aud->is_string()) return false;
+  const std::string a = aud->get<std::string>();
+  absl::string_view host = req.authority;
+  if (size_t colon = host.rfind(':');
+      colon != absl::string_view::npos &&
+      (host.rfind(']') == absl::string_view::npos || colon > host.rfind(']')) &&
+      AllDigits(host.substr(colon + 1))) {
+    host = host.substr(0, colon);
   }
-  if (!has_assertion || assertion.empty()) {
-    return OAuthError(400, "invalid_request", "Missing required parameter: assertion", rec);
+  const std::vector<std::string>& audiences = state.options().oauth_audiences;
+  return a == absl::StrCat("https://", req.authority, "/token") ||
+         a == absl::StrCat("https://", host, "/token") ||
+         std::find(audiences.begin(), audiences.end(), a) != audiences.end();
+}
+
+// Whether "iat" and "exp" make a short-lived token valid now.
+bool TokenTimesValid(const nlohmann::json& claims, int64_t now) {
+  auto iat = claims.find("iat");
+  auto exp = claims.find("exp");
+  if (iat == claims.end() || exp == claims.end() || !iat->is_number_integer() ||
+      !exp->is_number_integer()) {
+    return false;
   }
+  const int64_t i = iat->get<int64_t>();
+  const int64_t e = exp->get<int64_t>();
+  return !(e <= i || e - i > 3600 || e <= now || i > now + 300);
+}
+
+// Decodes and checks the JWT assertion: issuer account (returned in `account`), signature,
+// audience, lifetime, scope. nullopt when it grants a token.
+std::optional<H2Response> CheckAssertion(const std::string& assertion, const H2Request& req,
+                                         State& state, const State::FcmAccountEntry** account,
+                                         ReceivedRequest* rec) {
   auto decoded = DecodeJwtUnverified(assertion);
   if (!decoded.ok() || !decoded->claims.is_object()) {
     return OAuthError(400, "invalid_grant", "Invalid JWT: malformed.", rec);
@@ -511,54 +621,53 @@ H2Response HandleOAuth(const H2Request& req, State& state, ReceivedRequest* rec)
     return OAuthError(400, "invalid_grant", "Invalid JWT: missing iss.", rec);
   }
   rec->token = iss->get<std::string>();  // the client email: who asked
-  const State::FcmAccountEntry* account = state.FindFcmAccount(rec->token);
-  if (account == nullptr) {
+  *account = state.FindFcmAccount(rec->token);
+  if (*account == nullptr) {
     return OAuthError(400, "invalid_grant", "Invalid grant: account not found", rec);
   }
-  rec->topic = account->account.project_id;
-  if (!VerifyJwt(assertion, JwtAlg::kRs256, account->pkey).ok()) {
+  rec->topic = (*account)->account.project_id;
+  if (!VerifyJwt(assertion, JwtAlg::kRs256, (*account)->pkey).ok()) {
     return OAuthError(400, "invalid_grant", "Invalid JWT Signature.", rec);
   }
-  auto aud = c.find("aud");
-  bool aud_ok = false;
-  if (aud != c.end() && aud->is_string()) {
-    const std::string a = aud->get<std::string>();
-    // The token URI as the client wrote it: with or without the port of :authority.
-    absl::string_view host = req.authority;
-    if (size_t colon = host.rfind(':');
-        colon != absl::string_view::npos &&
-        (host.rfind(']') == absl::string_view::npos || colon > host.rfind(']')) &&
-        AllDigits(host.substr(colon + 1))) {
-      host = host.substr(0, colon);
-    }
-    aud_ok =
-        a == absl::StrCat("https://", req.authority, "/token") ||
-        a == absl::StrCat("https://", host, "/token") ||
-        std::find(state.options().oauth_audiences.begin(), state.options().oauth_audiences.end(),
-                  a) != state.options().oauth_audiences.end();
-  }
-  if (!aud_ok) {
+  if (!AudienceAllowed(c, req, state)) {
     return OAuthError(400, "invalid_grant", "Invalid JWT: Failed audience check.", rec);
   }
-  auto iat = c.find("iat");
-  auto exp = c.find("exp");
-  const int64_t now = absl::ToUnixSeconds(state.Now());
-  constexpr absl::string_view kTimeframe =
-      "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable "
-      "timeframe. Check your iat and exp values in the JWT claim.";
-  if (iat == c.end() || exp == c.end() || !iat->is_number_integer() || !exp->is_number_integer()) {
-    return OAuthError(400, "invalid_grant", kTimeframe, rec);
-  }
-  const int64_t i = iat->get<int64_t>();
-  const int64_t e = exp->get<int64_t>();
-  if (e <= i || e - i > 3600 || e <= now || i > now + 300) {
-    return OAuthError(400, "invalid_grant", kTimeframe, rec);
+  if (!TokenTimesValid(c, absl::ToUnixSeconds(state.Now()))) {
+    return OAuthError(400, "invalid_grant",
+                      "Invalid JWT: Token must be a short-lived token (60 minutes) and in a "
+                      "reasonable timeframe. Check your iat and exp values in the JWT claim.",
+                      rec);
   }
   auto scope = c.find("scope");
   if (scope == c.end() || !scope->is_string() || !ScopeAllowed(scope->get<std::string>())) {
     return OAuthError(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.",
                       rec);
   }
+  return std::nullopt;
+}
+
+H2Response HandleOAuth(const H2Request& req, State& state, ReceivedRequest* rec) {
+  rec->provider = Provider::kOAuth;
+  if (req.method != "POST") {
+    return OAuthError(405, "invalid_request", "Only POST is supported.", rec);
+  }
+  if (auto r = OAuthFault(state, rec)) return *std::move(r);
+  const TokenForm form = ParseTokenForm(req.body);
+  // The assertion is a credential: keep only its length in the record.
+  rec->body = absl::StrCat("grant_type=", form.grant_type,
+                           form.has_assertion
+                               ? absl::StrCat("&assertion=", log::RedactSecret(form.assertion))
+                               : std::string());
+  if (form.grant_type != kJwtBearerGrant) {
+    return OAuthError(400, "unsupported_grant_type",
+                      absl::StrCat("Invalid grant_type: ", form.grant_type), rec);
+  }
+  if (!form.has_assertion || form.assertion.empty()) {
+    return OAuthError(400, "invalid_request", "Missing required parameter: assertion", rec);
+  }
+  const State::FcmAccountEntry* account = nullptr;
+  if (auto r = CheckAssertion(form.assertion, req, state, &account, rec)) return *std::move(r);
+
   const int64_t lifetime = state.options().token_expires_in_s;
   std::string token = state.IssueAccessToken(account, state.Now() + absl::Seconds(lifetime));
   rec->status = 200;

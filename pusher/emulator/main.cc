@@ -6,6 +6,7 @@
 #include <future>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,26 +74,26 @@ void Usage() {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  namespace emu = pushgate::pusher::emulator;
-  if (argc >= 2 && std::string(argv[1]) == "make-jwt") {
-    auto jwt = emu::MakeJwtCommand(std::vector<std::string>(argv + 2, argv + argc),
-                                   absl::ToUnixSeconds(absl::Now()));
-    if (!jwt.ok()) {
-      std::fprintf(stderr, "pushgate-emulator: %s\n", std::string(jwt.status().message()).c_str());
-      return pushgate::config::kConfigErrorExitCode;
-    }
-    std::printf("%s\n", jwt->c_str());
-    return 0;
+int MakeJwt(int argc, char** argv) {
+  auto jwt = pushgate::pusher::emulator::MakeJwtCommand(
+      std::vector<std::string>(argv + 2, argv + argc), absl::ToUnixSeconds(absl::Now()));
+  if (!jwt.ok()) {
+    std::fprintf(stderr, "pushgate-emulator: %s\n", std::string(jwt.status().message()).c_str());
+    return pushgate::config::kConfigErrorExitCode;
   }
-  pushgate::ShutdownWatcher watcher;  // first: every thread inherits the blocked signals
-  EmulatorConfig cfg;
-  pushgate::config::Schema schema = emu::EmulatorSchema(&cfg);
+  std::printf("%s\n", jwt->c_str());
+  return 0;
+}
 
+struct CommandLine {
   std::string config_path;
   std::map<std::string, std::vector<std::string>> flag_values;
+};
+
+// Splits the command line into --config and the other flags' values; an exit code when the
+// program must stop here (--help, --dump-default, a malformed argument).
+std::optional<int> ParseCommandLine(int argc, char** argv, const pushgate::config::Schema& schema,
+                                    CommandLine* out) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -123,39 +124,89 @@ int main(int argc, char** argv) {
       return pushgate::config::kConfigErrorExitCode;
     }
     if (name == "config") {
-      config_path = value;
+      out->config_path = value;
       continue;
     }
-    flag_values[name].push_back(value);
+    out->flag_values[name].push_back(value);
   }
+  return std::nullopt;
+}
 
-  absl::Status status = pushgate::config::Load(schema, config_path, pushgate::config::ProcessEnv());
+// Sets each flag's value over the configuration's (repeatable ones joined by commas).
+absl::Status ApplyFlags(const std::map<std::string, std::vector<std::string>>& flag_values,
+                        pushgate::config::Schema& schema) {
   for (const auto& [name, values] : flag_values) {
-    if (!status.ok()) break;
     const FlagSpec* spec = nullptr;
     for (const FlagSpec& f : kFlags) {
       if (name == f.flag) spec = &f;
     }
-    if (spec == nullptr) {
-      status = absl::InvalidArgumentError("unknown flag --" + name);
-      break;
-    }
+    if (spec == nullptr) return absl::InvalidArgumentError("unknown flag --" + name);
     if (!spec->repeatable && values.size() > 1) {
-      status = absl::InvalidArgumentError("flag --" + name + " given more than once");
-      break;
+      return absl::InvalidArgumentError("flag --" + name + " given more than once");
     }
     const auto* field = schema.Find(spec->section, spec->key);
     absl::Status s = field->set_from_env(absl::StrJoin(values, ","));
-    if (!s.ok()) status = absl::InvalidArgumentError("--" + name + ": " + std::string(s.message()));
+    if (!s.ok()) {
+      return absl::InvalidArgumentError("--" + name + ": " + std::string(s.message()));
+    }
   }
-  absl::StatusOr<emu::EmulatorOptions> options =
-      status.ok() ? emu::OptionsFromConfig(cfg) : absl::StatusOr<emu::EmulatorOptions>(status);
-  if (options.ok()) {
-    pushgate::log::LogConfig log_config;
-    log_config.level = cfg.log_level;
-    status = pushgate::log::Init(log_config);
-    if (!status.ok()) options = status;
+  return absl::OkStatus();
+}
+
+// The configuration file, the environment and the flags, validated; logging set up.
+absl::StatusOr<pushgate::pusher::emulator::EmulatorOptions> LoadOptions(
+    const CommandLine& cmd, pushgate::config::Schema& schema, const EmulatorConfig& cfg) {
+  absl::Status status =
+      pushgate::config::Load(schema, cmd.config_path, pushgate::config::ProcessEnv());
+  if (status.ok()) status = ApplyFlags(cmd.flag_values, schema);
+  if (!status.ok()) return status;
+  auto options = pushgate::pusher::emulator::OptionsFromConfig(cfg);
+  if (!options.ok()) return options.status();
+  pushgate::log::LogConfig log_config;
+  log_config.level = cfg.log_level;
+  status = pushgate::log::Init(log_config);
+  if (!status.ok()) return status;
+  return options;
+}
+
+// Marks the configured dead tokens, writes the CA file if asked, and prints the EMULATOR line.
+absl::Status Announce(pushgate::pusher::emulator::Emulator& emulator, const EmulatorConfig& cfg,
+                      const pushgate::pusher::emulator::EmulatorOptions& options,
+                      const pushgate::pusher::emulator::BoundPorts& ports) {
+  namespace emu = pushgate::pusher::emulator;
+  for (const std::string& t : cfg.dead_tokens) emulator.MarkDead(emu::Provider::kApns, t);
+  for (const std::string& t : cfg.fcm_dead_tokens) emulator.MarkDead(emu::Provider::kFcm, t);
+  if (!cfg.write_ca.empty()) {
+    std::ofstream out(cfg.write_ca, std::ios::trunc);
+    out << emulator.ca_pem();
+    if (!out) return absl::UnavailableError("cannot write " + cfg.write_ca);
   }
+  auto host = [](const std::string& h) {
+    return h.find(':') != std::string::npos ? "[" + h + "]" : h;
+  };
+  std::string line = "EMULATOR h2=" + host(options.h2_host) + ":" + std::to_string(ports.h2);
+  if (ports.control >= 0) {
+    line += " control=" + host(options.control_host) + ":" + std::to_string(ports.control);
+  }
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace emu = pushgate::pusher::emulator;
+  if (argc >= 2 && std::string(argv[1]) == "make-jwt") return MakeJwt(argc, argv);
+  pushgate::ShutdownWatcher watcher;  // first: every thread inherits the blocked signals
+  EmulatorConfig cfg;
+  pushgate::config::Schema schema = emu::EmulatorSchema(&cfg);
+
+  CommandLine cmd;
+  if (std::optional<int> exit_code = ParseCommandLine(argc, argv, schema, &cmd)) {
+    return *exit_code;
+  }
+  absl::StatusOr<emu::EmulatorOptions> options = LoadOptions(cmd, schema, cfg);
   if (!options.ok()) {
     std::fprintf(stderr, "pushgate-emulator: %s\n",
                  std::string(options.status().message()).c_str());
@@ -168,25 +219,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "pushgate-emulator: %s\n", std::string(ports.status().message()).c_str());
     return 1;
   }
-  for (const std::string& t : cfg.dead_tokens) emulator.MarkDead(emu::Provider::kApns, t);
-  for (const std::string& t : cfg.fcm_dead_tokens) emulator.MarkDead(emu::Provider::kFcm, t);
-  if (!cfg.write_ca.empty()) {
-    std::ofstream out(cfg.write_ca, std::ios::trunc);
-    out << emulator.ca_pem();
-    if (!out) {
-      std::fprintf(stderr, "pushgate-emulator: cannot write %s\n", cfg.write_ca.c_str());
-      return 1;
-    }
+  if (absl::Status s = Announce(emulator, cfg, *options, *ports); !s.ok()) {
+    std::fprintf(stderr, "pushgate-emulator: %s\n", std::string(s.message()).c_str());
+    return 1;
   }
-  auto host = [](const std::string& h) {
-    return h.find(':') != std::string::npos ? "[" + h + "]" : h;
-  };
-  std::string line = "EMULATOR h2=" + host(options->h2_host) + ":" + std::to_string(ports->h2);
-  if (ports->control >= 0) {
-    line += " control=" + host(options->control_host) + ":" + std::to_string(ports->control);
-  }
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
 
   std::promise<int> stop;
   watcher.Start([&stop](int signo) { stop.set_value(signo); });

@@ -87,13 +87,12 @@ void PushHandler::Handle(v1::PushRequest request, const ApiKeyEntry* client, abs
   (*provider)->Send(std::move(request), deadline,
                     [this, id = std::move(id), done = std::move(done), errors_as_results,
                      id_generated](absl::StatusOr<v1::PushResult> result) mutable {
-                      Complete(id, std::move(result), std::move(done), errors_as_results,
-                               id_generated);
+                      Complete(id, std::move(result), done, errors_as_results, id_generated);
                     });
 }
 
 void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result,
-                           ResultCallback done, bool errors_as_results, bool id_generated) {
+                           const ResultCallback& done, bool errors_as_results, bool id_generated) {
   std::vector<Duplicate> duplicates;
   {
     std::lock_guard lock(mu_);

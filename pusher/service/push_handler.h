@@ -35,7 +35,7 @@ class PushHandler {
  private:
   // `id_generated`: the client sent no id (its ErrorResult then carries none either).
   void Complete(const std::string& request_id, absl::StatusOr<v1::PushResult> result,
-                ResultCallback done, bool errors_as_results, bool id_generated);
+                const ResultCallback& done, bool errors_as_results, bool id_generated);
 
   const Router& router_;
   IdempotencyCache& idempotency_;

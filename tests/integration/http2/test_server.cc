@@ -456,7 +456,7 @@ class TestServer::Impl {
                           nghttp2_data_source* source, void*) noexcept {
     auto* st = static_cast<Stream*>(source->ptr);
     size_t n = std::min(length, st->response_body.size() - st->offset);
-    memcpy(buf, st->response_body.data() + st->offset, n);
+    std::copy_n(st->response_body.data() + st->offset, n, buf);
     st->offset += n;
     if (st->offset == st->response_body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);

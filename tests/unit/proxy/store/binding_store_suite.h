@@ -71,7 +71,7 @@ class BindingStoreSuite : public ::testing::TestWithParam<BindingStoreSuiteParam
     store_->Replace(aor, std::move(bindings), now_, [&](absl::Status s) {
       EXPECT_FALSE(called) << "Replace done called twice";
       called = true;
-      result = s;
+      result = std::move(s);
     });
     EXPECT_TRUE(Wait([&] { return called; }, "Replace"));
     return result;
@@ -94,7 +94,7 @@ class BindingStoreSuite : public ::testing::TestWithParam<BindingStoreSuiteParam
     store_->Update(aor, now_, std::move(mutate), [&](absl::Status s) {
       EXPECT_FALSE(called) << "Update done called twice";
       called = true;
-      result = s;
+      result = std::move(s);
     });
     EXPECT_TRUE(Wait([&] { return called; }, "Update"));
     return result;
@@ -212,7 +212,7 @@ TEST_P(BindingStoreSuite, UpdateMutatesTheLiveBindings) {
       [&](const std::string&, const Binding& b) { seen.push_back(b.contact.host); });
   // Unknown AOR: the mutation starts from nothing.
   std::vector<std::string> given;
-  ASSERT_TRUE(Update(aor, [&](std::vector<Binding> live) {
+  ASSERT_TRUE(Update(aor, [&](const std::vector<Binding>& live) {
                 for (const Binding& b : live) given.push_back(b.contact.host);
                 return std::vector<Binding>{apns, old};
               }).ok());
@@ -235,7 +235,7 @@ TEST_P(BindingStoreSuite, UpdateMutatesTheLiveBindings) {
   EXPECT_EQ(got->at(1).contact.host, "198.51.100.2");
   EXPECT_EQ(got->at(1).aor, aor);
   // Returning nothing deletes the AOR.
-  ASSERT_TRUE(Update(aor, [](std::vector<Binding>) { return std::vector<Binding>(); }).ok());
+  ASSERT_TRUE(Update(aor, [](const std::vector<Binding>&) { return std::vector<Binding>(); }).ok());
   got = Fetch(aor);
   ASSERT_TRUE(got.ok());
   EXPECT_TRUE(got->empty());
@@ -268,6 +268,7 @@ TEST_P(BindingStoreSuite, ListenerSeesNewAndChangedBindingsOnly) {
 
 TEST_P(BindingStoreSuite, AorsAreIndependent) {
   std::vector<std::string> aors;
+  aors.reserve(50);
   for (int i = 0; i < 50; ++i) aors.push_back("sip:user" + std::to_string(i) + "@example.org");
   for (const std::string& aor : aors) {
     ASSERT_TRUE(Replace(aor, {Make(aor, kFcm, absl::Hours(1))}).ok());

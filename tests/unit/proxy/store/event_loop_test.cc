@@ -211,7 +211,7 @@ TEST_P(EventLoopTest, RedisStoreRunsOnThisLoop) {
   ASSERT_TRUE(contacts.ok());
   Binding b = MakeBinding(r, contacts->contacts.at(0), absl::Minutes(10), now);
   bool replaced = false;
-  (*store)->Replace(r.aor, {b}, now, [&](absl::Status s) {
+  (*store)->Replace(r.aor, {b}, now, [&](const absl::Status& s) {
     EXPECT_TRUE(s.ok()) << s;
     replaced = true;
   });
@@ -228,7 +228,7 @@ TEST_P(EventLoopTest, RedisStoreRunsOnThisLoop) {
   // Outage on this loop too: killed server -> UNAVAILABLE, restart -> reconnects.
   server.Stop();
   bool failed = false;
-  (*store)->Fetch(r.aor, now, [&](absl::StatusOr<std::vector<Binding>> v) {
+  (*store)->Fetch(r.aor, now, [&](const absl::StatusOr<std::vector<Binding>>& v) {
     EXPECT_EQ(v.status().code(), absl::StatusCode::kUnavailable) << v.status();
     failed = true;
   });

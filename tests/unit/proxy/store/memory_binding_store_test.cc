@@ -27,7 +27,7 @@ TEST(MemoryBindingStoreTest, CallsDoneSynchronously) {
   MemoryBindingStore store;
   bool called = false;
   store.Replace("sip:a@b", {Simple("sip:a@b", "h", kT0 + absl::Hours(1))}, kT0,
-                [&](absl::Status s) {
+                [&](const absl::Status& s) {
                   EXPECT_TRUE(s.ok());
                   called = true;
                 });
@@ -43,7 +43,7 @@ TEST(MemoryBindingStoreTest, CallsDoneSynchronously) {
 
 TEST(MemoryBindingStoreTest, SweepDropsExpiredBindingsAndEmptyAors) {
   MemoryBindingStore store;
-  auto ok = [](absl::Status s) { EXPECT_TRUE(s.ok()) << s; };
+  auto ok = [](const absl::Status& s) { EXPECT_TRUE(s.ok()) << s; };
   store.Replace("sip:a@x",
                 {Simple("sip:a@x", "h1", kT0 + absl::Seconds(10)),
                  Simple("sip:a@x", "h2", kT0 + absl::Seconds(100))},
@@ -74,7 +74,7 @@ TEST(MemoryBindingStoreTest, SweepSomeCoversEveryShardInTurn) {
     store.Replace(aor,
                   {Simple(aor, "short", kT0 + absl::Seconds(10)),
                    Simple(aor, "long", kT0 + absl::Seconds(i % 2 == 0 ? 5 : 1000))},
-                  kT0, [](absl::Status s) { EXPECT_TRUE(s.ok()); });
+                  kT0, [](const absl::Status& s) { EXPECT_TRUE(s.ok()); });
   }
   ASSERT_EQ(store.ApproximateSize(), 2000u);
   const absl::Time later = kT0 + absl::Seconds(20);
@@ -106,11 +106,11 @@ TEST(MemoryBindingStoreTest, ListenerMayUnsubscribeItself) {
   store.Replace("sip:a@x",
                 {Simple("sip:a@x", "h1", kT0 + absl::Hours(1)),
                  Simple("sip:a@x", "h2", kT0 + absl::Hours(1))},
-                kT0, [](absl::Status) {});
+                kT0, [](const absl::Status&) {});
   // Both bindings of this Replace were announced; later Replaces are not.
   EXPECT_EQ(calls, 2);
   store.Replace("sip:a@x", {Simple("sip:a@x", "h3", kT0 + absl::Hours(1))}, kT0,
-                [](absl::Status) {});
+                [](const absl::Status&) {});
   EXPECT_EQ(calls, 2);
 }
 

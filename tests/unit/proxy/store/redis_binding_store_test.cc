@@ -169,7 +169,7 @@ class RedisStoreTest : public ::testing::Test {
     store.Replace(aor, std::move(b), now_, [&](absl::Status s) {
       EXPECT_FALSE(called) << "Replace answered twice";
       called = true;
-      result = s;
+      result = std::move(s);
     });
     EXPECT_TRUE(Until([&] { return called; }, "the answer to Replace", timeout));
     return result;
@@ -292,11 +292,11 @@ TEST_F(RedisStoreTest, RemoveByPushKeyNeverLosesAConcurrentRegistration) {
     bool removed_done = false;
     bool replaced_done = false;
     absl::StatusOr<size_t> removed = absl::UnknownError("never answered");
-    a->RemoveByPushKey(kAor, apns.push_key(), now_, [&](absl::StatusOr<size_t> r) {
+    a->RemoveByPushKey(kAor, apns.push_key(), now_, [&](const absl::StatusOr<size_t>& r) {
       removed = r;
       removed_done = true;
     });
-    b->Replace(kAor, {apns, fcm, third}, now_, [&](absl::Status s) {
+    b->Replace(kAor, {apns, fcm, third}, now_, [&](const absl::Status& s) {
       EXPECT_TRUE(s.ok()) << s;
       replaced_done = true;
     });
@@ -328,7 +328,7 @@ TEST_F(RedisStoreTest, ConcurrentUpdatesFromTwoReplicasKeepEveryDevice) {
   auto b = NewStore();
   Binding apns = Make(kApns, absl::Hours(1), now_);
   Binding fcm = Make(kFcm, absl::Hours(1), now_);
-  auto add = [](Binding binding) {
+  auto add = [](const Binding& binding) {
     return [binding](std::vector<Binding> live) {
       live.push_back(binding);
       return live;
@@ -348,7 +348,7 @@ TEST_F(RedisStoreTest, ConcurrentUpdatesFromTwoReplicasKeepEveryDevice) {
           ++mutations;
           return f(std::move(live));
         },
-        [&](absl::Status s) {
+        [&](const absl::Status& s) {
           sa = s;
           da = true;
         });
@@ -358,7 +358,7 @@ TEST_F(RedisStoreTest, ConcurrentUpdatesFromTwoReplicasKeepEveryDevice) {
           ++mutations;
           return f(std::move(live));
         },
-        [&](absl::Status s) {
+        [&](const absl::Status& s) {
           sb = s;
           db = true;
         });
@@ -415,12 +415,12 @@ TEST_F(RedisStoreTest, PendingOperationsFailWhenTheConnectionBreaks) {
   int answered = 0;
   std::vector<absl::Status> statuses;
   for (int i = 0; i < 3; ++i) {
-    store->Fetch(kAor, now_, [&](absl::StatusOr<std::vector<Binding>> r) {
+    store->Fetch(kAor, now_, [&](const absl::StatusOr<std::vector<Binding>>& r) {
       ++answered;
       statuses.push_back(r.status());
     });
   }
-  store->Replace(kAor, {Make(kFcm, absl::Hours(1), now_)}, now_, [&](absl::Status s) {
+  store->Replace(kAor, {Make(kFcm, absl::Hours(1), now_)}, now_, [&](const absl::Status& s) {
     ++answered;
     statuses.push_back(s);
   });
@@ -601,7 +601,7 @@ TEST_F(RedisAuthTest, PasswordIsSentAndAWrongOneIsUnavailable) {
   ASSERT_TRUE(bad.ok());
   bool called = false;
   absl::Status status;
-  (*bad)->Fetch(kAor, absl::Now(), [&](absl::StatusOr<std::vector<Binding>> r) {
+  (*bad)->Fetch(kAor, absl::Now(), [&](const absl::StatusOr<std::vector<Binding>>& r) {
     called = true;
     status = r.status();
   });

@@ -74,7 +74,9 @@ class RedisConnectionTest : public ::testing::Test {
 TEST_F(RedisConnectionTest, PipelinedCommandsAreAnsweredInOrder) {
   auto connection = Connect();
   std::vector<std::string> answers;
-  auto record = [&](absl::StatusOr<const redisReply*> reply) { answers.push_back(Text(reply)); };
+  auto record = [&](const absl::StatusOr<const redisReply*>& reply) {
+    answers.push_back(Text(reply));
+  };
   connection->Command({"SET", "k", "v1"}, record);
   connection->Command({"GET", "k"}, record);
   connection->Command({"INCR", "n"}, record);
@@ -87,7 +89,9 @@ TEST_F(RedisConnectionTest, PipelinedCommandsAreAnsweredInOrder) {
 TEST_F(RedisConnectionTest, ErrorReplyIsInternalAndTheConnectionStaysUp) {
   auto connection = Connect();
   std::vector<std::string> answers;
-  auto record = [&](absl::StatusOr<const redisReply*> reply) { answers.push_back(Text(reply)); };
+  auto record = [&](const absl::StatusOr<const redisReply*>& reply) {
+    answers.push_back(Text(reply));
+  };
   connection->Command({"SET", "k", "v"}, record);
   connection->Command({"LPUSH", "k", "x"}, record);  // WRONGTYPE
   connection->Command({"GET", "k"}, record);
@@ -103,7 +107,7 @@ TEST_F(RedisConnectionTest, DestroyingAnswersPendingCommandsOnce) {
   server_.Pause();
   int calls = 0;
   absl::Status status;
-  connection->Command({"PING"}, [&](absl::StatusOr<const redisReply*> reply) {
+  connection->Command({"PING"}, [&](const absl::StatusOr<const redisReply*>& reply) {
     ++calls;
     status = reply.status();
   });
@@ -120,7 +124,7 @@ TEST_F(RedisConnectionTest, DownMeansUnavailableAtOnceWithARetryHint) {
   server_.Stop();
   ASSERT_TRUE(Until([&] { return !connection->up(); }, "the connection noticing Redis died"));
   bool called = false;
-  connection->Command({"PING"}, [&](absl::StatusOr<const redisReply*> reply) {
+  connection->Command({"PING"}, [&](const absl::StatusOr<const redisReply*>& reply) {
     called = true;
     EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnavailable) << reply.status();
   });

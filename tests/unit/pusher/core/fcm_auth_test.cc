@@ -24,7 +24,7 @@ std::string RsaPem() {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PrivateKey(bio, RsaKey().get(), nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);  // NOLINT
+  long len = BIO_get_mem_data(bio, &data);  // NOLINT(runtime/int): OpenSSL's type
   std::string out(data, static_cast<size_t>(len));
   BIO_free(bio);
   return out;
@@ -73,7 +73,7 @@ TEST(ServiceAccount, ErrorsNameTheField) {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PrivateKey(bio, ec.get(), nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);  // NOLINT
+  long len = BIO_get_mem_data(bio, &data);  // NOLINT(runtime/int): OpenSSL's type
   ec_key["private_key"] = std::string(data, static_cast<size_t>(len));
   BIO_free(bio);
   EXPECT_TRUE(absl::StrContains(ParseServiceAccountJson(ec_key.dump()).status().message(),

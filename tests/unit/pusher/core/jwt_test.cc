@@ -28,7 +28,7 @@ std::string PrivatePem(const PKey& key) {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PrivateKey(bio, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);  // NOLINT
+  long len = BIO_get_mem_data(bio, &data);  // NOLINT(runtime/int): OpenSSL's type
   std::string out(data, static_cast<size_t>(len));
   BIO_free(bio);
   return out;
@@ -221,7 +221,7 @@ TEST(Jwt, KeyLoadingFormats) {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PrivateKey_traditional(bio, ec.get(), nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);  // NOLINT
+  long len = BIO_get_mem_data(bio, &data);  // NOLINT(runtime/int): OpenSSL's type
   std::string traditional(data, static_cast<size_t>(len));
   BIO_free(bio);
   ASSERT_TRUE(absl::StrContains(traditional, "BEGIN EC PRIVATE KEY"));
@@ -251,7 +251,7 @@ TEST(Jwt, PublicKeyFromCertificate) {
   BIO* bio = BIO_new(BIO_s_mem());
   PEM_write_bio_X509(bio, cert);
   char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);  // NOLINT
+  long len = BIO_get_mem_data(bio, &data);  // NOLINT(runtime/int): OpenSSL's type
   std::string pem(data, static_cast<size_t>(len));
   BIO_free(bio);
   X509_free(cert);

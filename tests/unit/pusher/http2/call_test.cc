@@ -14,7 +14,7 @@ using ::testing::Not;
 using ::testing::Pair;
 
 TEST(Call, ReadsTheBodyInPiecesAndSaysWhenItEnds) {
-  Call call(Request{"POST", "/p", {}, "0123456789", absl::InfiniteFuture()}, [](Result) {});
+  Call call(Request{"POST", "/p", {}, "0123456789", absl::InfiniteFuture()}, [](const Result&) {});
   uint8_t buf[4];
   bool eof = true;
   EXPECT_EQ(call.ReadBody(buf, 4, &eof), 4u);
@@ -28,7 +28,7 @@ TEST(Call, ReadsTheBodyInPiecesAndSaysWhenItEnds) {
 }
 
 TEST(Call, FinalHeaderBlockReplacesAnInformationalOne) {
-  Call call(Request{}, [](Result) {});
+  Call call(Request{}, [](const Result&) {});
   call.OnResponseHeader(":status", "100");
   call.OnResponseHeader("x-early", "1");
   call.OnResponseHeader(":status", "200");
@@ -40,7 +40,7 @@ TEST(Call, FinalHeaderBlockReplacesAnInformationalOne) {
 }
 
 TEST(Call, BodyBeyondTheLimitIsRefused) {
-  Call call(Request{}, [](Result) {});
+  Call call(Request{}, [](const Result&) {});
   EXPECT_TRUE(call.AppendBody("12345", 8));
   EXPECT_TRUE(call.AppendBody("678", 8));
   EXPECT_FALSE(call.AppendBody("9", 8));
@@ -48,7 +48,7 @@ TEST(Call, BodyBeyondTheLimitIsRefused) {
 }
 
 TEST(Call, ReplayForgetsTheStreamAndTheResponse) {
-  Call call(Request{"POST", "/p", {}, "body", absl::InfiniteFuture()}, [](Result) {});
+  Call call(Request{"POST", "/p", {}, "body", absl::InfiniteFuture()}, [](const Result&) {});
   uint8_t buf[8];
   bool eof = false;
   call.ReadBody(buf, 2, &eof);
@@ -68,14 +68,14 @@ TEST(Call, LogLineRedactsTheDeviceToken) {
   const std::string token(64, 'a');
   Request r;
   r.path = "/3/device/" + token;
-  Call call(std::move(r), [](Result) {});
+  Call call(std::move(r), [](const Result&) {});
   EXPECT_THAT(call.LogLine(), HasSubstr("POST /3/device/"));
   EXPECT_THAT(call.LogLine(), Not(HasSubstr(token)));
 }
 
 TEST(Call, TheCallbackIsTakenOnce) {
   int calls = 0;
-  Call call(Request{}, [&calls](Result) { ++calls; });
+  Call call(Request{}, [&calls](const Result&) { ++calls; });
   ResponseCallback cb = call.TakeCallback();
   cb(Result(Response{}));
   EXPECT_EQ(calls, 1);
