@@ -49,15 +49,24 @@ constexpr char kAor[] = "sip:alice@example.org";
 const std::string kToken(64, 'b');
 
 // A port nothing listens on (TCP): the pusher-down case.
+// Fails the test (and returns 0) when no port could be taken.
 uint16_t ClosedPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    ADD_FAILURE() << "ClosedPort: socket failed";
+    return 0;
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
   close(fd);
+  if (!ok) {
+    ADD_FAILURE() << "ClosedPort: could not bind a loopback TCP port";
+    return 0;
+  }
   return ntohs(a.sin_port);
 }
 
@@ -242,7 +251,8 @@ class CallsTest : public ::testing::Test {
     loop_
         ->Call([&] {
           absl::Status result = absl::InternalError("not called");
-          store_.Replace(kAor, bindings, absl::Now(), [&](absl::Status s) { result = s; });
+          store_.Replace(kAor, std::move(bindings), absl::Now(),
+                         [&](absl::Status s) { result = std::move(s); });
           return result;
         })
         .IgnoreError();
@@ -250,7 +260,7 @@ class CallsTest : public ::testing::Test {
   size_t StoredBindings() {
     return loop_->Call([&] {
       size_t n = 999;
-      store_.Fetch(kAor, absl::Now(), [&](absl::StatusOr<std::vector<Binding>> b) {
+      store_.Fetch(kAor, absl::Now(), [&](const absl::StatusOr<std::vector<Binding>>& b) {
         if (b.ok()) n = b->size();
       });
       return n;

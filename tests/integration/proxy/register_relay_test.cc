@@ -70,24 +70,24 @@ class DelayedStore final : public BindingStore {
  public:
   DelayedStore(sofia::SofiaLoop& loop, unsigned delay_ms) : loop_(loop), delay_ms_(delay_ms) {}
   void Fetch(const std::string& aor, absl::Time now, FetchDone done) override {
-    inner_.Fetch(aor, now, [this, done](absl::StatusOr<std::vector<Binding>> b) {
+    inner_.Fetch(aor, now, [this, done](const absl::StatusOr<std::vector<Binding>>& b) {
       loop_.RunAfter(delay_ms_, [done, b] { done(b); });
     });
   }
   void Replace(const std::string& aor, std::vector<Binding> bindings, absl::Time now,
                ReplaceDone done) override {
-    inner_.Replace(aor, std::move(bindings), now, [this, done](absl::Status st) {
+    inner_.Replace(aor, std::move(bindings), now, [this, done](const absl::Status& st) {
       loop_.RunAfter(delay_ms_, [done, st] { done(st); });
     });
   }
   void Update(const std::string& aor, absl::Time now, Mutation mutate, ReplaceDone done) override {
-    inner_.Update(aor, now, std::move(mutate), [this, done](absl::Status st) {
+    inner_.Update(aor, now, std::move(mutate), [this, done](const absl::Status& st) {
       loop_.RunAfter(delay_ms_, [done, st] { done(st); });
     });
   }
   void RemoveByPushKey(const std::string& aor, const std::string& push_key, absl::Time now,
                        RemoveDone done) override {
-    inner_.RemoveByPushKey(aor, push_key, now, [this, done](absl::StatusOr<size_t> n) {
+    inner_.RemoveByPushKey(aor, push_key, now, [this, done](const absl::StatusOr<size_t>& n) {
       loop_.RunAfter(delay_ms_, [done, n] { done(n); });
     });
   }
@@ -234,7 +234,7 @@ class RegisterRelayTest : public ::testing::Test {
   UdpPeer backend_;
   UdpPeer phone_;
   std::unique_ptr<sofia::SofiaLoop> loop_;
-  void RestartProxy(std::function<void(sofia::SipProxyOptions&)> customize,
+  void RestartProxy(const std::function<void(sofia::SipProxyOptions&)>& customize,
                     bool failing_store = false) {
     proxy_.reset();
     loop_->Call([this] { store_.reset(); });
@@ -935,7 +935,7 @@ TEST_F(RegisterRelayTest, ValidMasqueradedRequestGoesToTheCallHandler) {
   std::vector<std::string> aors;  // loop thread writes, read after a round trip
   bool got_agent = false;
   bool got_flows = false;
-  proxy_->SetCallHandler([&](nta_agent_t* agent, sofia::FlowLookup flows) {
+  proxy_->SetCallHandler([&](nta_agent_t* agent, const sofia::FlowLookup& flows) {
     got_agent = agent != nullptr;
     got_flows = static_cast<bool>(flows) && flows("unknown-token") == nullptr;
     return std::make_unique<RecordingCallHandler>(&aors);

@@ -99,7 +99,7 @@ std::string MakeResponse(const SipText& request, int status, absl::string_view r
 class UdpPeer final : public SipPeer {
  public:
   explicit UdpPeer(bool ipv6 = false);  // binds 127.0.0.1:0 or [::1]:0
-  ~UdpPeer();
+  ~UdpPeer() override;
   UdpPeer(const UdpPeer&) = delete;
   UdpPeer& operator=(const UdpPeer&) = delete;
 
@@ -123,7 +123,7 @@ class UdpPeer final : public SipPeer {
 class TcpPeer final : public SipPeer {
  public:
   explicit TcpPeer(uint16_t server_port);  // connects to 127.0.0.1:server_port
-  ~TcpPeer();
+  ~TcpPeer() override;
   TcpPeer(const TcpPeer&) = delete;
   TcpPeer& operator=(const TcpPeer&) = delete;
 
@@ -144,7 +144,7 @@ class TcpPeer final : public SipPeer {
 class TlsPeer final : public SipPeer {
  public:
   explicit TlsPeer(uint16_t server_port);
-  ~TlsPeer();
+  ~TlsPeer() override;
   TlsPeer(const TlsPeer&) = delete;
   TlsPeer& operator=(const TlsPeer&) = delete;
 
