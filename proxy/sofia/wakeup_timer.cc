@@ -5,8 +5,6 @@
 
 namespace pushgate::proxy::sofia {
 
-void WakeupTimer::TimerDeleter::operator()(su_timer_t* timer) const { su_timer_destroy(timer); }
-
 WakeupTimer::WakeupTimer(SofiaLoop& loop, const Clock& clock,
                          std::function<void(uint64_t id)> on_due)
     : clock_(clock),

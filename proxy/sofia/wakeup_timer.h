@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "proxy/sofia/loop.h"
+#include "proxy/sofia/sofia_util.h"
 
 namespace pushgate::proxy::sofia {
 
@@ -35,17 +36,13 @@ class WakeupTimer final {
   void Reschedule(uint64_t id, std::optional<absl::Time> from, std::optional<absl::Time> to);
 
  private:
-  struct TimerDeleter {
-    void operator()(su_timer_t* timer) const;
-  };
-
   void Arm();
   static void OnTimerCb(su_root_magic_t* magic, su_timer_t* timer, su_timer_arg_t* arg) noexcept;
   void OnTimer();
 
   const Clock& clock_;
   std::function<void(uint64_t)> on_due_;
-  std::unique_ptr<su_timer_t, TimerDeleter> timer_;
+  TimerPtr timer_;
   std::set<std::pair<absl::Time, uint64_t>> wakeups_;  // (when, id)
   std::optional<absl::Time> armed_for_;
 };
