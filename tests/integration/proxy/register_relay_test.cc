@@ -187,6 +187,9 @@ class RegisterRelayTest : public ::testing::Test {
     return at_backend;
   }
 
+  ::testing::AssertionResult PhoneAndDeskRegister(UdpPeer& desk, SipText& reg_phone,
+                                                  SipText& reg_desk);
+
   SipText PhoneGets() {
     SipText r;
     EXPECT_TRUE(phone_.WaitForFinalOrRequest(r, kWait))
@@ -442,12 +445,11 @@ TEST_F(RegisterRelayTest, TwoContactsInOneRegister) {
   EXPECT_EQ(Bindings("sip:alice@example.org").size(), 2u);
 }
 
-// Two devices of one AOR register at the same time and the store answers asynchronously (Redis):
-// the second registration must not overwrite the first one's binding with a stale read.
-TEST_F(RegisterRelayTest, ConcurrentRegistrationsOfOneAorKeepBothBindings) {
-  store_delay_ms_ = 50;
-  RestartProxy([](sofia::SipProxyOptions&) {});
-  UdpPeer desk;
+// The phone and a desk phone of one AOR both send a REGISTER; `reg_phone` and `reg_desk` are
+// the copies the backend received (unanswered).
+::testing::AssertionResult RegisterRelayTest::PhoneAndDeskRegister(UdpPeer& desk,
+                                                                   SipText& reg_phone,
+                                                                   SipText& reg_desk) {
   RegisterSpec phone_spec;
   phone_spec.via_port = phone_.port();
   phone_spec.call_id = "reg-phone";
@@ -456,11 +458,25 @@ TEST_F(RegisterRelayTest, ConcurrentRegistrationsOfOneAorKeepBothBindings) {
   desk_spec.via_port = desk.port();
   desk_spec.call_id = "reg-desk";
   desk_spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", desk.port(), ">")};
-  SipText reg_phone = ForwardedToBackend(MakeRegister(phone_spec));
+  phone_.SendTo(udp_port_, MakeRegister(phone_spec));
+  if (::testing::AssertionResult r = backend_.WaitForFinalOrRequest(reg_phone, kWait); !r) {
+    return r << " (the phone's REGISTER never reached the backend)";
+  }
   desk.SendTo(udp_port_, MakeRegister(desk_spec));
-  SipText reg_desk;
-  ASSERT_TRUE(backend_.WaitForFinalOrRequest(reg_desk, kWait))
-      << "the desk's REGISTER never reached the backend";
+  if (::testing::AssertionResult r = backend_.WaitForFinalOrRequest(reg_desk, kWait); !r) {
+    return r << " (the desk's REGISTER never reached the backend)";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Two devices of one AOR register at the same time and the store answers asynchronously (Redis):
+// the second registration must not overwrite the first one's binding with a stale read.
+TEST_F(RegisterRelayTest, ConcurrentRegistrationsOfOneAorKeepBothBindings) {
+  store_delay_ms_ = 50;
+  RestartProxy([](sofia::SipProxyOptions&) {});
+  UdpPeer desk;
+  SipText reg_phone, reg_desk;
+  ASSERT_TRUE(PhoneAndDeskRegister(desk, reg_phone, reg_desk));
   // Both 2xx back to back: both registrations are in the store at once.
   BackendAccepts(reg_phone, 300);
   BackendAccepts(reg_desk, 300);
@@ -477,19 +493,8 @@ TEST_F(RegisterRelayTest, ConcurrentRegistrationsOfOneAorKeepBothBindings) {
 TEST_F(RegisterRelayTest, TooManyPendingRegistersAnswersTheOldest) {
   RestartProxy([](sofia::SipProxyOptions& o) { o.max_pending_registers = 1; });
   UdpPeer desk;
-  RegisterSpec phone_spec;
-  phone_spec.via_port = phone_.port();
-  phone_spec.call_id = "reg-phone";
-  phone_spec.contacts = {ApnsContact(phone_.port())};
-  RegisterSpec desk_spec;
-  desk_spec.via_port = desk.port();
-  desk_spec.call_id = "reg-desk";
-  desk_spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", desk.port(), ">")};
-  SipText reg_phone = ForwardedToBackend(MakeRegister(phone_spec));
-  desk.SendTo(udp_port_, MakeRegister(desk_spec));
-  SipText reg_desk;
-  ASSERT_TRUE(backend_.WaitForFinalOrRequest(reg_desk, kWait))
-      << "the desk's REGISTER never reached the backend";
+  SipText reg_phone, reg_desk;
+  ASSERT_TRUE(PhoneAndDeskRegister(desk, reg_phone, reg_desk));
   SipText dropped = PhoneGets();
   EXPECT_EQ(dropped.Status(), 503) << dropped.text();
   EXPECT_EQ(dropped.Header("Retry-After"), "5");
