@@ -15,7 +15,7 @@ std::string Normalize(absl::string_view host) {
 
 }  // namespace
 
-DomainPolicy::DomainPolicy(std::vector<std::string> domains) {
+DomainPolicy::DomainPolicy(const std::vector<std::string>& domains) {
   for (const std::string& d : domains) {
     std::string n = Normalize(d);
     if (n == "*") {

@@ -12,7 +12,7 @@ class DomainPolicy final {
  public:
   // Entries: "*" (every domain), "example.org" (exact), "*.example.org" (any subdomain, not
   // example.org itself). Case-insensitive; a trailing dot is ignored. Empty list: nothing.
-  explicit DomainPolicy(std::vector<std::string> domains);
+  explicit DomainPolicy(const std::vector<std::string>& domains);
   static DomainPolicy AllowAll() { return DomainPolicy({"*"}); }
 
   bool Allowed(absl::string_view host) const;

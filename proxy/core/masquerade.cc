@@ -49,7 +49,8 @@ void CheckCrypto(bool ok) {
 
 }  // namespace
 
-MasqueradeCodec::MasqueradeCodec(std::string secret, std::vector<std::string> previous_secrets) {
+MasqueradeCodec::MasqueradeCodec(const std::string& secret,
+                                 const std::vector<std::string>& previous_secrets) {
   if (secret.empty()) {
     // A broken invariant: config validation must refuse an empty secret before this point.
     std::abort();

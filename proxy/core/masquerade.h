@@ -47,7 +47,8 @@ class MasqueradeCodec final {
  public:
   // `secret`: any non-empty byte string (replicas must share it). `previous_secrets` are still
   // accepted by Restore (for rotation) but never used to sign.
-  explicit MasqueradeCodec(std::string secret, std::vector<std::string> previous_secrets = {});
+  explicit MasqueradeCodec(const std::string& secret,
+                           const std::vector<std::string>& previous_secrets = {});
 
   // 32 random bytes from the OpenSSL DRBG, hex encoded (64 chars): for "no secret configured".
   static std::string GenerateSecret();

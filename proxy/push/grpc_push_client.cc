@@ -60,7 +60,7 @@ void GrpcPushClient::Send(v1::PushRequest request, absl::Duration timeout, Callb
   if (!api_key_.empty()) call->context.AddMetadata("x-api-key", api_key_);
   in_flight_.fetch_add(1);
   stub_->async()->Send(
-      &call->context, &call->request, &call->result, [this, call](grpc::Status status) {
+      &call->context, &call->request, &call->result, [this, call](const grpc::Status& status) {
         absl::StatusOr<v1::PushResult> result;
         if (status.ok()) {
           result = std::move(call->result);

@@ -5,6 +5,7 @@
 #include <sofia-sip/su_tag.h>
 
 #include <chrono>
+#include <utility>
 
 #include "common/log.h"
 
@@ -30,7 +31,7 @@ int OnCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq, const sip_t* si
 }  // namespace
 
 Transactions::Transactions(ProxyMetrics& metrics, RetryAfterConfig retry)
-    : metrics_(metrics), retry_(retry), log_(log::Get("proxy.sofia")) {}
+    : metrics_(metrics), retry_(std::move(retry)), log_(log::Get("proxy.sofia")) {}
 
 Transactions::~Transactions() { CloseAll(Outcome::kShuttingDown); }
 
@@ -58,7 +59,7 @@ bool Transactions::Send(nta_agent_t* agent, Transaction& txn, const url_string_t
       nta_outgoing_mcreate(agent, &OnResponseCb, reinterpret_cast<nta_outgoing_magic_t*>(&txn),
                            route, msg.get(), TAG_END());
   if (orq == nullptr) return false;
-  msg.release();  // owned by the transaction now
+  (void)msg.release();  // owned by the outgoing transaction now (nta_outgoing_mcreate took it)
   if (Transaction* t = Find(id); t != nullptr && !t->orq) t->orq.reset(orq);
   return true;
 }

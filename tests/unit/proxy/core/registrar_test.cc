@@ -39,6 +39,7 @@ std::string ApnsContact(const std::string& host, const char* token,
 
 std::vector<std::string> Hosts(const std::vector<Binding>& bindings) {
   std::vector<std::string> out;
+  out.reserve(bindings.size());
   for (const Binding& b : bindings) out.push_back(b.contact.host);
   return out;
 }
