@@ -82,7 +82,12 @@ void AddGrpcSection(config::Schema& schema, PusherConfig* c, const PusherConfig&
                   Def(d.grpc.api_keys_file))
       .Duration("grpc", "deadline_default", &c->grpc.deadline_default, absl::Milliseconds(100),
                 absl::Minutes(10),
-                "Deadline of a push whose client set none." + Def(d.grpc.deadline_default));
+                "Deadline of a push whose client set none." + Def(d.grpc.deadline_default))
+      .Int("grpc", "stream_backlog", &c->grpc.stream_backlog, 2, 1000000,
+           "Per SendStream: pushes in flight plus results the client has not read yet, above "
+           "which the stream is no longer read (a client that stops reading its results is "
+           "held back by HTTP/2 flow control instead of growing the pusher's memory)." +
+               Def(int64_t{d.grpc.stream_backlog}));
 }
 
 // [apns] and [fcm]: the providers and their credentials.

@@ -26,6 +26,9 @@ struct PusherConfig {
     bool allow_insecure = false;
     std::string api_keys_file;  // lines "client-name api-key app1,app2|*"; "" = no API keys
     absl::Duration deadline_default = absl::Seconds(10);  // when the client sets none
+    // A SendStream stops being read while this many of its pushes are in flight or answered
+    // but not yet read by the client; HTTP/2 flow control then holds the client back.
+    int stream_backlog = 2000;
   } grpc;
   struct Apns {
     std::vector<std::string> token_keys;    // "TEAMID:KEYID:/path/AuthKey_KEYID.p8"

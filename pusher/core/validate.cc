@@ -91,6 +91,10 @@ absl::Status ValidateDestination(const v1::Destination& dest) {
                    apns ? "is empty (the pn-param \"<TeamID>.<bundle-id>[.voip]\")"
                         : "is empty (the pn-param: the Firebase project id)");
   }
+  if (dest.app().size() > kMaxAppBytes) {
+    return Invalid("destination.app",
+                   absl::StrCat("is ", dest.app().size(), " bytes, at most ", kMaxAppBytes));
+  }
   absl::Status app_status =
       apns ? ParseApnsPnParamCached(dest.app()).status() : ParseFcmPnParam(dest.app()).status();
   if (!app_status.ok()) return Invalid("destination.app", app_status.message());

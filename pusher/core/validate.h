@@ -10,6 +10,9 @@
 namespace pushgate::pusher {
 
 inline constexpr size_t kMaxRequestIdBytes = 64;
+// The app (pn-param) becomes the apns-topic header or the FCM URL: TeamID (10) + bundle id (at
+// most 155 characters, Apple's limit) + ".voip" fits with room; FCM project ids are 6-30.
+inline constexpr size_t kMaxAppBytes = 256;
 inline constexpr size_t kMaxCollapseIdBytes = 64;  // apns-collapse-id limit
 inline constexpr size_t kMinApnsTokenHexChars = 32;
 inline constexpr size_t kMaxApnsTokenHexChars = 200;

@@ -5,15 +5,33 @@
 
 #include "absl/strings/match.h"
 #include "common/log.h"
+#include "pusher/core/request_wire.h"
 
 namespace pushgate::pusher {
 namespace {
 
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::string bytes;
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return bytes;
+  bytes.reserve(buffer.Length());
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return bytes;
+}
+
+grpc::ByteBuffer Serialize(const v1::PushResult& result) {
+  grpc::Slice slice(result.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // One SendStream call. Results are written one at a time in completion order; reading pauses
 // while too many pushes are in flight; Finish comes only when the client half-closed (or the
 // call was cancelled) and every push it sent has been answered, so no callback outlives the
-// reactor.
-class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::PushResult> {
+// reactor. A request that does not parse is answered on the stream as a REJECTED result whose
+// reason names the field (ParsePushRequest), with its request_id when that could be read.
+class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(PusherService& service, grpc::CallbackServerContext* context)
       : service_(service), context_(context) {
@@ -35,26 +53,38 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::
       return;
     }
     ++in_flight_;
-    v1::PushRequest request = std::move(incoming_);
+    const std::string wire = Flatten(incoming_);
     incoming_.Clear();
-    bool keep_reading = in_flight_ < service_.options().max_in_flight_per_stream;
+    // Unwritten results count: a client that does not read its results stops being read.
+    bool keep_reading = BacklogLocked() < service_.options().max_in_flight_per_stream;
     if (!keep_reading) read_paused_ = true;
     lock.unlock();
+    absl::StatusOr<v1::PushRequest> request = ParsePushRequest(wire);
+    if (!request.ok()) {
+      OnResult(PushHandler::ErrorResult(PeekRequestId(wire), request.status()));
+      if (keep_reading) StartRead(&incoming_);
+      return;
+    }
     // Errors come as results (ErrorResult): the callback needs neither the id nor an allocation.
     service_.handler().Handle(
-        std::move(request), client_, service_.DeadlineOf(context_),
+        *std::move(request), client_, service_.DeadlineOf(context_),
         [this](absl::StatusOr<v1::PushResult> result) { OnResult(*std::move(result)); },
         /*errors_as_results=*/true);
     if (keep_reading) StartRead(&incoming_);
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    writing_ = false;
-    outgoing_.pop_front();
-    if (!ok) write_failed_ = true;
-    WriteNextLocked();
-    MaybeFinishLocked();
+    bool resume_read = false;
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      outgoing_.pop_front();
+      if (!ok) write_failed_ = true;
+      WriteNextLocked();
+      resume_read = ShouldResumeReadLocked();
+      MaybeFinishLocked();
+    }
+    if (resume_read) StartRead(&incoming_);
   }
 
   void OnCancel() override {
@@ -72,17 +102,26 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::
       std::lock_guard lock(mu_);
       --in_flight_;
       if (!cancelled_ && !write_failed_) {
-        outgoing_.push_back(std::move(result));
+        outgoing_.push_back(Serialize(result));
         WriteNextLocked();
       }
-      if (read_paused_ && in_flight_ < service_.options().max_in_flight_per_stream / 2 &&
-          !reads_done_ && !cancelled_) {
-        read_paused_ = false;
-        resume_read = true;
-      }
+      resume_read = ShouldResumeReadLocked();
       MaybeFinishLocked();
     }
     if (resume_read) StartRead(&incoming_);
+  }
+
+  // Pushes in flight plus results not yet written to the client.
+  int BacklogLocked() const { return in_flight_ + static_cast<int>(outgoing_.size()); }
+
+  // Reading resumes (once) when the backlog fell to half the limit.
+  bool ShouldResumeReadLocked() {
+    if (!read_paused_ || reads_done_ || cancelled_ || write_failed_ ||
+        BacklogLocked() >= service_.options().max_in_flight_per_stream / 2) {
+      return false;
+    }
+    read_paused_ = false;
+    return true;
   }
 
   void WriteNextLocked() {
@@ -117,9 +156,9 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PushRequest, v1::
   PusherService& service_;
   grpc::CallbackServerContext* context_;
   const ApiKeyEntry* client_ = nullptr;
-  v1::PushRequest incoming_;
+  grpc::ByteBuffer incoming_;
   std::mutex mu_;
-  std::deque<v1::PushResult> outgoing_;
+  std::deque<grpc::ByteBuffer> outgoing_;
   int in_flight_ = 0;
   bool writing_ = false;
   bool reads_done_ = false;
@@ -175,27 +214,32 @@ absl::Time PusherService::DeadlineOf(grpc::CallbackServerContext* context) const
 }
 
 grpc::ServerUnaryReactor* PusherService::Send(grpc::CallbackServerContext* context,
-                                              const v1::PushRequest* request,
-                                              v1::PushResult* reply) {
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto client = Identify(context);
   if (!client.ok()) {
     reactor->Finish(ToGrpcStatus(client.status()));
     return reactor;
   }
-  handler_.Handle(*request, *client, DeadlineOf(context),
+  absl::StatusOr<v1::PushRequest> parsed = ParsePushRequest(Flatten(*request));
+  if (!parsed.ok()) {
+    reactor->Finish(ToGrpcStatus(parsed.status()));
+    return reactor;
+  }
+  handler_.Handle(*std::move(parsed), *client, DeadlineOf(context),
                   [reactor, reply](absl::StatusOr<v1::PushResult> result) {
                     if (!result.ok()) {
                       reactor->Finish(ToGrpcStatus(result.status()));
                       return;
                     }
-                    *reply = *std::move(result);
+                    *reply = Serialize(*result);
                     reactor->Finish(grpc::Status::OK);
                   });
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::PushRequest, v1::PushResult>* PusherService::SendStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PusherService::SendStream(
     grpc::CallbackServerContext* context) {
   return new StreamReactor(*this, context);
 }

@@ -14,17 +14,23 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 struct ServiceOptions {
   absl::Duration default_deadline = absl::Seconds(10);  // when the caller sets none
   absl::Duration max_deadline = absl::Minutes(1);
-  int max_in_flight_per_stream = 2000;  // reading pauses above this (bounded memory)
+  // Reading pauses while a stream has this many pushes in flight or results its client has not
+  // read yet (bounded memory: HTTP/2 flow control then holds the client back). grpc.stream_backlog.
+  int max_in_flight_per_stream = 2000;
 };
 
-class PusherService final : public v1::Pusher::CallbackService {
+// The methods take the request's raw bytes (ParsePushRequest): a string field that is not UTF-8
+// is answered INVALID_ARGUMENT naming the field, where protobuf's own parser would fail the
+// whole call without saying why.
+class PusherService final : public v1::Pusher::WithRawCallbackMethod_Send<
+                                v1::Pusher::WithRawCallbackMethod_SendStream<v1::Pusher::Service>> {
  public:
   PusherService(PushHandler& handler, const Authorizer& authorizer, const Clock& clock,
                 ServiceOptions options);
 
   grpc::ServerUnaryReactor* Send(grpc::CallbackServerContext* context,
-                                 const v1::PushRequest* request, v1::PushResult* reply) override;
-  grpc::ServerBidiReactor<v1::PushRequest, v1::PushResult>* SendStream(
+                                 const grpc::ByteBuffer* request, grpc::ByteBuffer* reply) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SendStream(
       grpc::CallbackServerContext* context) override;
 
   // Identifies the caller of an RPC from its metadata and TLS peer.

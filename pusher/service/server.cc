@@ -14,6 +14,7 @@
 #include "pusher/apns/apns_backend.h"
 #include "pusher/core/apns_token.h"
 #include "pusher/core/fcm_auth.h"
+#include "pusher/core/request_wire.h"
 #include "pusher/fcm/fcm_backend.h"
 #include "pusher/http2/pool.h"
 #include "pusher/provider/retrying_client.h"
@@ -109,6 +110,7 @@ absl::StatusOr<std::unique_ptr<PusherServer>> PusherServer::Create(const PusherC
   ServiceOptions options;
   options.default_deadline = config.grpc.deadline_default;
   options.max_deadline = std::max(config.http2.request_timeout, config.grpc.deadline_default);
+  options.max_in_flight_per_stream = config.grpc.stream_backlog;
   s->service_ = std::make_unique<PusherService>(*s->handler_, *s->authorizer_, clock, options);
   return s;
 }
@@ -249,6 +251,9 @@ absl::StatusOr<int> PusherServer::Start() {
     credentials = grpc::InsecureServerCredentials();
   }
   grpc::ServerBuilder builder;
+  // Requests above kMaxRequestBytes are answered INVALID_ARGUMENT naming their largest field;
+  // above this gRPC refuses them itself (RESOURCE_EXHAUSTED) before they are buffered whole.
+  builder.SetMaxReceiveMessageSize(kMaxGrpcReceiveBytes);
   int port = 0;
   builder.AddListeningPort(g.listen, credentials, &port);
   builder.RegisterService(service_.get());

@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "pusher/emulator/emulator.h"
@@ -102,6 +103,7 @@ class PusherTest : public ::testing::Test {
     server_ = *std::move(server);
     auto port = server_->Start();
     ASSERT_TRUE(port.ok()) << port.status();
+    port_ = *port;
     channel_ =
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials());
     stub_ = v1::Pusher::NewStub(channel_);
@@ -181,6 +183,7 @@ class PusherTest : public ::testing::Test {
   std::unique_ptr<PusherServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Pusher::Stub> stub_;
+  int port_ = 0;
 };
 
 std::string HeaderOf(const emu::ReceivedRequest& r, const std::string& name) {
@@ -358,6 +361,102 @@ TEST_F(PusherTest, OversizedPayloadIsRejectedWithoutSending) {
   EXPECT_TRUE(absl::StartsWith(result.reason(), "PayloadTooLarge: ")) << result.reason();
   EXPECT_EQ(result.attempts(), 0);
   EXPECT_TRUE(ReceivedFor(emu::Provider::kApns).empty());
+}
+
+// A display name in Latin-1 (legal in SIP) is not UTF-8: protobuf's parser refuses it without
+// naming anything, and the generated handler answered a bare error. Now the field is named,
+// on Send as a gRPC status and on a stream as that request's result.
+TEST_F(PusherTest, InvalidUtf8IsInvalidArgumentNamingTheField) {
+  v1::PushRequest req = Apns();
+  req.set_caller_display_name("Jos\xE9");  // protobuf's C++ serializer sends it (and logs)
+  v1::PushResult result;
+  grpc::Status s = Send(req, &result);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_message(), "caller_display_name: is not valid UTF-8 (byte 3)");
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto stream = stub_->SendStream(&ctx);
+  req.set_request_id("00000000-0000-4000-8000-0000000000e1");
+  v1::PushRequest good = Apns();
+  good.set_request_id("00000000-0000-4000-8000-0000000000e2");
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Write(good));
+  stream->WritesDone();
+  std::map<std::string, v1::PushResult> results;
+  while (stream->Read(&result)) results[result.request_id()] = result;
+  ASSERT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[req.request_id()].outcome(), v1::REJECTED);
+  EXPECT_EQ(results[req.request_id()].reason(),
+            "INVALID_ARGUMENT: caller_display_name: is not valid UTF-8 (byte 3)");
+  EXPECT_EQ(results[good.request_id()].outcome(), v1::ACCEPTED) << "the stream goes on";
+  EXPECT_EQ(ReceivedFor(emu::Provider::kApns).size(), 1u);
+}
+
+// A 100 KB APNs topic went to the provider five times and ended RETRY_LATER.
+TEST_F(PusherTest, OversizedFieldIsInvalidArgumentWithoutSending) {
+  v1::PushRequest req = Apns();
+  req.mutable_destination()->set_app(absl::StrCat(kTeam, ".", std::string(100 * 1024, 'a')));
+  v1::PushResult result;
+  grpc::Status s = Send(req, &result);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_TRUE(absl::StartsWith(s.error_message(), "destination.app: the request is "))
+      << s.error_message();
+  req.mutable_destination()->set_app(absl::StrCat(kTeam, ".", std::string(300, 'a')));
+  s = Send(req, &result);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_message(), "destination.app: is 311 bytes, at most 256");
+  EXPECT_TRUE(ReceivedFor(emu::Provider::kApns).empty());
+}
+
+// A client that writes pushes but never reads its results: the pusher stops reading the stream
+// once `stream_backlog` results wait, instead of buffering every result (500k unread results
+// grew it by 120 MB). Once the client reads, every push is answered.
+TEST_F(PusherTest, StreamWhoseResultsAreNotReadIsFlowControlled) {
+  server_->Shutdown(absl::Seconds(5));
+  PusherConfig cfg = Config();
+  cfg.grpc.stream_backlog = 16;
+  StartPusher(cfg);
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the client's window stays at 64 KiB
+  auto stub = v1::Pusher::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(2)));
+  auto stream = stub->SendStream(&ctx);
+  constexpr int kPushes = 20000;  // ~2 MB of results: far beyond the client's window
+  std::thread writer([&] {
+    v1::PushRequest r = Apns();
+    for (int i = 0; i < kPushes; ++i) {
+      r.set_request_id(absl::StrFormat("00000000-0000-4000-8000-%012d", i));
+      if (!stream->Write(r)) break;
+    }
+    stream->WritesDone();
+  });
+  // Nothing reads: the pushes the emulator receives level off (two readings 500 ms apart agree)
+  // far below what was written.
+  const auto sent = [&] { return emulator_.Stats()["requests"].get<size_t>(); };
+  size_t level = sent();
+  for (const absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(500));
+    const size_t now = sent();
+    if (now == level && now > 0) break;
+    level = now;
+  }
+  EXPECT_LT(level, static_cast<size_t>(kPushes / 2))
+      << "the pusher kept reading a stream whose results were not read";
+  // The client reads: every push is sent and answered.
+  int results = 0;
+  v1::PushResult result;
+  while (stream->Read(&result)) {
+    EXPECT_EQ(result.outcome(), v1::ACCEPTED) << result.reason();
+    ++results;
+  }
+  writer.join();
+  grpc::Status s = stream->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(results, kPushes);
 }
 
 TEST_F(PusherTest, UnknownAppIsFailedPrecondition) {

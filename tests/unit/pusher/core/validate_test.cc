@@ -168,6 +168,13 @@ TEST(ValidateRequest, EachRuleNamesFieldAndProblem) {
          return r;
        },
        "kind", "ALERT pushes need"},
+      {"app too long (a 100 KB APNs topic reached the provider)",
+       [] {
+         auto r = ApnsRequest();
+         r.mutable_destination()->set_app("TEAM123456." + std::string(246, 'b'));
+         return r;
+       },
+       "destination.app", "257 bytes, at most 256"},
       {"collapse id too long",
        [] {
          auto r = ApnsRequest();
