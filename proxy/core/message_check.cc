@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::array<absl::string_view, 5> kMandatory = {"Via", "From", "To", "Call-ID", "CSeq"};
 constexpr std::array<absl::string_view, 4> kNumeric = {"Max-Forwards", "Expires", "CSeq",
-                                                      "Content-Length"};
+                                                       "Content-Length"};
 
 bool In(absl::string_view name, const auto& list) {
   for (absl::string_view n : list) {

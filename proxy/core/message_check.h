@@ -38,9 +38,9 @@
 namespace pushgate::proxy {
 
 struct HeaderCount {
-  std::string name;     // the full header name ("Max-Forwards")
-  int count = 0;        // instances present, parsed or not
-  bool single = false;  // at most one allowed
+  std::string name;        // the full header name ("Max-Forwards")
+  int count = 0;           // instances present, parsed or not
+  bool single = false;     // at most one allowed
   bool malformed = false;  // at least one instance failed to parse
 };
 

@@ -45,11 +45,12 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"duplicate_max_forwards", [](MessageFacts& f) { f.headers.back().count = 2; },
              "Duplicate Max-Forwards"},
         Case{"triple_user_agent",
-             [](MessageFacts& f) { f.headers.push_back({"User-Agent", 3, true, false}); },
+             [](MessageFacts& f) {
+               f.headers.push_back({"User-Agent", 3, true, false});
+             },
              "Duplicate User-Agent"},
         Case{"two_vias_fine", [](MessageFacts& f) { f.headers[0].count = 2; }, ""},
-        Case{"missing_call_id", [](MessageFacts& f) { f.headers[3].count = 0; },
-             "Missing Call-ID"},
+        Case{"missing_call_id", [](MessageFacts& f) { f.headers[3].count = 0; }, "Missing Call-ID"},
         Case{"missing_via", [](MessageFacts& f) { f.headers.erase(f.headers.begin()); },
              "Missing Via"},
         Case{"no_max_forwards_fine",
@@ -69,15 +70,19 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"expires_text", [](MessageFacts& f) { f.numbers[2].value = "soon"; }, "Bad Expires"},
         Case{"expires_empty", [](MessageFacts& f) { f.numbers[2].value = " "; }, "Bad Expires"},
         Case{"contact_expires",
-             [](MessageFacts& f) { f.numbers.push_back({"Contact expires", "99999999999"}); },
+             [](MessageFacts& f) {
+               f.numbers.push_back({"Contact expires", "99999999999"});
+             },
              "Bad Contact expires"},
         Case{"cseq_huge",
              [](MessageFacts& f) { f.numbers[1].value = "123456789012345678901234567890"; },
              "Bad CSeq"},
-        Case{"malformed_cseq", [](MessageFacts& f) { f.headers[4].malformed = true; },
-             "Bad CSeq"},
+        Case{"malformed_cseq", [](MessageFacts& f) { f.headers[4].malformed = true; }, "Bad CSeq"},
         Case{"malformed_other_header_lenient",
-             [](MessageFacts& f) { f.headers.push_back({"Date", 1, true, true}); }, ""},
+             [](MessageFacts& f) {
+               f.headers.push_back({"Date", 1, true, true});
+             },
+             ""},
         Case{"udp_content_length_beyond_body",
              [](MessageFacts& f) {
                f.content_length = 10;
