@@ -55,7 +55,8 @@ MessageFacts MessageFactsOf(msg_t* msg, bool datagram) {
     // Values sofia could not parse at all ("-1", "x") are error headers, counted above.
     absl::string_view name(hc->hc_name);
     if (hc == sip_max_forwards_class) {
-      AddNumber(facts, name, absl::StrCat(reinterpret_cast<const sip_max_forwards_t*>(h)->mf_count));
+      AddNumber(facts, name,
+                absl::StrCat(reinterpret_cast<const sip_max_forwards_t*>(h)->mf_count));
     } else if (hc == sip_expires_class) {
       // RFC 3261 20.19 allows delta-seconds only; sofia also parses an HTTP date (ex_date),
       // which we refuse as not a number.
