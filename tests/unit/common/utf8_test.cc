@@ -28,10 +28,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"truncated_sequence", "a\xE2\x82", std::string("a") + kFffd + kFffd},
         Case{"overlong_slash", "\xC0\xAF", std::string(kFffd) + kFffd},
         Case{"surrogate", "\xED\xA0\x80", std::string(kFffd) + kFffd + kFffd},
-        Case{"above_10ffff", "\xF4\x90\x80\x80",
-             std::string(kFffd) + kFffd + kFffd + kFffd},
-        Case{"lone_continuation", "\x80x", std::string(kFffd) + "x"},
-        Case{"empty", "", ""}),
+        Case{"above_10ffff", "\xF4\x90\x80\x80", std::string(kFffd) + kFffd + kFffd + kFffd},
+        Case{"lone_continuation", "\x80x", std::string(kFffd) + "x"}, Case{"empty", "", ""}),
     [](const ::testing::TestParamInfo<Case>& p) { return std::string(p.param.name); });
 
 }  // namespace
