@@ -60,6 +60,8 @@ enum class Outcome : uint8_t {
   kNextHopUnreachable,  // 503: an in-dialog request could not be sent
   kPushSent,            // 110 (provisional): the callee's phone was woken by a push
   kNextHopNoAnswer,     // 503: nta's own answer on an in-dialog relay (the next hop never did)
+  // Validation (message_check.h).
+  kInvalidMessage,  // 400 whose reason names the header ("Duplicate Max-Forwards")
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };

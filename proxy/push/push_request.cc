@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 
 namespace pushgate::proxy {
 
@@ -24,13 +25,14 @@ v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const Ca
   }
   if (push.legacy && push.provider != PushParams::kFcm && push.provider != PushParams::kOther &&
       !legacy_apns_team.empty()) {
-    dest->set_app(
-        absl::StrCat(legacy_apns_team, ".", push.ApnsBundleId(), push.voip ? ".voip" : ""));
+    dest->set_app(ToValidUtf8(
+        absl::StrCat(legacy_apns_team, ".", push.ApnsBundleId(), push.voip ? ".voip" : "")));
   } else {
-    dest->set_app(push.param);
+    dest->set_app(ToValidUtf8(push.param));
   }
   bool alert = kind == PushKind::kAlert || kind == PushKind::kMissedCallAlert;
-  dest->set_device_token(alert && !push.remote_prid.empty() ? push.remote_prid : push.prid);
+  dest->set_device_token(
+      ToValidUtf8(alert && !push.remote_prid.empty() ? push.remote_prid : push.prid));
   switch (kind) {
     case PushKind::kVoip:
       request.set_kind(v1::VOIP);
@@ -41,7 +43,7 @@ v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const Ca
       break;
     case PushKind::kAlert:
       request.set_kind(v1::ALERT);
-      request.set_loc_key(push.call_str.empty() ? "IC_MSG" : push.call_str);
+      request.set_loc_key(ToValidUtf8(push.call_str.empty() ? "IC_MSG" : push.call_str));
       request.set_alert_body("Incoming call");
       request.set_sound("default");
       break;
@@ -51,9 +53,11 @@ v1::PushRequest BuildPushRequest(const Binding& binding, PushKind kind, const Ca
       request.set_alert_body("Missed call");
       break;
   }
-  request.set_call_id(call.call_id);
-  request.set_caller_uri(call.caller_uri);
-  request.set_caller_display_name(call.caller_display_name);
+  // Protobuf string fields must be valid UTF-8 (serialization fails otherwise and the push is
+  // lost); SIP text may be Latin-1 or any bytes.
+  request.set_call_id(ToValidUtf8(call.call_id));
+  request.set_caller_uri(ToValidUtf8(call.caller_uri));
+  request.set_caller_display_name(ToValidUtf8(call.caller_display_name));
   request.set_badge(-1);
   request.mutable_time_to_live()->set_seconds(absl::ToInt64Seconds(ttl));
   return request;

@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/sofia/message_facts.h"
+#include "proxy/sofia/proxy_metrics.h"
 
 namespace pushgate::proxy::sofia {
 
@@ -77,6 +79,15 @@ std::string LooseTarget(const sip_t* sip) {
 }
 
 MsgPtr ResponseToRelay(msg_t* response) {
+  // Never relay what sofia cannot serialize (a duplicated single-instance header asserts in
+  // msg_serialize) nor numbers we would misread: dropped and counted; the caller treats the
+  // response as lost (500 to the client, or the transaction's timeout).
+  CheckResult check = CheckSofiaMessage(response, false);
+  if (!check.ok) {
+    static metrics::Counter& dropped = InvalidMessages("response");
+    dropped.Inc();
+    return nullptr;
+  }
   MsgPtr copy(msg_copy(response));
   if (copy) RemoveTopVia(copy.get(), sip_object(copy.get()));
   return copy;

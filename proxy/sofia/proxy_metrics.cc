@@ -18,6 +18,13 @@ absl::string_view MethodLabel(absl::string_view method) {
 
 }  // namespace
 
+metrics::Counter& InvalidMessages(absl::string_view kind) {
+  return metrics::Registry::Default().GetCounter(
+      "pushgate_proxy_invalid_messages_total",
+      "Messages failing validation (requests answered 400; ACKs and responses dropped), by kind.",
+      {{"kind", std::string(kind)}});
+}
+
 metrics::Counter& ProxyMetrics::Cached(Cache& cache, absl::string_view key, const char* name,
                                        const char* help, const char* label) {
   auto it = cache.find(key);

@@ -10,6 +10,10 @@
 
 namespace pushgate::proxy::sofia {
 
+// pushgate_proxy_invalid_messages_total{kind}: messages failing message_check.h, by kind
+// ("request": answered 400; "ack", "response": dropped). Any thread (the registry locks).
+metrics::Counter& InvalidMessages(absl::string_view kind);
+
 class ProxyMetrics final {
  public:
   // pushgate_proxy_registrations_total{result}: REGISTER requests handled.

@@ -22,6 +22,9 @@ RegisterFacts FactsOf(const sip_t* sip, std::optional<TransportInfo> source) {
   if (sip->sip_to != nullptr) facts.to = UrlString(sip->sip_to->a_url);
   facts.contacts = ContactValues(sip);
   for (const sip_error_t* e = sip->sip_error; e != nullptr; e = e->er_next) {
+    // Sofia files duplicates of single-instance headers here too, under their own class: only
+    // entries of the error class are unparsable headers with a name.
+    if (e->er_common->h_class != sip_error_class) continue;
     if (NamesContactHeader(e->er_name ? e->er_name : "")) facts.contact_unparsable = true;
   }
   if (sip->sip_expires != nullptr) facts.expires = sip->sip_expires->ex_delta;

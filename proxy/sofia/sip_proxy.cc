@@ -24,6 +24,7 @@
 #include "proxy/sofia/flow_table.h"
 #include "proxy/sofia/forwarding.h"
 #include "proxy/sofia/listeners.h"
+#include "proxy/sofia/message_facts.h"
 #include "proxy/sofia/proxy_metrics.h"
 #include "proxy/sofia/register_relay.h"
 #include "proxy/sofia/stateful_relay.h"
@@ -115,6 +116,9 @@ class SipProxy::Impl {
 
   absl::Status CreateAgent();
   int OnRequest(nta_incoming_t* irq, const sip_t* sip);
+  // Validation (message_check.h). False: the request was answered (or, an ACK, dropped) and
+  // `irq` released.
+  bool Validate(nta_incoming_t* irq, const sip_t* sip);
   Incoming Examine(nta_incoming_t* irq, const sip_t* sip);
   void ExamineRequestUri(const sip_t* sip, Incoming& in);
   void Reject(IncomingPtr irq, const Incoming& in, Outcome outcome);
@@ -229,7 +233,27 @@ InDialogFacts SipProxy::Impl::InDialogFactsOf(nta_incoming_t* irq, const sip_t* 
   return facts;
 }
 
+bool SipProxy::Impl::Validate(nta_incoming_t* irq, const sip_t* sip) {
+  if (sip == nullptr || sip->sip_request == nullptr) return true;  // Classify refuses it
+  RequestOrigin origin = OriginOf(agent_.get(), irq);
+  MsgPtr msg(nta_incoming_getrequest(irq));
+  if (!msg) return true;
+  const bool datagram = origin.tport && tport_is_dgram(origin.tport.get());
+  CheckResult check = CheckSofiaMessage(msg.get(), datagram);
+  if (check.ok) return true;
+  const bool ack = sip->sip_request->rq_method == sip_method_ack;
+  InvalidMessages(ack ? "ack" : "request").Inc();
+  log_->info("{} refused: {} source={}",
+             sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "?",
+             check.reason, origin.source ? DebugString(*origin.source) : "?");
+  IncomingPtr owned(irq);  // an ACK: dropped when it goes
+  if (!ack) txns_.Refuse(std::move(owned), Outcome::kInvalidMessage, check.reason);
+  return false;
+}
+
 int SipProxy::Impl::OnRequest(nta_incoming_t* raw, const sip_t* sip) {
+  // Every request is validated once, before anything reads it (message_check.h).
+  if (!Validate(raw, sip)) return 0;
   IncomingPtr irq(raw);
   Incoming in = Examine(irq.get(), sip);
   const RequestRoute route = Classify(in.facts);

@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "proxy/core/contact.h"
@@ -1086,6 +1087,107 @@ TEST_F(InDialogTest, TcpPhoneCallingOutGetsDoubleRecordRouteAndItsByeBack) {
   EXPECT_EQ(bye.Method(), "BYE") << bye.text();
   EXPECT_TRUE(bye.Headers("Route").empty())
       << "our Route entries were not consumed: " << bye.text();
+}
+
+// Hostile input (issue 13): every message is validated before any handler.
+
+// A request from the phone with `headers` (each line ending in CRLF) between the mandatory ones.
+std::string RawRequest(absl::string_view method, absl::string_view uri, uint16_t via_port,
+                       absl::string_view call_id, absl::string_view extra,
+                       absl::string_view via_params = "", absl::string_view body = "",
+                       int content_length = -1) {
+  return absl::StrCat(
+      method, " ", uri, " SIP/2.0\r\n", "Via: SIP/2.0/UDP 127.0.0.1:", via_port, ";branch=z9hG4bK-",
+      call_id, via_params, "\r\n", "From: <sip:alice@example.org>;tag=f1\r\n",
+      "To: <sip:alice@example.org>\r\n", "Call-ID: ", call_id, "\r\n", "CSeq: 1 ", method, "\r\n",
+      "Contact: <sip:alice@127.0.0.1:", via_port, ">\r\n", extra,
+      "Content-Length: ", content_length >= 0 ? content_length : body.size(), "\r\n\r\n", body);
+}
+
+TEST_F(RegisterRelayTest, DuplicateMaxForwardsRegisterGets400NamingIt) {
+  // Used to crash (SIGSEGV): the register relay read the duplicate as an error header.
+  phone_.SendTo(udp_port_, RawRequest("REGISTER", "sip:example.org", phone_.port(), "dup-mf",
+                                      "Max-Forwards: 70\r\nMax-Forwards: 69\r\nExpires: 600\r\n"));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_EQ(answer.Reason(), "Duplicate Max-Forwards");
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
+}
+
+TEST_F(RegisterRelayTest, TripleUserAgentIsAnsweredNotRelayed) {
+  // Used to abort in msg_serialize (assertion !msg_is_single(h)) when relayed.
+  phone_.SendTo(
+      udp_port_,
+      RawRequest("OPTIONS", "sip:bob@example.org", phone_.port(), "ua3",
+                 "Max-Forwards: 70\r\nUser-Agent: a\r\nUser-Agent: b\r\nUser-Agent: c\r\n"));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_EQ(answer.Reason(), "Duplicate User-Agent");
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
+  // Twice plus a malformed header: the same answer.
+  phone_.SendTo(udp_port_, RawRequest("OPTIONS", "sip:bob@example.org", phone_.port(), "ua2",
+                                      "Max-Forwards: 70\r\nUser-Agent: a\r\nUser-Agent: b\r\n"
+                                      "Date: not a date\r\n"));
+  EXPECT_EQ(PhoneGets().Reason(), "Duplicate User-Agent");
+}
+
+TEST_F(RegisterRelayTest, BackendResponseWithDuplicateHeadersIsNotRelayed) {
+  // The backend's (or a caller's through it) response with three User-Agent lines used to abort
+  // the proxy when relayed; it is dropped and the phone gets our own answer.
+  SipText at_backend = ForwardedToBackend(RawRequest(
+      "OPTIONS", "sip:bob@example.org", phone_.port(), "resp-ua3", "Max-Forwards: 70\r\n"));
+  backend_.SendTo(udp_port_, MakeResponse(at_backend, 200, "OK",
+                                          "User-Agent: a\r\nUser-Agent: b\r\nUser-Agent: c\r\n"));
+  SipText answer = PhoneGets();
+  EXPECT_NE(answer.Status(), 200) << answer.text();
+  EXPECT_TRUE(answer.Headers("User-Agent").size() <= 1u) << answer.text();
+  // Still alive: a valid request goes through.
+  SipText again = ForwardedToBackend(RawRequest("OPTIONS", "sip:bob@example.org", phone_.port(),
+                                                "resp-ok", "Max-Forwards: 70\r\n"));
+  EXPECT_EQ(again.Method(), "OPTIONS");
+}
+
+TEST_F(RegisterRelayTest, BackendRequestWithDuplicateHeadersIsAnswered) {
+  backend_.SendTo(udp_port_,
+                  RawRequest("INVITE", "sip:alice@example.org", backend_.port(), "be-dup",
+                             "Max-Forwards: 70\r\nUser-Agent: a\r\n"
+                             "User-Agent: b\r\nUser-Agent: c\r\n"));
+  SipText answer;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(answer, kWait)) << "the backend never got an answer";
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_EQ(answer.Reason(), "Duplicate User-Agent");
+}
+
+TEST_F(RegisterRelayTest, ExpiresBeyond32BitsIsRefusedNotADeregistration) {
+  // 4294967296 used to wrap to 0 and remove the binding.
+  phone_.SendTo(udp_port_, RawRequest("REGISTER", "sip:example.org", phone_.port(), "exp-big",
+                                      "Max-Forwards: 70\r\nExpires: 4294967296\r\n"));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_EQ(answer.Reason(), "Bad Expires");
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
+
+  std::string reg =
+      RawRequest("REGISTER", "sip:example.org", phone_.port(), "exp-param", "Max-Forwards: 70\r\n");
+  absl::StrReplaceAll({{">\r\nMax-Forwards", ">;expires=4294967296\r\nMax-Forwards"}}, &reg);
+  phone_.SendTo(udp_port_, reg);
+  answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_EQ(answer.Reason(), "Bad Contact expires");
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
+}
+
+TEST_F(RegisterRelayTest, NegativeMaxForwardsIsNotForwarded) {
+  phone_.SendTo(udp_port_, RawRequest("OPTIONS", "sip:bob@example.org", phone_.port(), "mf-neg",
+                                      "Max-Forwards: -1\r\n"));
+  SipText answer = PhoneGets();
+  EXPECT_EQ(answer.Status(), 400) << answer.text();
+  EXPECT_EQ(answer.Reason(), "Bad Max-Forwards");
+  EXPECT_TRUE(backend_.ExpectNothingWithin(absl::Milliseconds(100)));
+  // Max-Forwards 0 stays 483.
+  phone_.SendTo(udp_port_, RawRequest("OPTIONS", "sip:bob@example.org", phone_.port(), "mf-0",
+                                      "Max-Forwards: 0\r\n"));
+  EXPECT_EQ(PhoneGets().Status(), 483);
 }
 
 }  // namespace

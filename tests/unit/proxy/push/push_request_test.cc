@@ -33,6 +33,20 @@ TEST(BuildPushRequest, VoipGoesToTheVoipTokenWithCallFields) {
   EXPECT_TRUE(r.request_id().empty()) << "the pusher assigns one";
 }
 
+TEST(BuildPushRequest, Latin1DisplayNameStillMakesAValidMessage) {
+  // "José Müller" in Latin-1 (legal in SIP): protobuf refused the request, the push was lost.
+  const CallInfo latin1{"c1@host", "sip:jos\xE9@example.org", "Jos\xE9 M\xFCller"};
+  v1::PushRequest r = BuildPushRequest(WithPush(PushParams::kApns, true), PushKind::kVoip, latin1,
+                                       absl::Seconds(90));
+  EXPECT_EQ(r.caller_display_name(), "Jos\xEF\xBF\xBD M\xEF\xBF\xBDller");
+  EXPECT_EQ(r.caller_uri(), "sip:jos\xEF\xBF\xBD@example.org");
+  std::string wire;
+  ASSERT_TRUE(r.SerializeToString(&wire));
+  v1::PushRequest parsed;
+  EXPECT_TRUE(parsed.ParseFromString(wire)) << "the pusher could not read the request";
+  EXPECT_EQ(parsed.caller_display_name(), r.caller_display_name());
+}
+
 TEST(BuildPushRequest, AndroidGetsHighPriorityData) {
   v1::PushRequest r = BuildPushRequest(WithPush(PushParams::kFcm, false), PushKind::kData, kCall,
                                        absl::Seconds(30));
