@@ -151,6 +151,15 @@ void AddLogSection(config::Schema& s, ProxyConfig* c) {
               "Per-component levels: \"proxy.sofia=debug,proxy=info\".");
 }
 
+// Limits against stuck transactions and hostile peers.
+void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
+  s.Section("limits", "Limits against stuck transactions and hostile peers.")
+      .Duration("limits", "timer_c", &c->timer_c, absl::Seconds(1), absl::Hours(1),
+                "Timer C (RFC 3261 16.6): a relayed INVITE without a final answer this long is "
+                "cancelled and the caller answered 408. Above fork.call_timeout (RFC 3261 asks "
+                "for more than 3 minutes).");
+}
+
 }  // namespace
 
 config::Schema MakeProxySchema(ProxyConfig* c) {
@@ -162,6 +171,7 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
   AddForkSection(s, c);
   AddAdminSection(s, c);
   AddLogSection(s, c);
+  AddLimitsSection(s, c);
   return s;
 }
 
@@ -310,6 +320,10 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
   if (c.transaction_timeout < c.t1) {
     return KeyError("sip.transaction_timeout", "is shorter than sip.t1");
   }
+  if (c.timer_c <= c.fork_call_timeout) {
+    return KeyError("limits.timer_c", "must be above fork.call_timeout");
+  }
+  o.timer_c = c.timer_c;
   o.max_pending_registers = static_cast<size_t>(c.max_pending_registers);
   o.store_retry_after_seconds = c.store_retry_after;
   if (!c.push_legacy_apns_team.empty() &&

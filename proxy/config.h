@@ -61,6 +61,8 @@ struct ProxyConfig {
   bool admin_bindings = false;
   // [log]
   log::LogConfig log;
+  // [limits]
+  absl::Duration timer_c = absl::Seconds(180);
 };
 
 // The schema of every key, pointing into `config`.

@@ -14,7 +14,7 @@ struct Row {
 };
 
 // In enum order (checked by the unit test and below).
-constexpr std::array<Row, 31> kTable = {{
+constexpr std::array<Row, 32> kTable = {{
     {Outcome::kBadRequest, {400, "Bad Request", RetryAfter::kNone, "bad_request"}},
     {Outcome::kTooManyHops, {483, "Too Many Hops", RetryAfter::kNone, "too_many_hops"}},
     {Outcome::kNoTransaction,
@@ -59,6 +59,7 @@ constexpr std::array<Row, 31> kTable = {{
      {503, "Next hop unreachable", RetryAfter::kNone, "next_hop_unreachable"}},
     {Outcome::kPushSent, {110, "Push sent", RetryAfter::kNone, "push_sent"}},
     {Outcome::kNextHopNoAnswer, {503, "Unreachable", RetryAfter::kNone, "next_hop_no_answer"}},
+    {Outcome::kRelayTimerC, {408, "Request Timeout", RetryAfter::kNone, "timer_c"}},
 }};
 
 constexpr bool InEnumOrder() {
@@ -68,7 +69,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder(), "kTable rows must follow the order of enum Outcome");
-static_assert(kTable.back().outcome == Outcome::kNextHopNoAnswer, "an Outcome has no row");
+static_assert(kTable.back().outcome == Outcome::kRelayTimerC, "an Outcome has no row");
 
 absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
   switch (kind) {

@@ -60,6 +60,7 @@ enum class Outcome : uint8_t {
   kNextHopUnreachable,  // 503: an in-dialog request could not be sent
   kPushSent,            // 110 (provisional): the callee's phone was woken by a push
   kNextHopNoAnswer,     // 503: nta's own answer on an in-dialog relay (the next hop never did)
+  kRelayTimerC,         // 408: a relayed INVITE got no final answer within timer C (cancelled)
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };

@@ -22,6 +22,8 @@ class ProxyMetrics final {
   metrics::Counter& Rejected(absl::string_view reason);
   // pushgate_proxy_transactions_in_flight.
   metrics::Gauge& InFlight() { return in_flight_; }
+  // pushgate_proxy_timer_c_total: relayed INVITEs cancelled by timer C.
+  metrics::Counter& TimerC() { return timer_c_; }
 
  private:
   using Cache = absl::flat_hash_map<std::string, metrics::Counter*>;
@@ -36,6 +38,9 @@ class ProxyMetrics final {
   metrics::Gauge& in_flight_ =
       r_.GetGauge("pushgate_proxy_transactions_in_flight",
                   "Proxied transactions waiting for the backend or the store.");
+  metrics::Counter& timer_c_ =
+      r_.GetCounter("pushgate_proxy_timer_c_total",
+                    "Relayed INVITEs cancelled (and answered 408) by timer C.", {});
 };
 
 }  // namespace pushgate::proxy::sofia

@@ -175,7 +175,8 @@ absl::Status SipProxy::Impl::Init() {
   register_relay_ =
       std::make_unique<RegisterRelay>(agent_.get(), options_, backend_, codec_, store_, clock_,
                                       txns_, listeners_, flows_, metrics_);
-  relay_ = std::make_unique<StatefulRelay>(agent_.get(), txns_, metrics_);
+  relay_ = std::make_unique<StatefulRelay>(agent_.get(), txns_, metrics_, loop_, clock_,
+                                           options_.timer_c);
   leg_.reset(nta_leg_tcreate(agent_.get(), &Impl::OnRequestCb,
                              reinterpret_cast<nta_leg_magic_t*>(this), NTATAG_NO_DIALOG(1),
                              TAG_END()));

@@ -79,6 +79,9 @@ struct SipProxyOptions {
   // kept changing under a registration (see proxy/core/outcomes.h).
   absl::Duration busy_retry_after = absl::Seconds(5);
   absl::Duration conflict_retry_after = absl::Seconds(1);
+  // Timer C (RFC 3261 16.6 step 11): a relayed INVITE without a final answer this long is
+  // cancelled toward the next hop and answered 408.
+  absl::Duration timer_c = absl::Seconds(180);
 };
 
 // The Retry-After values of the outcome table (proxy/core/outcomes.h) from the options.

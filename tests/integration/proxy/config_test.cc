@@ -125,6 +125,28 @@ TEST(ProxyConfig, CrossKeyErrorsNameTheKey) {
   EXPECT_THAT(std::string(e.status().message()), HasSubstr("push.legacy_apns_team"));
   team.push_legacy_apns_team = "ABCD123456";
   EXPECT_TRUE(BuildSipProxyOptions(team, nullptr).ok());
+
+  ProxyConfig timer_c;
+  timer_c.fork_call_timeout = absl::Seconds(200);
+  auto f = BuildSipProxyOptions(timer_c, nullptr);
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(std::string(f.status().message()), HasSubstr("limits.timer_c"));
+  timer_c.timer_c = absl::Seconds(201);
+  auto g = BuildSipProxyOptions(timer_c, nullptr);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->timer_c, absl::Seconds(201));
+}
+
+TEST(ProxyConfig, TimerCDefaultsToThreeMinutesAbove) {
+  ProxyConfig cfg;
+  config::Schema schema = MakeProxySchema(&cfg);
+  ASSERT_TRUE(
+      config::LoadFromString(schema, "[limits]\ntimer_c = \"200s\"\n", "t.toml", config::NoEnv())
+          .ok());
+  auto o = BuildSipProxyOptions(cfg, nullptr);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->timer_c, absl::Seconds(200));
+  EXPECT_EQ(ProxyConfig().timer_c, absl::Seconds(180));
 }
 
 }  // namespace

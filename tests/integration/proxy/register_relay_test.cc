@@ -920,6 +920,37 @@ TEST_F(RegisterRelayTest, OutboundInviteRelaysRingingAndCancel) {
   EXPECT_EQ(terminated.Status(), 487) << terminated.text();
 }
 
+// Timer C (RFC 3261 16.6 step 11): the backend rings but never answers; the INVITE is cancelled
+// toward it, the phone gets 408, and no transaction stays in flight.
+TEST_F(RegisterRelayTest, OutboundInviteWithoutFinalAnswerIsEndedByTimerC) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.timer_c = absl::Milliseconds(1500); });
+  phone_.SendTo(udp_port_, MakeRequest("INVITE", "sip:bob@example.org", phone_.port(), "inv-c"));
+  SipText invite;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(invite, kWait))
+      << "the INVITE never reached the backend";
+  ASSERT_EQ(invite.Method(), "INVITE");
+  backend_.SendTo(udp_port_, MakeResponse(invite, 180, "Ringing"));
+  EXPECT_EQ(proxy_->InFlight(), 1u);
+
+  SipText timeout;
+  ASSERT_TRUE(phone_.WaitFor(IsFinal(), timeout, kWait)) << "the phone never got a final answer";
+  EXPECT_EQ(timeout.Status(), 408) << timeout.text();
+  SipText cancel;
+  ASSERT_TRUE(backend_.WaitForRequest("CANCEL", cancel, kWait))
+      << "the ringing INVITE was never cancelled";
+  EXPECT_EQ(cancel.Header("Call-ID"), "inv-c");
+  backend_.SendTo(udp_port_, MakeResponse(cancel, 200, "OK"));
+  backend_.SendTo(udp_port_, MakeResponse(invite, 487, "Request Terminated"));
+  EXPECT_TRUE(phone_.ExpectNoneWithin(IsStatus(487), absl::Milliseconds(300)))
+      << "the late 487 must not reach the phone after the 408";
+  EXPECT_EQ(proxy_->InFlight(), 0u);
+  EXPECT_EQ(metrics::Registry::Default()
+                .GetGauge("pushgate_proxy_transactions_in_flight",
+                          "Proxied transactions waiting for the backend or the store.")
+                .Value(),
+            0.0);
+}
+
 // Records what the proxy hands to the call half and answers 486.
 class RecordingCallHandler final : public sofia::CallHandler {
  public:

@@ -13,7 +13,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
-constexpr Outcome kLast = Outcome::kNextHopNoAnswer;
+constexpr Outcome kLast = Outcome::kRelayTimerC;
 
 TEST(OutcomesTest, EveryOutcomeHasAnErrorCodeReasonAndLabelButPushSent) {
   for (int i = 0; i <= static_cast<int>(kLast); ++i) {
@@ -85,7 +85,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Outcome::kBranchNoAnswer, 500, "", "branch_no_answer"},
                       Case{Outcome::kNextHopUnreachable, 503, "", "next_hop_unreachable"},
                       Case{Outcome::kPushSent, 110, "", "push_sent"},
-                      Case{Outcome::kNextHopNoAnswer, 503, "", "next_hop_no_answer"}));
+                      Case{Outcome::kNextHopNoAnswer, 503, "", "next_hop_no_answer"},
+                      Case{Outcome::kRelayTimerC, 408, "", "timer_c"}));
 
 // The reason phrases the caller of a call sees (the fork's answers and nta's own ones).
 TEST(OutcomesTest, CallAnswersKeepTheirReasonPhrases) {
