@@ -157,7 +157,20 @@ void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
       .Duration("limits", "timer_c", &c->timer_c, absl::Seconds(1), absl::Hours(1),
                 "Timer C (RFC 3261 16.6): a relayed INVITE without a final answer this long is "
                 "cancelled and the caller answered 408. Above fork.call_timeout (RFC 3261 asks "
-                "for more than 3 minutes).");
+                "for more than 3 minutes).")
+      .Int("limits", "max_message_size", &c->max_message_size, 64 * 1024, 16 * 1024 * 1024,
+           "Largest SIP message accepted over TCP/TLS, in bytes: a larger one is refused while "
+           "it arrives, before it is parsed. 64 KiB, as Kamailio's, is also the least: sofia "
+           "aborts on a UDP datagram above the limit, so it stays above any datagram.")
+      .Duration("limits", "connection_idle_timeout", &c->connection_idle_timeout,
+                absl::ZeroDuration(), absl::Hours(24),
+                "A TCP/TLS connection that carries no registered flow and no transaction is "
+                "closed after this long without traffic; 0 = never. 120 s, as Kamailio's "
+                "tcp_connection_lifetime (registered flows stay until their binding expires).")
+      .Duration("limits", "message_timeout", &c->message_timeout, absl::ZeroDuration(),
+                absl::Minutes(10),
+                "A message must arrive completely within this long of its first byte, else its "
+                "TCP/TLS connection is closed (slowloris); 0 = no deadline.");
 }
 
 }  // namespace
@@ -324,6 +337,9 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
     return KeyError("limits.timer_c", "must be above fork.call_timeout");
   }
   o.timer_c = c.timer_c;
+  o.max_message_size = static_cast<size_t>(c.max_message_size);
+  o.connection_idle_timeout = c.connection_idle_timeout;
+  o.message_timeout = c.message_timeout;
   o.max_pending_registers = static_cast<size_t>(c.max_pending_registers);
   o.store_retry_after_seconds = c.store_retry_after;
   if (!c.push_legacy_apns_team.empty() &&

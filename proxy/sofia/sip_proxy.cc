@@ -58,6 +58,10 @@ RetryAfterConfig RetryAfterOf(const SipProxyOptions& options) {
   return retry;
 }
 
+namespace {
+unsigned Millis(absl::Duration d) { return static_cast<unsigned>(absl::ToInt64Milliseconds(d)); }
+}  // namespace
+
 class SipProxy::Impl {
  public:
   Impl(SofiaLoop& loop, SipProxyOptions options, BindingStore& store, const Clock& clock)
@@ -161,8 +165,10 @@ absl::Status SipProxy::Impl::Init() {
     backend_ = *uri;
   }
   RETURN_IF_ERROR(CreateAgent());
-  ListenerOptions lo{options_.listen, options_.advertise, options_.tls_certificate_dir,
-                     backend_ && IsIpv6Literal(backend_->host)};
+  ListenerOptions lo{
+      options_.listen, options_.advertise, options_.tls_certificate_dir,
+      backend_ && IsIpv6Literal(backend_->host),
+      ConnectionLimits{Millis(options_.connection_idle_timeout), Millis(options_.message_timeout)}};
   RETURN_IF_ERROR(listeners_.Bind(agent_.get(), lo));
   relay_scope_.backend = backend_;
   relay_scope_.trusted_backends = TrustedBackends(backend_, options_.trusted_backends);
@@ -193,11 +199,12 @@ absl::Status SipProxy::Impl::CreateAgent() {
   unsigned t1x64 = static_cast<unsigned>(absl::ToInt64Milliseconds(options_.transaction_timeout));
   // (url_string_t*)-1 is sofia's "no listener yet" (Listeners binds them).
   const auto* no_listener = reinterpret_cast<const url_string_t*>(-1);  // NOLINT(*-int-to-ptr)
-  agent_.reset(nta_agent_create(
-      loop_.root(), no_listener, &Impl::OnMessageCb, reinterpret_cast<nta_agent_magic_t*>(this),
-      NTATAG_UA(0), NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64), NTATAG_SERVER_RPORT(1),
-      NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1), NTATAG_TLS_RPORT(1), NTATAG_EXTRA_100(0),
-      NTATAG_CANCEL_487(0), NTATAG_PASS_408(1), TAG_END()));
+  agent_.reset(nta_agent_create(loop_.root(), no_listener, &Impl::OnMessageCb,
+                                reinterpret_cast<nta_agent_magic_t*>(this), NTATAG_UA(0),
+                                NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64), NTATAG_SERVER_RPORT(1),
+                                NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1), NTATAG_TLS_RPORT(1),
+                                NTATAG_EXTRA_100(0), NTATAG_CANCEL_487(0), NTATAG_PASS_408(1),
+                                NTATAG_MAXSIZE(options_.max_message_size), TAG_END()));
   if (!agent_) return absl::InternalError("nta_agent_create failed");
   return absl::OkStatus();
 }

@@ -149,5 +149,30 @@ TEST(ProxyConfig, TimerCDefaultsToThreeMinutesAbove) {
   EXPECT_EQ(ProxyConfig().timer_c, absl::Seconds(180));
 }
 
+TEST(ProxyConfig, TransportLimits) {
+  ProxyConfig cfg;
+  config::Schema schema = MakeProxySchema(&cfg);
+  ASSERT_TRUE(config::LoadFromString(schema, R"(
+[limits]
+max_message_size = 100000
+connection_idle_timeout = "30s"
+message_timeout = "5s"
+)",
+                                     "t.toml", config::NoEnv())
+                  .ok());
+  auto o = BuildSipProxyOptions(cfg, nullptr);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->max_message_size, 100000u);
+  EXPECT_EQ(o->connection_idle_timeout, absl::Seconds(30));
+  EXPECT_EQ(o->message_timeout, absl::Seconds(5));
+  // Below a UDP datagram's size: refused (sofia would abort on a larger datagram).
+  ProxyConfig small;
+  config::Schema small_schema = MakeProxySchema(&small);
+  EXPECT_FALSE(config::LoadFromString(small_schema, "[limits]\nmax_message_size = 4096\n", "t.toml",
+                                      config::NoEnv())
+                   .ok());
+  EXPECT_EQ(ProxyConfig().max_message_size, 64 * 1024);
+}
+
 }  // namespace
 }  // namespace pushgate::proxy

@@ -1,8 +1,10 @@
 // The registration half of the gateway end to end on loopback: a phone (raw UDP/TCP socket)
 // REGISTERs through the real sofia agent to a scripted backend registrar (raw UDP socket).
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/su_tag.h>
 #include <sys/socket.h>
@@ -16,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "proxy/core/contact.h"
@@ -1120,4 +1123,94 @@ TEST_F(InDialogTest, TcpPhoneCallingOutGetsDoubleRecordRouteAndItsByeBack) {
 }
 
 }  // namespace
+// ---------------------------------------------------------------------------------------------
+// Transport limits
+
+// A raw TCP connection to 127.0.0.1:`port` (-1 on failure).
+int ConnectTcp(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when the peer closed `fd` within `timeout` (whatever it sent before is skipped).
+bool ClosedWithin(int fd, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  char buf[4096];
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1;
+    if (poll(&p, 1, ms) <= 0) continue;
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return true;
+  }
+  return false;
+}
+
+// An OPTIONS of about `size` bytes (a long Subject pads it).
+std::string LargeOptions(uint16_t via_port, const std::string& transport, size_t size,
+                         const std::string& call_id = "big-1") {
+  std::string text = MakeRequest("OPTIONS", "sip:bob@example.org", via_port, call_id);
+  if (transport != "UDP") absl::StrReplaceAll({{"SIP/2.0/UDP", "SIP/2.0/" + transport}}, &text);
+  const size_t head = text.find("\r\n") + 2;
+  text.insert(head, absl::StrCat("Subject: ", std::string(size - text.size(), 'x'), "\r\n"));
+  return text;
+}
+
+// sofia asserts (aborts) on a UDP datagram above its maximum size, so the limit never goes below
+// 64 KiB, above any datagram: it bounds TCP/TLS messages.
+TEST_F(RegisterRelayTest, TcpMessageAboveTheMaximumSizeIsRefused) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.max_message_size = 64 * 1024; });
+  // The largest datagram is below the limit: handled (here: relayed), no abort.
+  phone_.SendTo(udp_port_, LargeOptions(phone_.port(), "UDP", 65000));
+  SipText big;
+  ASSERT_TRUE(backend_.WaitForRequest("OPTIONS", big, kWait)) << "a 65000-byte datagram is fine";
+  TcpPeer tcp(tcp_port_);
+  ASSERT_TRUE(tcp.connected());
+  tcp.Send(LargeOptions(tcp.local_port(), "TCP", 80 * 1024, "big-tcp"));
+  SipText answer;
+  const bool answered = tcp.WaitFor(IsFinal(), answer, absl::Seconds(2));
+  EXPECT_TRUE(!answered || answer.Status() == 413) << answer.text();
+  const SipMatch tcp_options{"the TCP OPTIONS",
+                             [](const SipText& t) { return t.Header("Call-ID") == "big-tcp"; }};
+  EXPECT_TRUE(backend_.ExpectNoneWithin(tcp_options, absl::Milliseconds(300)));
+  // Still serving.
+  phone_.SendTo(udp_port_, LargeOptions(phone_.port(), "UDP", 500, "small"));
+  SipText small;
+  const SipMatch small_options{"the small OPTIONS",
+                               [](const SipText& t) { return t.Header("Call-ID") == "small"; }};
+  EXPECT_TRUE(backend_.WaitFor(small_options, small, kWait)) << "the proxy stopped serving";
+}
+
+TEST_F(RegisterRelayTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
+  RestartProxy(
+      [](sofia::SipProxyOptions& o) { o.connection_idle_timeout = absl::Milliseconds(300); });
+  int fd = ConnectTcp(tcp_port_);
+  ASSERT_GE(fd, 0);
+  const std::string ping = "\r\n\r\n";
+  ASSERT_EQ(send(fd, ping.data(), ping.size(), 0), 4);
+  EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(3))) << "an idle connection was kept";
+  close(fd);
+}
+
+TEST_F(RegisterRelayTest, HalfSentMessageClosesItsConnectionAfterTheDeadline) {
+  RestartProxy([](sofia::SipProxyOptions& o) {
+    o.connection_idle_timeout = absl::ZeroDuration();  // only the message deadline applies
+    o.message_timeout = absl::Milliseconds(300);
+  });
+  int fd = ConnectTcp(tcp_port_);
+  ASSERT_GE(fd, 0);
+  const std::string part = "OPTIONS sip:bob@example.org SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1";
+  ASSERT_EQ(send(fd, part.data(), part.size(), 0), static_cast<ssize_t>(part.size()));
+  EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(3))) << "a half-sent message's connection was kept";
+  close(fd);
+}
+
 }  // namespace pushgate::proxy::testing
