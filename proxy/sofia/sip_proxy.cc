@@ -26,6 +26,7 @@
 #include "proxy/sofia/listeners.h"
 #include "proxy/sofia/proxy_metrics.h"
 #include "proxy/sofia/register_relay.h"
+#include "proxy/sofia/sofia_log.h"
 #include "proxy/sofia/stateful_relay.h"
 #include "proxy/sofia/transactions.h"
 
@@ -363,6 +364,7 @@ SipProxy::SipProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 absl::StatusOr<std::unique_ptr<SipProxy>> SipProxy::Create(SofiaLoop& loop, SipProxyOptions options,
                                                            BindingStore& store,
                                                            const Clock& clock) {
+  RedirectSofiaLogs();  // before the agent exists: its accept errors can flood (issue 13)
   auto impl = std::make_unique<Impl>(loop, std::move(options), store, clock);
   Impl* raw = impl.get();
   absl::Status st = loop.Call([raw] {
