@@ -170,7 +170,19 @@ void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
       .Duration("limits", "message_timeout", &c->message_timeout, absl::ZeroDuration(),
                 absl::Minutes(10),
                 "A message must arrive completely within this long of its first byte, else its "
-                "TCP/TLS connection is closed (slowloris); 0 = no deadline.");
+                "TCP/TLS connection is closed (slowloris); 0 = no deadline.")
+      .Int("limits", "rate_limit_requests", &c->rate_limit_requests, 0, 1'000'000,
+           "Requests one source address may send per rate_limit_window (Kamailio's pike "
+           "default); beyond, it is blocked for rate_limit_block. Trusted backends are exempt. "
+           "0 = no limit.")
+      .Duration("limits", "rate_limit_window", &c->rate_limit_window, absl::Milliseconds(100),
+                absl::Hours(1), "The rate limit's counting window.")
+      .Duration("limits", "rate_limit_block", &c->rate_limit_block, absl::ZeroDuration(),
+                absl::Hours(24), "How long a source over its budget stays blocked.")
+      .Int("limits", "rate_limit_sources", &c->rate_limit_sources, 1, 100'000'000,
+           "Source addresses tracked at most (the least recently seen are forgotten first).")
+      .Bool("limits", "rate_limit_silent", &c->rate_limit_silent,
+            "Blocked requests get no answer (true) instead of 503 with Retry-After (false).");
 }
 
 }  // namespace
@@ -340,6 +352,11 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
   o.max_message_size = static_cast<size_t>(c.max_message_size);
   o.connection_idle_timeout = c.connection_idle_timeout;
   o.message_timeout = c.message_timeout;
+  o.rate_limit.requests = static_cast<int>(c.rate_limit_requests);
+  o.rate_limit.window = c.rate_limit_window;
+  o.rate_limit.block = c.rate_limit_block;
+  o.rate_limit.max_sources = static_cast<size_t>(c.rate_limit_sources);
+  o.rate_limit_silent = c.rate_limit_silent;
   o.max_pending_registers = static_cast<size_t>(c.max_pending_registers);
   o.store_retry_after_seconds = c.store_retry_after;
   if (!c.push_legacy_apns_team.empty() &&

@@ -66,6 +66,11 @@ struct ProxyConfig {
   int64_t max_message_size = 64 * 1024;
   absl::Duration connection_idle_timeout = absl::Seconds(120);
   absl::Duration message_timeout = absl::Seconds(20);
+  int64_t rate_limit_requests = 30;
+  absl::Duration rate_limit_window = absl::Seconds(2);
+  absl::Duration rate_limit_block = absl::Seconds(120);
+  int64_t rate_limit_sources = 100000;
+  bool rate_limit_silent = false;
 };
 
 // The schema of every key, pointing into `config`.

@@ -61,6 +61,7 @@ enum class Outcome : uint8_t {
   kPushSent,            // 110 (provisional): the callee's phone was woken by a push
   kNextHopNoAnswer,     // 503: nta's own answer on an in-dialog relay (the next hop never did)
   kRelayTimerC,         // 408: a relayed INVITE got no final answer within timer C (cancelled)
+  kRateLimited,         // 503 + Retry-After (busy): the source is over its request budget
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };

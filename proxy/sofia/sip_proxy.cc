@@ -74,7 +74,8 @@ class SipProxy::Impl {
         codec_(options_.masquerade_secret),
         flows_(absl::StrCat("f", MasqueradeCodec::GenerateSecret().substr(0, 8))),
         txns_(metrics_, RetryAfterOf(options_)),
-        log_(log::Get("proxy.sofia")) {}
+        log_(log::Get("proxy.sofia")),
+        limiter_(options_.rate_limit) {}
 
   absl::Status Init();  // loop thread
   void Shutdown();      // loop thread
@@ -120,6 +121,8 @@ class SipProxy::Impl {
 
   absl::Status CreateAgent();
   int OnRequest(nta_incoming_t* irq, const sip_t* sip);
+  // The per-source rate limit: false when the request was refused (answered, or dropped).
+  bool Admit(IncomingPtr& irq, const sip_t* sip);
   Incoming Examine(nta_incoming_t* irq, const sip_t* sip);
   void ExamineRequestUri(const sip_t* sip, Incoming& in);
   void Reject(IncomingPtr irq, const Incoming& in, Outcome outcome);
@@ -140,6 +143,7 @@ class SipProxy::Impl {
   std::shared_ptr<spdlog::logger> log_;
   std::optional<Uri> backend_;
   InDialogPolicy relay_scope_;  // set by Init: backend, trusted backends, domains
+  RateLimiter limiter_;
 
   HomePtr home_;
   AgentPtr agent_;
@@ -238,8 +242,27 @@ InDialogFacts SipProxy::Impl::InDialogFactsOf(nta_incoming_t* irq, const sip_t* 
   return facts;
 }
 
+bool SipProxy::Impl::Admit(IncomingPtr& irq, const sip_t* sip) {
+  if (options_.rate_limit.requests <= 0) return true;
+  const std::optional<TransportInfo> source = OriginOf(agent_.get(), irq.get()).source;
+  if (!source) return true;
+  if (IsTrustedBackend(relay_scope_.trusted_backends, *source)) {
+    metrics_.RateLimit("exempt").Inc();
+    return true;
+  }
+  if (limiter_.Check(source->host, clock_.Now()) == RateVerdict::kAllowed) {
+    metrics_.RateLimit("allowed").Inc();
+    return true;
+  }
+  metrics_.RateLimit("blocked").Inc();
+  const bool ack = sip->sip_request != nullptr && sip->sip_request->rq_method == sip_method_ack;
+  if (!options_.rate_limit_silent && !ack) txns_.Refuse(std::move(irq), Outcome::kRateLimited);
+  return false;  // irq (when still held) is destroyed unanswered: silence
+}
+
 int SipProxy::Impl::OnRequest(nta_incoming_t* raw, const sip_t* sip) {
   IncomingPtr irq(raw);
+  if (!Admit(irq, sip)) return 0;
   Incoming in = Examine(irq.get(), sip);
   const RequestRoute route = Classify(in.facts);
   switch (route.route) {

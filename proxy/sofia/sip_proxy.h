@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "proxy/core/outcomes.h"
+#include "proxy/core/rate_limit.h"
 #include "proxy/core/registrar.h"
 #include "proxy/core/transport.h"
 #include "proxy/sofia/loop.h"
@@ -92,6 +93,10 @@ struct SipProxyOptions {
   // A message must arrive completely this long after its first byte, else its connection is
   // closed (slowloris); 0: no deadline.
   absl::Duration message_timeout = absl::Seconds(20);
+  // Per-source request rate limit (Kamailio's pike defaults); trusted backends are exempt.
+  RateLimitPolicy rate_limit;
+  // A source over its budget: silence instead of 503 + Retry-After.
+  bool rate_limit_silent = false;
 };
 
 // The Retry-After values of the outcome table (proxy/core/outcomes.h) from the options.

@@ -76,10 +76,10 @@ void RedirectSofiaLogs(absl::Duration interval) {
     g_state->interval = interval;
     auto& r = metrics::Registry::Default();
     const char* help = "sofia-sip log lines, shown or suppressed by the rate limit.";
-    g_state->shown_metric = &r.GetCounter("pushgate_proxy_sofia_log_lines_total", help,
-                                          {{"shown", "true"}});
-    g_state->suppressed_metric = &r.GetCounter("pushgate_proxy_sofia_log_lines_total", help,
-                                               {{"shown", "false"}});
+    g_state->shown_metric =
+        &r.GetCounter("pushgate_proxy_sofia_log_lines_total", help, {{"shown", "true"}});
+    g_state->suppressed_metric =
+        &r.GetCounter("pushgate_proxy_sofia_log_lines_total", help, {{"shown", "false"}});
     su_log_redirect(nta_log, &OnSofiaLog, g_state);
     su_log_redirect(tport_log, &OnSofiaLog, g_state);
   });

@@ -1213,4 +1213,37 @@ TEST_F(RegisterRelayTest, HalfSentMessageClosesItsConnectionAfterTheDeadline) {
   close(fd);
 }
 
+// Per-source rate limit (pike): the phone's fourth request within the window gets 503 with
+// Retry-After and never reaches the backend; the backend (trusted) is never limited.
+TEST_F(RegisterRelayTest, SourceOverItsBudgetGets503AndTheBackendIsExempt) {
+  RestartProxy([](sofia::SipProxyOptions& o) {
+    o.rate_limit.requests = 3;
+    o.rate_limit.window = absl::Seconds(30);
+  });
+  for (int i = 0; i < 3; ++i) {
+    phone_.SendTo(udp_port_, MakeRequest("OPTIONS", "sip:bob@example.org", phone_.port(),
+                                         absl::StrCat("rl-", i)));
+    SipText at_backend;
+    ASSERT_TRUE(backend_.WaitForRequest("OPTIONS", at_backend, kWait)) << i;
+    backend_.SendTo(udp_port_, MakeResponse(at_backend, 200, "OK"));
+    SipText ok;
+    ASSERT_TRUE(phone_.WaitFor(IsFinal(), ok, kWait)) << i;
+    EXPECT_EQ(ok.Status(), 200) << ok.text();
+  }
+  phone_.SendTo(udp_port_, MakeRequest("OPTIONS", "sip:bob@example.org", phone_.port(), "rl-3"));
+  SipText limited;
+  ASSERT_TRUE(phone_.WaitFor(IsFinal(), limited, kWait));
+  EXPECT_EQ(limited.Status(), 503) << limited.text();
+  EXPECT_FALSE(limited.Header("Retry-After").empty()) << limited.text();
+  EXPECT_TRUE(backend_.ExpectNoneWithin(IsRequest("OPTIONS"), absl::Milliseconds(300)));
+  // The backend's requests (without a masquerade value: 404) are answered, never 503.
+  for (int i = 0; i < 6; ++i) {
+    backend_.SendTo(udp_port_, MakeRequest("OPTIONS", "sip:nobody@example.org", backend_.port(),
+                                           absl::StrCat("be-", i)));
+    SipText answer;
+    ASSERT_TRUE(backend_.WaitFor(IsFinal(), answer, kWait)) << i;
+    EXPECT_NE(answer.Status(), 503) << answer.text();
+  }
+}
+
 }  // namespace pushgate::proxy::testing

@@ -15,7 +15,8 @@ namespace {
 TEST(SofiaLogTest, RepeatedLinesAreShownOncePerIntervalAndCounted) {
   RedirectSofiaLogs(absl::Minutes(10));
   const SofiaLogCounts before = SofiaLogStats();
-  for (int i = 0; i < 1000; ++i) su_llog(tport_log, 0, "tport: accept: %s\n", "Too many open files");
+  for (int i = 0; i < 1000; ++i)
+    su_llog(tport_log, 0, "tport: accept: %s\n", "Too many open files");
   const SofiaLogCounts after = SofiaLogStats();
   EXPECT_EQ(after.shown - before.shown, 1u);
   EXPECT_EQ(after.suppressed - before.suppressed, 999u);
