@@ -158,7 +158,8 @@ void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
                 "Timer C (RFC 3261 16.6): a relayed INVITE without a final answer this long is "
                 "cancelled and the caller answered 408. Above fork.call_timeout (RFC 3261 asks "
                 "for more than 3 minutes).")
-      .Int("limits", "max_message_size", &c->max_message_size, 64 * 1024, 16 * 1024 * 1024,
+      .Int("limits", "max_message_size", &c->max_message_size, int64_t{64} * 1024,
+           int64_t{16} * 1024 * 1024,
            "Largest SIP message accepted over TCP/TLS, in bytes: a larger one is refused while "
            "it arrives, before it is parsed. 64 KiB, as Kamailio's, is also the least: sofia "
            "aborts on a UDP datagram above the limit, so it stays above any datagram.")

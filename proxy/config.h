@@ -63,7 +63,7 @@ struct ProxyConfig {
   log::LogConfig log;
   // [limits]
   absl::Duration timer_c = absl::Seconds(180);
-  int64_t max_message_size = 64 * 1024;
+  int64_t max_message_size = int64_t{64} * 1024;
   absl::Duration connection_idle_timeout = absl::Seconds(120);
   absl::Duration message_timeout = absl::Seconds(20);
   int64_t rate_limit_requests = 30;

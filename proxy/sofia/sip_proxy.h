@@ -86,7 +86,7 @@ struct SipProxyOptions {
   // Largest SIP message accepted (NTATAG_MAXSIZE: sofia refuses a larger one while receiving
   // it). Keep it at 64 KiB or more: sofia aborts (tport_recv_dgram assertion) on a UDP datagram
   // above it.
-  size_t max_message_size = 64 * 1024;
+  size_t max_message_size = size_t{64} * 1024;
   // A TCP/TLS connection without a registered flow or transaction is closed after this long
   // idle; 0: never.
   absl::Duration connection_idle_timeout = absl::Seconds(120);
