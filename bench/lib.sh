@@ -31,6 +31,10 @@ listen = ""
 
 [log]
 level = "warn"
+
+[limits]
+# The load generator is one source address: no per-source rate limit.
+rate_limit_requests = 0
 EOF
 }
 

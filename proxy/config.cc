@@ -151,6 +151,41 @@ void AddLogSection(config::Schema& s, ProxyConfig* c) {
               "Per-component levels: \"proxy.sofia=debug,proxy=info\".");
 }
 
+// Limits against stuck transactions and hostile peers.
+void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
+  s.Section("limits", "Limits against stuck transactions and hostile peers.")
+      .Duration("limits", "timer_c", &c->timer_c, absl::Seconds(1), absl::Hours(1),
+                "Timer C (RFC 3261 16.6): a relayed INVITE without a final answer this long is "
+                "cancelled and the caller answered 408. Above fork.call_timeout (RFC 3261 asks "
+                "for more than 3 minutes).")
+      .Int("limits", "max_message_size", &c->max_message_size, int64_t{64} * 1024,
+           int64_t{16} * 1024 * 1024,
+           "Largest SIP message accepted over TCP/TLS, in bytes: a larger one is refused while "
+           "it arrives, before it is parsed. 64 KiB, as Kamailio's, is also the least: sofia "
+           "aborts on a UDP datagram above the limit, so it stays above any datagram.")
+      .Duration("limits", "connection_idle_timeout", &c->connection_idle_timeout,
+                absl::ZeroDuration(), absl::Hours(24),
+                "A TCP/TLS connection that carries no registered flow and no transaction is "
+                "closed after this long without traffic; 0 = never. 120 s, as Kamailio's "
+                "tcp_connection_lifetime (registered flows stay until their binding expires).")
+      .Duration("limits", "message_timeout", &c->message_timeout, absl::ZeroDuration(),
+                absl::Minutes(10),
+                "A message must arrive completely within this long of its first byte, else its "
+                "TCP/TLS connection is closed (slowloris); 0 = no deadline.")
+      .Int("limits", "rate_limit_requests", &c->rate_limit_requests, 0, 1'000'000,
+           "Requests one source address may send per rate_limit_window (Kamailio's pike "
+           "default); beyond, it is blocked for rate_limit_block. Trusted backends are exempt. "
+           "0 = no limit.")
+      .Duration("limits", "rate_limit_window", &c->rate_limit_window, absl::Milliseconds(100),
+                absl::Hours(1), "The rate limit's counting window.")
+      .Duration("limits", "rate_limit_block", &c->rate_limit_block, absl::ZeroDuration(),
+                absl::Hours(24), "How long a source over its budget stays blocked.")
+      .Int("limits", "rate_limit_sources", &c->rate_limit_sources, 1, 100'000'000,
+           "Source addresses tracked at most (the least recently seen are forgotten first).")
+      .Bool("limits", "rate_limit_silent", &c->rate_limit_silent,
+            "Blocked requests get no answer (true) instead of 503 with Retry-After (false).");
+}
+
 }  // namespace
 
 config::Schema MakeProxySchema(ProxyConfig* c) {
@@ -162,6 +197,7 @@ config::Schema MakeProxySchema(ProxyConfig* c) {
   AddForkSection(s, c);
   AddAdminSection(s, c);
   AddLogSection(s, c);
+  AddLimitsSection(s, c);
   return s;
 }
 
@@ -310,6 +346,18 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
   if (c.transaction_timeout < c.t1) {
     return KeyError("sip.transaction_timeout", "is shorter than sip.t1");
   }
+  if (c.timer_c <= c.fork_call_timeout) {
+    return KeyError("limits.timer_c", "must be above fork.call_timeout");
+  }
+  o.timer_c = c.timer_c;
+  o.max_message_size = static_cast<size_t>(c.max_message_size);
+  o.connection_idle_timeout = c.connection_idle_timeout;
+  o.message_timeout = c.message_timeout;
+  o.rate_limit.requests = static_cast<int>(c.rate_limit_requests);
+  o.rate_limit.window = c.rate_limit_window;
+  o.rate_limit.block = c.rate_limit_block;
+  o.rate_limit.max_sources = static_cast<size_t>(c.rate_limit_sources);
+  o.rate_limit_silent = c.rate_limit_silent;
   o.max_pending_registers = static_cast<size_t>(c.max_pending_registers);
   o.store_retry_after_seconds = c.store_retry_after;
   if (!c.push_legacy_apns_team.empty() &&

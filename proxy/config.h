@@ -61,6 +61,16 @@ struct ProxyConfig {
   bool admin_bindings = false;
   // [log]
   log::LogConfig log;
+  // [limits]
+  absl::Duration timer_c = absl::Seconds(180);
+  int64_t max_message_size = int64_t{64} * 1024;
+  absl::Duration connection_idle_timeout = absl::Seconds(120);
+  absl::Duration message_timeout = absl::Seconds(20);
+  int64_t rate_limit_requests = 30;
+  absl::Duration rate_limit_window = absl::Seconds(2);
+  absl::Duration rate_limit_block = absl::Seconds(120);
+  int64_t rate_limit_sources = 100000;
+  bool rate_limit_silent = false;
 };
 
 // The schema of every key, pointing into `config`.

@@ -14,7 +14,7 @@ struct Row {
 };
 
 // In enum order (checked by the unit test and below).
-constexpr std::array<Row, 32> kTable = {{
+constexpr std::array<Row, 34> kTable = {{
     {Outcome::kBadRequest, {400, "Bad Request", RetryAfter::kNone, "bad_request"}},
     {Outcome::kTooManyHops, {483, "Too Many Hops", RetryAfter::kNone, "too_many_hops"}},
     {Outcome::kNoTransaction,
@@ -60,6 +60,8 @@ constexpr std::array<Row, 32> kTable = {{
     {Outcome::kPushSent, {110, "Push sent", RetryAfter::kNone, "push_sent"}},
     {Outcome::kNextHopNoAnswer, {503, "Unreachable", RetryAfter::kNone, "next_hop_no_answer"}},
     {Outcome::kInvalidMessage, {400, "Bad Request", RetryAfter::kNone, "invalid_message"}},
+    {Outcome::kRelayTimerC, {408, "Request Timeout", RetryAfter::kNone, "timer_c"}},
+    {Outcome::kRateLimited, {503, "Rate limited", RetryAfter::kBusy, "rate_limited"}},
 }};
 
 constexpr bool InEnumOrder() {
@@ -69,7 +71,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder(), "kTable rows must follow the order of enum Outcome");
-static_assert(kTable.back().outcome == Outcome::kInvalidMessage, "an Outcome has no row");
+static_assert(kTable.back().outcome == Outcome::kRateLimited, "an Outcome has no row");
 
 absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
   switch (kind) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "absl/strings/match.h"
@@ -19,7 +20,11 @@ namespace {
 
 constexpr unsigned kUdpReceiveBuffer = 4u << 20;
 
-absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::string& tls_dir) {
+absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::string& tls_dir,
+                         const ConnectionLimits& limits) {
+  // sofia's "none" is UINT_MAX for both.
+  const unsigned idle = limits.idle_ms > 0 ? limits.idle_ms : UINT_MAX;
+  const unsigned timeout = limits.message_ms > 0 ? limits.message_ms : UINT_MAX;
   const std::string url = AddressUri(l, UriForm::kListener);
   int rc;
   if (l.transport == Transport::kTls) {
@@ -27,12 +32,14 @@ absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::
       return absl::InvalidArgumentError(
           absl::StrCat("listener ", DebugString(l), " needs a TLS certificate directory"));
     }
-    rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_CERTIFICATE(tls_dir.c_str()), TAG_END());
+    rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_CERTIFICATE(tls_dir.c_str()),
+                             TPTAG_IDLE(idle), TPTAG_TIMEOUT(timeout), TAG_END());
   } else {
     // A large UDP receive buffer rides out short stalls of the loop thread under load (the
     // kernel default, ~200 KiB, is ~8 ms of REGISTERs at 11,000/s: bench/register saw drops).
     // The kernel caps it at net.core.rmem_max.
-    rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_UDP_RMEM(kUdpReceiveBuffer), TAG_END());
+    rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_UDP_RMEM(kUdpReceiveBuffer),
+                             TPTAG_IDLE(idle), TPTAG_TIMEOUT(timeout), TAG_END());
   }
   if (rc < 0) {
     return absl::UnavailableError(
@@ -91,7 +98,9 @@ absl::Status Listeners::Bind(nta_agent_t* agent, const ListenerOptions& options)
                           [](const TransportInfo& l) { return IsIpv6Literal(l.host); });
   }
   for (const TransportInfo& l : listen) {
-    if (absl::Status st = AddListener(agent, l, options.tls_certificate_dir); !st.ok()) return st;
+    if (absl::Status st = AddListener(agent, l, options.tls_certificate_dir, options.limits);
+        !st.ok())
+      return st;
   }
   std::vector<TransportInfo> listening = ListenersOf(agent);
   std::vector<TransportInfo> advertised =

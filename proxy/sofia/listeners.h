@@ -21,11 +21,22 @@
 
 namespace pushgate::proxy::sofia {
 
+// sofia's per-connection limits, in milliseconds (0: none), set on every listener and inherited
+// by its TCP/TLS connections (TPTAG_IDLE, TPTAG_TIMEOUT).
+struct ConnectionLimits {
+  // A connection nobody holds (no registered flow, no transaction) is closed after this long
+  // without traffic.
+  unsigned idle_ms = 0;
+  // A message must arrive completely within this long of its first byte.
+  unsigned message_ms = 0;
+};
+
 struct ListenerOptions {
   std::vector<TransportInfo> listen;
   std::vector<TransportInfo> advertise;
   std::string tls_certificate_dir;
   bool ipv6_first = false;  // the backend is an IPv6 literal: nta sends through the first listener
+  ConnectionLimits limits;
 };
 
 // The host sofia puts in its Via for a transport and IP family ("" when none).

@@ -54,4 +54,9 @@ metrics::Counter& ProxyMetrics::Rejected(absl::string_view reason) {
                 "Non-REGISTER requests refused, by reason.", "reason");
 }
 
+metrics::Counter& ProxyMetrics::RateLimit(absl::string_view verdict) {
+  return Cached(rate_limit_, verdict, "pushgate_proxy_rate_limit_total",
+                "Requests by per-source rate-limit verdict.", "verdict");
+}
+
 }  // namespace pushgate::proxy::sofia

@@ -24,8 +24,13 @@ class ProxyMetrics final {
   metrics::Counter& Responses(int status);
   // pushgate_proxy_rejected_requests_total{reason}: requests refused (not REGISTER checks).
   metrics::Counter& Rejected(absl::string_view reason);
+  // pushgate_proxy_rate_limit_total{verdict}: requests by rate-limit verdict (allowed, blocked,
+  // exempt: from a trusted backend).
+  metrics::Counter& RateLimit(absl::string_view verdict);
   // pushgate_proxy_transactions_in_flight.
   metrics::Gauge& InFlight() { return in_flight_; }
+  // pushgate_proxy_timer_c_total: relayed INVITEs cancelled by timer C.
+  metrics::Counter& TimerC() { return timer_c_; }
 
  private:
   using Cache = absl::flat_hash_map<std::string, metrics::Counter*>;
@@ -37,9 +42,13 @@ class ProxyMetrics final {
   Cache forwarded_;
   Cache responses_;
   Cache rejected_;
+  Cache rate_limit_;
   metrics::Gauge& in_flight_ =
       r_.GetGauge("pushgate_proxy_transactions_in_flight",
                   "Proxied transactions waiting for the backend or the store.");
+  metrics::Counter& timer_c_ =
+      r_.GetCounter("pushgate_proxy_timer_c_total",
+                    "Relayed INVITEs cancelled (and answered 408) by timer C.", {});
 };
 
 }  // namespace pushgate::proxy::sofia

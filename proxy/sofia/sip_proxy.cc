@@ -27,6 +27,7 @@
 #include "proxy/sofia/message_facts.h"
 #include "proxy/sofia/proxy_metrics.h"
 #include "proxy/sofia/register_relay.h"
+#include "proxy/sofia/sofia_log.h"
 #include "proxy/sofia/stateful_relay.h"
 #include "proxy/sofia/transactions.h"
 
@@ -59,6 +60,10 @@ RetryAfterConfig RetryAfterOf(const SipProxyOptions& options) {
   return retry;
 }
 
+namespace {
+unsigned Millis(absl::Duration d) { return static_cast<unsigned>(absl::ToInt64Milliseconds(d)); }
+}  // namespace
+
 class SipProxy::Impl {
  public:
   Impl(SofiaLoop& loop, SipProxyOptions options, BindingStore& store, const Clock& clock)
@@ -70,7 +75,8 @@ class SipProxy::Impl {
         codec_(options_.masquerade_secret),
         flows_(absl::StrCat("f", MasqueradeCodec::GenerateSecret().substr(0, 8))),
         txns_(metrics_, RetryAfterOf(options_)),
-        log_(log::Get("proxy.sofia")) {}
+        log_(log::Get("proxy.sofia")),
+        limiter_(options_.rate_limit) {}
 
   absl::Status Init();  // loop thread
   void Shutdown();      // loop thread
@@ -119,6 +125,8 @@ class SipProxy::Impl {
   // Validation (message_check.h). False: the request was answered (or, an ACK, dropped) and
   // `irq` released.
   bool Validate(nta_incoming_t* irq, const sip_t* sip);
+  // The per-source rate limit: false when the request was refused (answered, or dropped).
+  bool Admit(IncomingPtr& irq, const sip_t* sip);
   Incoming Examine(nta_incoming_t* irq, const sip_t* sip);
   void ExamineRequestUri(const sip_t* sip, Incoming& in);
   void Reject(IncomingPtr irq, const Incoming& in, Outcome outcome);
@@ -139,6 +147,7 @@ class SipProxy::Impl {
   std::shared_ptr<spdlog::logger> log_;
   std::optional<Uri> backend_;
   InDialogPolicy relay_scope_;  // set by Init: backend, trusted backends, domains
+  RateLimiter limiter_;
 
   HomePtr home_;
   AgentPtr agent_;
@@ -165,8 +174,10 @@ absl::Status SipProxy::Impl::Init() {
     backend_ = *uri;
   }
   RETURN_IF_ERROR(CreateAgent());
-  ListenerOptions lo{options_.listen, options_.advertise, options_.tls_certificate_dir,
-                     backend_ && IsIpv6Literal(backend_->host)};
+  ListenerOptions lo{
+      options_.listen, options_.advertise, options_.tls_certificate_dir,
+      backend_ && IsIpv6Literal(backend_->host),
+      ConnectionLimits{Millis(options_.connection_idle_timeout), Millis(options_.message_timeout)}};
   RETURN_IF_ERROR(listeners_.Bind(agent_.get(), lo));
   relay_scope_.backend = backend_;
   relay_scope_.trusted_backends = TrustedBackends(backend_, options_.trusted_backends);
@@ -179,7 +190,8 @@ absl::Status SipProxy::Impl::Init() {
   register_relay_ =
       std::make_unique<RegisterRelay>(agent_.get(), options_, backend_, codec_, store_, clock_,
                                       txns_, listeners_, flows_, metrics_);
-  relay_ = std::make_unique<StatefulRelay>(agent_.get(), txns_, metrics_);
+  relay_ = std::make_unique<StatefulRelay>(agent_.get(), txns_, metrics_, loop_, clock_,
+                                           options_.timer_c);
   leg_.reset(nta_leg_tcreate(agent_.get(), &Impl::OnRequestCb,
                              reinterpret_cast<nta_leg_magic_t*>(this), NTATAG_NO_DIALOG(1),
                              TAG_END()));
@@ -196,11 +208,12 @@ absl::Status SipProxy::Impl::CreateAgent() {
   unsigned t1x64 = static_cast<unsigned>(absl::ToInt64Milliseconds(options_.transaction_timeout));
   // (url_string_t*)-1 is sofia's "no listener yet" (Listeners binds them).
   const auto* no_listener = reinterpret_cast<const url_string_t*>(-1);  // NOLINT(*-int-to-ptr)
-  agent_.reset(nta_agent_create(
-      loop_.root(), no_listener, &Impl::OnMessageCb, reinterpret_cast<nta_agent_magic_t*>(this),
-      NTATAG_UA(0), NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64), NTATAG_SERVER_RPORT(1),
-      NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1), NTATAG_TLS_RPORT(1), NTATAG_EXTRA_100(0),
-      NTATAG_CANCEL_487(0), NTATAG_PASS_408(1), TAG_END()));
+  agent_.reset(nta_agent_create(loop_.root(), no_listener, &Impl::OnMessageCb,
+                                reinterpret_cast<nta_agent_magic_t*>(this), NTATAG_UA(0),
+                                NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64), NTATAG_SERVER_RPORT(1),
+                                NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1), NTATAG_TLS_RPORT(1),
+                                NTATAG_EXTRA_100(0), NTATAG_CANCEL_487(0), NTATAG_PASS_408(1),
+                                NTATAG_MAXSIZE(options_.max_message_size), TAG_END()));
   if (!agent_) return absl::InternalError("nta_agent_create failed");
   return absl::OkStatus();
 }
@@ -249,12 +262,33 @@ bool SipProxy::Impl::Validate(nta_incoming_t* irq, const sip_t* sip) {
   IncomingPtr owned(irq);  // an ACK: dropped when it goes
   if (!ack) txns_.Refuse(std::move(owned), Outcome::kInvalidMessage, check.reason);
   return false;
+bool SipProxy::Impl::Admit(IncomingPtr& irq, const sip_t* sip) {
+  if (options_.rate_limit.requests <= 0) return true;
+  const std::optional<TransportInfo> source = OriginOf(agent_.get(), irq.get()).source;
+  if (!source) return true;
+  if (IsTrustedBackend(relay_scope_.trusted_backends, *source)) {
+    metrics_.RateLimit("exempt").Inc();
+    return true;
+  }
+  if (limiter_.Check(source->host, clock_.Now()) == RateVerdict::kAllowed) {
+    metrics_.RateLimit("allowed").Inc();
+    return true;
+  }
+  metrics_.RateLimit("blocked").Inc();
+  const bool ack = sip->sip_request != nullptr && sip->sip_request->rq_method == sip_method_ack;
+  if (!options_.rate_limit_silent && !ack) txns_.Refuse(std::move(irq), Outcome::kRateLimited);
+  return false;  // irq (when still held) is destroyed unanswered: silence
 }
 
 int SipProxy::Impl::OnRequest(nta_incoming_t* raw, const sip_t* sip) {
-  // Every request is validated once, before anything reads it (message_check.h).
-  if (!Validate(raw, sip)) return 0;
   IncomingPtr irq(raw);
+  // The per-source budget first (the cheapest check), then every request is validated once,
+  // before anything reads it (message_check.h).
+  if (!Admit(irq, sip)) return 0;
+  if (!Validate(irq.get(), sip)) {
+    (void)irq.release();  // Validate answered (or dropped) and released it
+    return 0;
+  }
   Incoming in = Examine(irq.get(), sip);
   const RequestRoute route = Classify(in.facts);
   switch (route.route) {
@@ -379,6 +413,7 @@ SipProxy::SipProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 absl::StatusOr<std::unique_ptr<SipProxy>> SipProxy::Create(SofiaLoop& loop, SipProxyOptions options,
                                                            BindingStore& store,
                                                            const Clock& clock) {
+  RedirectSofiaLogs();  // before the agent exists: its accept errors can flood (issue 13)
   auto impl = std::make_unique<Impl>(loop, std::move(options), store, clock);
   Impl* raw = impl.get();
   absl::Status st = loop.Call([raw] {

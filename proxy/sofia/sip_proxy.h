@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "proxy/core/outcomes.h"
+#include "proxy/core/rate_limit.h"
 #include "proxy/core/registrar.h"
 #include "proxy/core/transport.h"
 #include "proxy/sofia/loop.h"
@@ -79,6 +80,23 @@ struct SipProxyOptions {
   // kept changing under a registration (see proxy/core/outcomes.h).
   absl::Duration busy_retry_after = absl::Seconds(5);
   absl::Duration conflict_retry_after = absl::Seconds(1);
+  // Timer C (RFC 3261 16.6 step 11): a relayed INVITE without a final answer this long is
+  // cancelled toward the next hop and answered 408.
+  absl::Duration timer_c = absl::Seconds(180);
+  // Largest SIP message accepted (NTATAG_MAXSIZE: sofia refuses a larger one while receiving
+  // it). Keep it at 64 KiB or more: sofia aborts (tport_recv_dgram assertion) on a UDP datagram
+  // above it.
+  size_t max_message_size = size_t{64} * 1024;
+  // A TCP/TLS connection without a registered flow or transaction is closed after this long
+  // idle; 0: never.
+  absl::Duration connection_idle_timeout = absl::Seconds(120);
+  // A message must arrive completely this long after its first byte, else its connection is
+  // closed (slowloris); 0: no deadline.
+  absl::Duration message_timeout = absl::Seconds(20);
+  // Per-source request rate limit (Kamailio's pike defaults); trusted backends are exempt.
+  RateLimitPolicy rate_limit;
+  // A source over its budget: silence instead of 503 + Retry-After.
+  bool rate_limit_silent = false;
 };
 
 // The Retry-After values of the outcome table (proxy/core/outcomes.h) from the options.

@@ -76,6 +76,8 @@ target = "dns:///127.0.0.1:$GRPCPORT"
 call_timeout = "30s"
 [admin]
 listen = "127.0.0.1:$ADMIN"
+[limits]
+rate_limit_requests = 0  # on loopback every phone is one source address
 TOML
 "$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
 PIDS+=($!)

@@ -70,6 +70,9 @@ backend = "sip:127.0.0.1:$KPORT"
 domains = ["*"]
 masquerade_secret = "$SECRET"
 
+[limits]
+rate_limit_requests = 0  # on loopback every phone is one source address
+
 [store]
 $STORE_TOML
 

@@ -125,6 +125,53 @@ TEST(ProxyConfig, CrossKeyErrorsNameTheKey) {
   EXPECT_THAT(std::string(e.status().message()), HasSubstr("push.legacy_apns_team"));
   team.push_legacy_apns_team = "ABCD123456";
   EXPECT_TRUE(BuildSipProxyOptions(team, nullptr).ok());
+
+  ProxyConfig timer_c;
+  timer_c.fork_call_timeout = absl::Seconds(200);
+  auto f = BuildSipProxyOptions(timer_c, nullptr);
+  ASSERT_FALSE(f.ok());
+  EXPECT_THAT(std::string(f.status().message()), HasSubstr("limits.timer_c"));
+  timer_c.timer_c = absl::Seconds(201);
+  auto g = BuildSipProxyOptions(timer_c, nullptr);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->timer_c, absl::Seconds(201));
+}
+
+TEST(ProxyConfig, TimerCDefaultsToThreeMinutesAbove) {
+  ProxyConfig cfg;
+  config::Schema schema = MakeProxySchema(&cfg);
+  ASSERT_TRUE(
+      config::LoadFromString(schema, "[limits]\ntimer_c = \"200s\"\n", "t.toml", config::NoEnv())
+          .ok());
+  auto o = BuildSipProxyOptions(cfg, nullptr);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->timer_c, absl::Seconds(200));
+  EXPECT_EQ(ProxyConfig().timer_c, absl::Seconds(180));
+}
+
+TEST(ProxyConfig, TransportLimits) {
+  ProxyConfig cfg;
+  config::Schema schema = MakeProxySchema(&cfg);
+  ASSERT_TRUE(config::LoadFromString(schema, R"(
+[limits]
+max_message_size = 100000
+connection_idle_timeout = "30s"
+message_timeout = "5s"
+)",
+                                     "t.toml", config::NoEnv())
+                  .ok());
+  auto o = BuildSipProxyOptions(cfg, nullptr);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->max_message_size, 100000u);
+  EXPECT_EQ(o->connection_idle_timeout, absl::Seconds(30));
+  EXPECT_EQ(o->message_timeout, absl::Seconds(5));
+  // Below a UDP datagram's size: refused (sofia would abort on a larger datagram).
+  ProxyConfig small;
+  config::Schema small_schema = MakeProxySchema(&small);
+  EXPECT_FALSE(config::LoadFromString(small_schema, "[limits]\nmax_message_size = 4096\n", "t.toml",
+                                      config::NoEnv())
+                   .ok());
+  EXPECT_EQ(ProxyConfig().max_message_size, 64 * 1024);
 }
 
 }  // namespace

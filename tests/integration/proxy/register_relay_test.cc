@@ -1,8 +1,10 @@
 // The registration half of the gateway end to end on loopback: a phone (raw UDP/TCP socket)
 // REGISTERs through the real sofia agent to a scripted backend registrar (raw UDP socket).
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/su_tag.h>
 #include <sys/socket.h>
@@ -921,6 +923,37 @@ TEST_F(RegisterRelayTest, OutboundInviteRelaysRingingAndCancel) {
   EXPECT_EQ(terminated.Status(), 487) << terminated.text();
 }
 
+// Timer C (RFC 3261 16.6 step 11): the backend rings but never answers; the INVITE is cancelled
+// toward it, the phone gets 408, and no transaction stays in flight.
+TEST_F(RegisterRelayTest, OutboundInviteWithoutFinalAnswerIsEndedByTimerC) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.timer_c = absl::Milliseconds(1500); });
+  phone_.SendTo(udp_port_, MakeRequest("INVITE", "sip:bob@example.org", phone_.port(), "inv-c"));
+  SipText invite;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(invite, kWait))
+      << "the INVITE never reached the backend";
+  ASSERT_EQ(invite.Method(), "INVITE");
+  backend_.SendTo(udp_port_, MakeResponse(invite, 180, "Ringing"));
+  EXPECT_EQ(proxy_->InFlight(), 1u);
+
+  SipText timeout;
+  ASSERT_TRUE(phone_.WaitFor(IsFinal(), timeout, kWait)) << "the phone never got a final answer";
+  EXPECT_EQ(timeout.Status(), 408) << timeout.text();
+  SipText cancel;
+  ASSERT_TRUE(backend_.WaitForRequest("CANCEL", cancel, kWait))
+      << "the ringing INVITE was never cancelled";
+  EXPECT_EQ(cancel.Header("Call-ID"), "inv-c");
+  backend_.SendTo(udp_port_, MakeResponse(cancel, 200, "OK"));
+  backend_.SendTo(udp_port_, MakeResponse(invite, 487, "Request Terminated"));
+  EXPECT_TRUE(phone_.ExpectNoneWithin(IsStatus(487), absl::Milliseconds(300)))
+      << "the late 487 must not reach the phone after the 408";
+  EXPECT_EQ(proxy_->InFlight(), 0u);
+  EXPECT_EQ(metrics::Registry::Default()
+                .GetGauge("pushgate_proxy_transactions_in_flight",
+                          "Proxied transactions waiting for the backend or the store.")
+                .Value(),
+            0.0);
+}
+
 // Records what the proxy hands to the call half and answers 486.
 class RecordingCallHandler final : public sofia::CallHandler {
  public:
@@ -1191,4 +1224,127 @@ TEST_F(RegisterRelayTest, NegativeMaxForwardsIsNotForwarded) {
 }
 
 }  // namespace
+// ---------------------------------------------------------------------------------------------
+// Transport limits
+
+// A raw TCP connection to 127.0.0.1:`port` (-1 on failure).
+int ConnectTcp(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when the peer closed `fd` within `timeout` (whatever it sent before is skipped).
+bool ClosedWithin(int fd, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  char buf[4096];
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1;
+    if (poll(&p, 1, ms) <= 0) continue;
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return true;
+  }
+  return false;
+}
+
+// An OPTIONS of about `size` bytes (a long Subject pads it).
+std::string LargeOptions(uint16_t via_port, const std::string& transport, size_t size,
+                         const std::string& call_id = "big-1") {
+  std::string text = MakeRequest("OPTIONS", "sip:bob@example.org", via_port, call_id);
+  if (transport != "UDP") absl::StrReplaceAll({{"SIP/2.0/UDP", "SIP/2.0/" + transport}}, &text);
+  const size_t head = text.find("\r\n") + 2;
+  text.insert(head, absl::StrCat("Subject: ", std::string(size - text.size(), 'x'), "\r\n"));
+  return text;
+}
+
+// sofia asserts (aborts) on a UDP datagram above its maximum size, so the limit never goes below
+// 64 KiB, above any datagram: it bounds TCP/TLS messages.
+TEST_F(RegisterRelayTest, TcpMessageAboveTheMaximumSizeIsRefused) {
+  RestartProxy([](sofia::SipProxyOptions& o) { o.max_message_size = 64 * 1024; });
+  // The largest datagram is below the limit: handled (here: relayed), no abort.
+  phone_.SendTo(udp_port_, LargeOptions(phone_.port(), "UDP", 65000));
+  SipText big;
+  ASSERT_TRUE(backend_.WaitForRequest("OPTIONS", big, kWait)) << "a 65000-byte datagram is fine";
+  TcpPeer tcp(tcp_port_);
+  ASSERT_TRUE(tcp.connected());
+  tcp.Send(LargeOptions(tcp.local_port(), "TCP", 80 * 1024, "big-tcp"));
+  SipText answer;
+  const bool answered = tcp.WaitFor(IsFinal(), answer, absl::Seconds(2));
+  EXPECT_TRUE(!answered || answer.Status() == 413) << answer.text();
+  const SipMatch tcp_options{"the TCP OPTIONS",
+                             [](const SipText& t) { return t.Header("Call-ID") == "big-tcp"; }};
+  EXPECT_TRUE(backend_.ExpectNoneWithin(tcp_options, absl::Milliseconds(300)));
+  // Still serving.
+  phone_.SendTo(udp_port_, LargeOptions(phone_.port(), "UDP", 500, "small"));
+  SipText small;
+  const SipMatch small_options{"the small OPTIONS",
+                               [](const SipText& t) { return t.Header("Call-ID") == "small"; }};
+  EXPECT_TRUE(backend_.WaitFor(small_options, small, kWait)) << "the proxy stopped serving";
+}
+
+TEST_F(RegisterRelayTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
+  RestartProxy(
+      [](sofia::SipProxyOptions& o) { o.connection_idle_timeout = absl::Milliseconds(300); });
+  int fd = ConnectTcp(tcp_port_);
+  ASSERT_GE(fd, 0);
+  const std::string ping = "\r\n\r\n";
+  ASSERT_EQ(send(fd, ping.data(), ping.size(), 0), 4);
+  EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(3))) << "an idle connection was kept";
+  close(fd);
+}
+
+TEST_F(RegisterRelayTest, HalfSentMessageClosesItsConnectionAfterTheDeadline) {
+  RestartProxy([](sofia::SipProxyOptions& o) {
+    o.connection_idle_timeout = absl::ZeroDuration();  // only the message deadline applies
+    o.message_timeout = absl::Milliseconds(300);
+  });
+  int fd = ConnectTcp(tcp_port_);
+  ASSERT_GE(fd, 0);
+  const std::string part = "OPTIONS sip:bob@example.org SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1";
+  ASSERT_EQ(send(fd, part.data(), part.size(), 0), static_cast<ssize_t>(part.size()));
+  EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(3))) << "a half-sent message's connection was kept";
+  close(fd);
+}
+
+// Per-source rate limit (pike): the phone's fourth request within the window gets 503 with
+// Retry-After and never reaches the backend; the backend (trusted) is never limited.
+TEST_F(RegisterRelayTest, SourceOverItsBudgetGets503AndTheBackendIsExempt) {
+  RestartProxy([](sofia::SipProxyOptions& o) {
+    o.rate_limit.requests = 3;
+    o.rate_limit.window = absl::Seconds(30);
+  });
+  for (int i = 0; i < 3; ++i) {
+    phone_.SendTo(udp_port_, MakeRequest("OPTIONS", "sip:bob@example.org", phone_.port(),
+                                         absl::StrCat("rl-", i)));
+    SipText at_backend;
+    ASSERT_TRUE(backend_.WaitForRequest("OPTIONS", at_backend, kWait)) << i;
+    backend_.SendTo(udp_port_, MakeResponse(at_backend, 200, "OK"));
+    SipText ok;
+    ASSERT_TRUE(phone_.WaitFor(IsFinal(), ok, kWait)) << i;
+    EXPECT_EQ(ok.Status(), 200) << ok.text();
+  }
+  phone_.SendTo(udp_port_, MakeRequest("OPTIONS", "sip:bob@example.org", phone_.port(), "rl-3"));
+  SipText limited;
+  ASSERT_TRUE(phone_.WaitFor(IsFinal(), limited, kWait));
+  EXPECT_EQ(limited.Status(), 503) << limited.text();
+  EXPECT_FALSE(limited.Header("Retry-After").empty()) << limited.text();
+  EXPECT_TRUE(backend_.ExpectNoneWithin(IsRequest("OPTIONS"), absl::Milliseconds(300)));
+  // The backend's requests (without a masquerade value: 404) are answered, never 503.
+  for (int i = 0; i < 6; ++i) {
+    backend_.SendTo(udp_port_, MakeRequest("OPTIONS", "sip:nobody@example.org", backend_.port(),
+                                           absl::StrCat("be-", i)));
+    SipText answer;
+    ASSERT_TRUE(backend_.WaitFor(IsFinal(), answer, kWait)) << i;
+    EXPECT_NE(answer.Status(), 503) << answer.text();
+  }
+}
+
 }  // namespace pushgate::proxy::testing

@@ -13,7 +13,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
-constexpr Outcome kLast = Outcome::kInvalidMessage;
+constexpr Outcome kLast = Outcome::kRateLimited;
 
 TEST(OutcomesTest, EveryOutcomeHasAnErrorCodeReasonAndLabelButPushSent) {
   for (int i = 0; i <= static_cast<int>(kLast); ++i) {
@@ -86,7 +86,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Outcome::kNextHopUnreachable, 503, "", "next_hop_unreachable"},
                       Case{Outcome::kPushSent, 110, "", "push_sent"},
                       Case{Outcome::kNextHopNoAnswer, 503, "", "next_hop_no_answer"},
-                      Case{Outcome::kInvalidMessage, 400, "", "invalid_message"}));
+                      Case{Outcome::kInvalidMessage, 400, "", "invalid_message"},
+
+                      Case{Outcome::kRelayTimerC, 408, "", "timer_c"},
+                      Case{Outcome::kRateLimited, 503, "5", "rate_limited"}));
 
 // The reason phrases the caller of a call sees (the fork's answers and nta's own ones).
 TEST(OutcomesTest, CallAnswersKeepTheirReasonPhrases) {
