@@ -27,6 +27,21 @@ struct TomlValue {
 
 namespace {
 
+// toml++ 3.x (Debian 12) reaches TOML_UNREACHABLE (undefined behaviour) when its whitespace test
+// meets a code point U+FC26..U+FEFE (its lookup falls through; found by fuzz_config), so text
+// holding one is refused before parsing. Returns the first such code point, or 0.
+char32_t TomlppUnsafeCodePoint(absl::string_view text) {
+  for (size_t i = 0; i + 2 < text.size(); ++i) {
+    const auto b0 = static_cast<unsigned char>(text[i]);
+    const auto b1 = static_cast<unsigned char>(text[i + 1]);
+    const auto b2 = static_cast<unsigned char>(text[i + 2]);
+    if (b0 != 0xEF || (b1 & 0xC0) != 0x80 || (b2 & 0xC0) != 0x80) continue;
+    const char32_t c = 0xF000 | ((b1 & 0x3Fu) << 6) | (b2 & 0x3Fu);
+    if (c >= 0xFC26 && c <= 0xFEFE) return c;
+  }
+  return 0;
+}
+
 absl::string_view SV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 std::string Quote(absl::string_view s) { return absl::StrCat("\"", log::JsonEscape(s), "\""); }
@@ -294,6 +309,11 @@ Schema& Schema::StringList(const std::string& section, const std::string& key,
 
 absl::Status LoadFromString(const Schema& schema, absl::string_view toml_text,
                             const std::string& source_name, const EnvLookup& env) {
+  if (const char32_t c = TomlppUnsafeCodePoint(toml_text); c != 0) {
+    return Invalid(absl::StrCat(
+        source_name, ": unsupported character U+",
+        absl::AsciiStrToUpper(absl::StrCat(absl::Hex(static_cast<uint32_t>(c), absl::kZeroPad4)))));
+  }
   toml::parse_result parsed =
       toml::parse(std::string_view(toml_text.data(), toml_text.size()), source_name);
   if (!parsed) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The end of `./dev test`: what ctest ran, read from its JUnit report (ctest --output-junit).
 
-    test_summary.py JUNIT_XML ALLOWLIST
+    test_summary.py JUNIT_XML... ALLOWLIST
+
+(several reports, e.g. the default preset's and the fuzz preset's, are counted together)
 
 Prints each skipped test with its reason, then one last line "N passed, N failed, N skipped".
 A test is skipped when ctest says so (SKIP_RETURN_CODE, e.g. a script's `exit 77`;
@@ -70,19 +72,21 @@ def in_ci():
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) < 3:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    junit, allowlist_path = argv[1], argv[2]
-    try:
-        root = ET.parse(junit).getroot()
-    except (OSError, ET.ParseError) as e:
-        print(f"test summary: cannot read ctest's report {junit}: {e}", file=sys.stderr)
-        return 1
+    reports, allowlist_path = argv[1:-1], argv[-1]
+    cases = []
+    for junit in reports:
+        try:
+            cases.extend(ET.parse(junit).getroot().iter("testcase"))
+        except (OSError, ET.ParseError) as e:
+            print(f"test summary: cannot read ctest's report {junit}: {e}", file=sys.stderr)
+            return 1
     allowed, errors = read_allowlist(allowlist_path)
     ci = in_ci()
     passed, failed, skipped = 0, [], []
-    for case in root.iter("testcase"):
+    for case in cases:
         name = case.get("name", "?")
         status = case.get("status", "")
         output = case.findtext("system-out") or ""

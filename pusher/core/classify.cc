@@ -51,7 +51,9 @@ ProviderVerdict ClassifyApns(int status, absl::string_view body,
       if (ts->is_number_integer() || ts->is_number_unsigned()) {
         ms = ts->get<int64_t>();
       } else if (ts->is_number_float()) {
-        ms = static_cast<int64_t>(ts->get<double>());
+        // Only in int64 range: converting 1e308 is undefined behaviour (found by fuzzing).
+        const double d = ts->get<double>();
+        if (d > 0 && d < 9e18) ms = static_cast<int64_t>(d);
       } else if (ts->is_string() && !absl::SimpleAtoi(ts->get<std::string>(), &ms)) {
         ms = 0;
       }

@@ -11,6 +11,8 @@
 namespace pushgate::pusher {
 namespace {
 
+constexpr double kMaxAccessTokenLifetimeSeconds = 24 * 3600;
+
 using nlohmann::json;
 
 absl::Status RequireString(const json& j, const char* key, std::string* out) {
@@ -145,7 +147,8 @@ absl::StatusOr<AccessToken> ParseOAuthTokenResponse(int http_status, absl::strin
     if (!exp->is_number() || exp->get<double>() <= 0 || !std::isfinite(exp->get<double>())) {
       return absl::UnavailableError("token endpoint answered an invalid 'expires_in'");
     }
-    lifetime = absl::Seconds(static_cast<int64_t>(exp->get<double>()));
+    // At most a day (Google grants an hour): a huge value (1e300) would not fit an int64.
+    lifetime = absl::Seconds(std::min(exp->get<double>(), kMaxAccessTokenLifetimeSeconds));
   }
   return AccessToken{tok->get<std::string>(), now + lifetime};
 }

@@ -53,10 +53,10 @@ struct AccessToken {
 };
 
 // Reads the token endpoint's answer. 200 with {"access_token", "expires_in" (seconds; 3600 when
-// absent), "token_type" ("Bearer" when present)} -> the token, expiring at now + expires_in.
-// Errors: UNAUTHENTICATED for a 4xx refusal (400/401/403: bad key, unknown account, clock skew;
-// the message carries the OAuth "error" and "error_description"), UNAVAILABLE for 429/5xx and
-// for answers that cannot be read (retry with backoff).
+// absent, at most 86400 taken), "token_type" ("Bearer" when present)} -> the token, expiring at now
+// + expires_in. Errors: UNAUTHENTICATED for a 4xx refusal (400/401/403: bad key, unknown account,
+// clock skew; the message carries the OAuth "error" and "error_description"), UNAVAILABLE for
+// 429/5xx and for answers that cannot be read (retry with backoff).
 absl::StatusOr<AccessToken> ParseOAuthTokenResponse(int http_status, absl::string_view body,
                                                     absl::Time now);
 

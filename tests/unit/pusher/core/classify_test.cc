@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace pushgate::pusher {
 namespace {
 
@@ -145,6 +147,20 @@ TEST(Classify, ApnsUnregisteredTimestamp) {
   ProviderVerdict missing = Classify(v1::APNS, 410, ApnsError("ExpiredToken"), "", kNow);
   EXPECT_EQ(missing.outcome, v1::TOKEN_INVALID);
   EXPECT_FALSE(missing.token_invalid_since.has_value());
+}
+
+// Found by fuzz_provider_response: a float timestamp beyond int64 was converted anyway
+// (undefined behaviour; the asan preset's UBSan aborts on the old code).
+TEST(Classify, ApnsTimestampOutOfRangeIsIgnored) {
+  for (const char* ts : {"1e308", "-1e308", "9.3e18"}) {
+    ProviderVerdict v = Classify(
+        v1::APNS, 410, absl::StrCat(R"({"reason":"Unregistered","timestamp":)", ts, "}"), "", kNow);
+    EXPECT_EQ(v.outcome, v1::TOKEN_INVALID) << ts;
+    EXPECT_FALSE(v.token_invalid_since.has_value()) << ts;
+  }
+  ProviderVerdict f =
+      Classify(v1::APNS, 410, R"({"reason":"Unregistered","timestamp":1.7e12})", "", kNow);
+  EXPECT_EQ(f.token_invalid_since, absl::FromUnixMillis(1'700'000'000'000));
 }
 
 TEST(Classify, FcmMessageIdAndText) {

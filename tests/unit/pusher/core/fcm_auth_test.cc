@@ -116,6 +116,19 @@ TEST(OAuthTokenResponse, Success) {
   EXPECT_EQ(no_expiry->expires_at, kNow + absl::Hours(1));
 }
 
+// Found by fuzz_oauth_token: 1e300 was converted to int64 (undefined behaviour; on x86 the
+// token came out already expired).
+TEST(OAuthTokenResponse, HugeExpiresInIsCappedAtADay) {
+  absl::StatusOr<AccessToken> t =
+      ParseOAuthTokenResponse(200, R"({"access_token":"t","expires_in":1e300})", kNow);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->expires_at, kNow + absl::Hours(24));
+  absl::StatusOr<AccessToken> u64 = ParseOAuthTokenResponse(
+      200, R"({"access_token":"t","expires_in":18446744073709551615})", kNow);
+  ASSERT_TRUE(u64.ok()) << u64.status();
+  EXPECT_EQ(u64->expires_at, kNow + absl::Hours(24));
+}
+
 TEST(OAuthTokenResponse, Errors) {
   absl::Status refused =
       ParseOAuthTokenResponse(
