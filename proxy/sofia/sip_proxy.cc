@@ -262,6 +262,8 @@ bool SipProxy::Impl::Validate(nta_incoming_t* irq, const sip_t* sip) {
   IncomingPtr owned(irq);  // an ACK: dropped when it goes
   if (!ack) txns_.Refuse(std::move(owned), Outcome::kInvalidMessage, check.reason);
   return false;
+}
+
 bool SipProxy::Impl::Admit(IncomingPtr& irq, const sip_t* sip) {
   if (options_.rate_limit.requests <= 0) return true;
   const std::optional<TransportInfo> source = OriginOf(agent_.get(), irq.get()).source;
