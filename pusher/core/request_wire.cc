@@ -13,8 +13,8 @@ namespace {
 
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 
 constexpr int kMaxDepth = 8;  // PushRequest nests three deep (request, destination / map entry)
 
@@ -48,21 +48,6 @@ absl::Status CheckMessage(absl::string_view wire, const Descriptor* descriptor,
     const auto wire_type = WireFormatLite::GetTagWireType(tag);
     const FieldDescriptor* field = descriptor ? descriptor->FindFieldByNumber(number) : nullptr;
     switch (wire_type) {
-      case WireFormatLite::WIRETYPE_VARINT: {
-        uint64_t ignored = 0;
-        if (!in.ReadVarint64(&ignored)) return Malformed("a varint is truncated");
-        break;
-      }
-      case WireFormatLite::WIRETYPE_FIXED64: {
-        uint64_t ignored = 0;
-        if (!in.ReadLittleEndian64(&ignored)) return Malformed("a fixed64 is truncated");
-        break;
-      }
-      case WireFormatLite::WIRETYPE_FIXED32: {
-        uint32_t ignored = 0;
-        if (!in.ReadLittleEndian32(&ignored)) return Malformed("a fixed32 is truncated");
-        break;
-      }
       case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
         uint32_t length = 0;
         if (!in.ReadVarint32(&length) || static_cast<int64_t>(length) > in.BytesUntilLimit()) {
@@ -90,8 +75,13 @@ absl::Status CheckMessage(absl::string_view wire, const Descriptor* descriptor,
         // A known field with another wire type is kept as an unknown field by protobuf too.
         break;
       }
-      default:
-        return Malformed(absl::StrCat("field ", number, " uses a group or an unknown wire type"));
+      case WireFormatLite::WIRETYPE_START_GROUP:
+      case WireFormatLite::WIRETYPE_END_GROUP:
+        return Malformed(absl::StrCat("field ", number, " uses a group"));
+      default:  // varint, fixed64, fixed32: nothing to check but that they are whole
+        if (!WireFormatLite::SkipField(&in, tag)) {
+          return Malformed(absl::StrCat("field ", number, " is truncated or of an unknown type"));
+        }
     }
   }
 }
@@ -104,11 +94,10 @@ absl::StatusOr<v1::PushRequest> ParsePushRequest(absl::string_view wire) {
   Largest largest;
   RETURN_IF_ERROR(CheckMessage(wire, v1::PushRequest::descriptor(), "", 0, largest));
   if (wire.size() > kMaxRequestBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(largest.path.empty() ? "request" : largest.path, ": the request is ",
-                     wire.size(), " bytes, at most ", kMaxRequestBytes,
-                     largest.path.empty() ? "" : absl::StrCat(" (this field holds ", largest.bytes,
-                                                              ")")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        largest.path.empty() ? "request" : largest.path, ": the request is ", wire.size(),
+        " bytes, at most ", kMaxRequestBytes,
+        largest.path.empty() ? "" : absl::StrCat(" (this field holds ", largest.bytes, ")")));
   }
   v1::PushRequest request;
   if (!request.ParseFromArray(wire.data(), static_cast<int>(wire.size()))) {
