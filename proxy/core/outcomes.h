@@ -62,8 +62,8 @@ enum class Outcome : uint8_t {
   kNextHopNoAnswer,     // 503: nta's own answer on an in-dialog relay (the next hop never did)
   // Validation (message_check.h).
   kInvalidMessage,  // 400 whose reason names the header ("Duplicate Max-Forwards")
-  kRelayTimerC,         // 408: a relayed INVITE got no final answer within timer C (cancelled)
-  kRateLimited,         // 503 + Retry-After (busy): the source is over its request budget
+  kRelayTimerC,     // 408: a relayed INVITE got no final answer within timer C (cancelled)
+  kRateLimited,     // 503 + Retry-After (busy): the source is over its request budget
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };

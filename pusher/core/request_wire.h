@@ -12,9 +12,9 @@
 
 namespace pushgate::pusher {
 
-// A PushRequest larger than this is refused (INVALID_ARGUMENT). The largest valid request: a 4 KiB data map, a 4 KiB FCM
-// token, alert texts and caller fields within their limits (validate.h).
-inline constexpr size_t kMaxRequestBytes = 32 * 1024;
+// A PushRequest larger than this is refused (INVALID_ARGUMENT). The largest valid request: a 4 KiB
+// data map, a 4 KiB FCM token, alert texts and caller fields within their limits (validate.h).
+inline constexpr size_t kMaxRequestBytes = size_t{32} * 1024;
 // What the gRPC server receives at most (its default is 4 MiB): a request between the two
 // limits is answered INVALID_ARGUMENT naming its largest field; above it gRPC answers
 // RESOURCE_EXHAUSTED without buffering the whole message.

@@ -68,7 +68,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     // Errors come as results (ErrorResult): the callback needs neither the id nor an allocation.
     service_.handler().Handle(
         *std::move(request), client_, service_.DeadlineOf(context_),
-        [this](absl::StatusOr<v1::PushResult> result) { OnResult(*std::move(result)); },
+        [this](const absl::StatusOr<v1::PushResult>& result) { OnResult(*result); },
         /*errors_as_results=*/true);
     if (keep_reading) StartRead(&incoming_);
   }
@@ -96,7 +96,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void OnDone() override { delete this; }
 
  private:
-  void OnResult(v1::PushResult result) {
+  void OnResult(const v1::PushResult& result) {
     bool resume_read = false;
     {
       std::lock_guard lock(mu_);

@@ -1268,14 +1268,14 @@ std::string LargeOptions(uint16_t via_port, const std::string& transport, size_t
 // sofia asserts (aborts) on a UDP datagram above its maximum size, so the limit never goes below
 // 64 KiB, above any datagram: it bounds TCP/TLS messages.
 TEST_F(RegisterRelayTest, TcpMessageAboveTheMaximumSizeIsRefused) {
-  RestartProxy([](sofia::SipProxyOptions& o) { o.max_message_size = 64 * 1024; });
+  RestartProxy([](sofia::SipProxyOptions& o) { o.max_message_size = size_t{64} * 1024; });
   // The largest datagram is below the limit: handled (here: relayed), no abort.
   phone_.SendTo(udp_port_, LargeOptions(phone_.port(), "UDP", 65000));
   SipText big;
   ASSERT_TRUE(backend_.WaitForRequest("OPTIONS", big, kWait)) << "a 65000-byte datagram is fine";
   TcpPeer tcp(tcp_port_);
   ASSERT_TRUE(tcp.connected());
-  tcp.Send(LargeOptions(tcp.local_port(), "TCP", 80 * 1024, "big-tcp"));
+  tcp.Send(LargeOptions(tcp.local_port(), "TCP", size_t{80} * 1024, "big-tcp"));
   SipText answer;
   const bool answered = tcp.WaitFor(IsFinal(), answer, absl::Seconds(2));
   EXPECT_TRUE(!answered || answer.Status() == 413) << answer.text();

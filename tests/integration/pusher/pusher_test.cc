@@ -397,7 +397,8 @@ TEST_F(PusherTest, InvalidUtf8IsInvalidArgumentNamingTheField) {
 // A 100 KB APNs topic went to the provider five times and ended RETRY_LATER.
 TEST_F(PusherTest, OversizedFieldIsInvalidArgumentWithoutSending) {
   v1::PushRequest req = Apns();
-  req.mutable_destination()->set_app(absl::StrCat(kTeam, ".", std::string(100 * 1024, 'a')));
+  req.mutable_destination()->set_app(
+      absl::StrCat(kTeam, ".", std::string(size_t{100} * 1024, 'a')));
   v1::PushResult result;
   grpc::Status s = Send(req, &result);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();

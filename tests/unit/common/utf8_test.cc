@@ -32,13 +32,15 @@ INSTANTIATE_TEST_SUITE_P(
         // A Latin-1 display name, legal in SIP: "José" with é as the single byte 0xE9.
         Case{"Latin1", "Jos\xE9", 3, "Jos" + kFffd},
         Case{"Latin1Middle", "Ren\xE9 M", 3, "Ren" + kFffd + " M"},
-        Case{"LoneContinuation", "a\x80" "b", 1, "a" + kFffd + "b"},
+        Case{"LoneContinuation",
+             "a\x80"
+             "b",
+             1, "a" + kFffd + "b"},
         Case{"OverlongSlash", "\xC0\xAF", 0, kFffd},
         Case{"OverlongThreeByte", "\xE0\x80\xAF", 0, kFffd},
         Case{"Surrogate", "\xED\xA0\x80", 0, kFffd},
         Case{"AboveMaxCodePoint", "\xF4\x90\x80\x80", 0, kFffd},
-        Case{"TruncatedAtEnd", "ok\xE2\x82", 2, "ok" + kFffd},
-        Case{"Ff", "\xFF", 0, kFffd}),
+        Case{"TruncatedAtEnd", "ok\xE2\x82", 2, "ok" + kFffd}, Case{"Ff", "\xFF", 0, kFffd}),
     [](const ::testing::TestParamInfo<Case>& param_info) { return param_info.param.name; });
 
 }  // namespace

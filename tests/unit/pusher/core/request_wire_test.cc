@@ -60,8 +60,7 @@ TEST(ParsePushRequestTest, InvalidUtf8IsNamedByField) {
     auto parsed = ParsePushRequest(wire);
     ASSERT_FALSE(parsed.ok()) << row.field;
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << row.field;
-    EXPECT_EQ(parsed.status().message(),
-              std::string(row.field) + ": is not valid UTF-8 (byte 3)");
+    EXPECT_EQ(parsed.status().message(), std::string(row.field) + ": is not valid UTF-8 (byte 3)");
     // protobuf itself refuses these bytes, without saying which field.
     EXPECT_FALSE(v1::PushRequest().ParseFromString(wire)) << row.field;
   }
@@ -69,7 +68,7 @@ TEST(ParsePushRequestTest, InvalidUtf8IsNamedByField) {
 
 TEST(ParsePushRequestTest, AnOversizedRequestNamesItsLargestField) {
   v1::PushRequest request = ValidRequest();
-  request.mutable_destination()->set_app(std::string(100 * 1024, 'a'));  // a 100 KB topic
+  request.mutable_destination()->set_app(std::string(size_t{100} * 1024, 'a'));  // a 100 KB topic
   auto parsed = ParsePushRequest(request.SerializeAsString());
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
@@ -96,7 +95,10 @@ TEST(ParsePushRequestTest, MalformedEncodingsAreInvalidArgument) {
 
 TEST(ParsePushRequestTest, UnknownFieldsAreKept) {
   std::string wire = ValidRequest().SerializeAsString();
-  wire += std::string("\xfa\x01\x03" "new", 6);  // field 31, length-delimited, from a newer client
+  wire += std::string(
+      "\xfa\x01\x03"
+      "new",
+      6);  // field 31, length-delimited, from a newer client
   auto parsed = ParsePushRequest(wire);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->caller_display_name(), "Alice");
@@ -107,7 +109,10 @@ TEST(PeekRequestIdTest, ReadsTheIdOfARequestThatFailed) {
       WireWith(ValidRequest(), "ZZZZ", "Jos\xE9",
                [](v1::PushRequest& r, const std::string& v) { r.set_caller_display_name(v); });
   EXPECT_EQ(PeekRequestId(wire), "4f1c7a52-8d0e-4b6a-9a53-2f7d1c9e0b11");
-  EXPECT_EQ(PeekRequestId(std::string("\x0a\x04" "J\xE9zz", 6)), "");  // not UTF-8: no id
+  EXPECT_EQ(PeekRequestId(std::string("\x0a\x04"
+                                      "J\xE9zz",
+                                      6)),
+            "");  // not UTF-8: no id
   EXPECT_EQ(PeekRequestId(""), "");
 }
 
