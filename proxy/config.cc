@@ -167,7 +167,8 @@ void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
                 absl::ZeroDuration(), absl::Hours(24),
                 "A TCP/TLS connection that carries no registered flow and no transaction is "
                 "closed after this long without traffic; 0 = never. 120 s, as Kamailio's "
-                "tcp_connection_lifetime (registered flows stay until their binding expires).")
+                "tcp_connection_lifetime (registered flows stay until their binding expires). "
+                "CRLF keep-alives (RFC 5626) count as traffic and get a CRLF pong.")
       .Duration("limits", "message_timeout", &c->message_timeout, absl::ZeroDuration(),
                 absl::Minutes(10),
                 "A message must arrive completely within this long of its first byte, else its "

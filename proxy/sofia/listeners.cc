@@ -33,13 +33,15 @@ absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::
           absl::StrCat("listener ", DebugString(l), " needs a TLS certificate directory"));
     }
     rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_CERTIFICATE(tls_dir.c_str()),
-                             TPTAG_IDLE(idle), TPTAG_TIMEOUT(timeout), TAG_END());
+                             TPTAG_IDLE(idle), TPTAG_TIMEOUT(timeout), TPTAG_PONG2PING(1),
+                             TAG_END());
   } else {
     // A large UDP receive buffer rides out short stalls of the loop thread under load (the
     // kernel default, ~200 KiB, is ~8 ms of REGISTERs at 11,000/s: bench/register saw drops).
     // The kernel caps it at net.core.rmem_max.
     rc = nta_agent_add_tport(agent, RouteUrl(url), TPTAG_UDP_RMEM(kUdpReceiveBuffer),
-                             TPTAG_IDLE(idle), TPTAG_TIMEOUT(timeout), TAG_END());
+                             TPTAG_IDLE(idle), TPTAG_TIMEOUT(timeout), TPTAG_PONG2PING(1),
+                             TAG_END());
   }
   if (rc < 0) {
     return absl::UnavailableError(

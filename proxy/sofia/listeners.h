@@ -22,7 +22,10 @@
 namespace pushgate::proxy::sofia {
 
 // sofia's per-connection limits, in milliseconds (0: none), set on every listener and inherited
-// by its TCP/TLS connections (TPTAG_IDLE, TPTAG_TIMEOUT).
+// by its TCP/TLS connections (TPTAG_IDLE, TPTAG_TIMEOUT). Every connection also answers a CRLF
+// keep-alive ping with a CRLF pong (RFC 5626 4.4.1; TPTAG_PONG2PING), and a phone's registered
+// connection is held by its flow (FlowTable) for as long as the registration lasts, so the idle
+// timeout only closes connections that carry no registered flow.
 struct ConnectionLimits {
   // A connection nobody holds (no registered flow, no transaction) is closed after this long
   // without traffic.

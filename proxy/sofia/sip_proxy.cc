@@ -24,6 +24,7 @@
 #include "proxy/sofia/flow_table.h"
 #include "proxy/sofia/forwarding.h"
 #include "proxy/sofia/listeners.h"
+#include "proxy/sofia/message_class.h"
 #include "proxy/sofia/message_facts.h"
 #include "proxy/sofia/proxy_metrics.h"
 #include "proxy/sofia/register_relay.h"
@@ -208,12 +209,12 @@ absl::Status SipProxy::Impl::CreateAgent() {
   unsigned t1x64 = static_cast<unsigned>(absl::ToInt64Milliseconds(options_.transaction_timeout));
   // (url_string_t*)-1 is sofia's "no listener yet" (Listeners binds them).
   const auto* no_listener = reinterpret_cast<const url_string_t*>(-1);  // NOLINT(*-int-to-ptr)
-  agent_.reset(nta_agent_create(loop_.root(), no_listener, &Impl::OnMessageCb,
-                                reinterpret_cast<nta_agent_magic_t*>(this), NTATAG_UA(0),
-                                NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64), NTATAG_SERVER_RPORT(1),
-                                NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1), NTATAG_TLS_RPORT(1),
-                                NTATAG_EXTRA_100(0), NTATAG_CANCEL_487(0), NTATAG_PASS_408(1),
-                                NTATAG_MAXSIZE(options_.max_message_size), TAG_END()));
+  agent_.reset(nta_agent_create(
+      loop_.root(), no_listener, &Impl::OnMessageCb, reinterpret_cast<nta_agent_magic_t*>(this),
+      NTATAG_UA(0), NTATAG_SIP_T1(t1), NTATAG_SIP_T1X64(t1x64), NTATAG_SERVER_RPORT(1),
+      NTATAG_CLIENT_RPORT(1), NTATAG_TCP_RPORT(1), NTATAG_TLS_RPORT(1), NTATAG_EXTRA_100(0),
+      NTATAG_CANCEL_487(0), NTATAG_PASS_408(1), NTATAG_MAXSIZE(options_.max_message_size),
+      NTATAG_MCLASS(ProxyMessageClass()), TAG_END()));
   if (!agent_) return absl::InternalError("nta_agent_create failed");
   return absl::OkStatus();
 }

@@ -15,6 +15,7 @@
 
 #include "proxy/core/message_check.h"
 #include "proxy/core/request_route.h"
+#include "proxy/sofia/message_class.h"
 #include "proxy/sofia/message_facts.h"
 
 namespace {
@@ -25,7 +26,7 @@ using pushgate::proxy::MethodOf;
 using pushgate::proxy::RequestFacts;
 
 void Run(const uint8_t* data, size_t size, bool datagram) {
-  msg_t* msg = msg_create(sip_default_mclass(), MSG_FLG_EXTRACT_COPY);
+  msg_t* msg = msg_create(pushgate::proxy::sofia::ProxyMessageClass(), MSG_FLG_EXTRACT_COPY);
   if (msg == nullptr) return;
   void* buf = msg_buf_alloc(msg, size + 1);
   if (buf == nullptr) {

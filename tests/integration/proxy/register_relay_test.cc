@@ -1223,6 +1223,27 @@ TEST_F(RegisterRelayTest, NegativeMaxForwardsIsNotForwarded) {
   EXPECT_EQ(PhoneGets().Status(), 483);
 }
 
+// A Via maddr from a phone (anyone but the trusted backend) must not aim the proxy's responses
+// at a third party (reflection): the Via names the victim's port and maddr its host; the answer
+// goes to where the request came from (received/rport), never to the victim.
+TEST_F(RegisterRelayTest, ViaMaddrFromAPhoneIsIgnored) {
+  UdpPeer victim;
+  const std::string maddr = ";rport;maddr=127.0.0.1";
+  // Answered by the proxy itself (400).
+  phone_.SendTo(udp_port_, RawRequest("REGISTER", "sip:example.org", victim.port(), "maddr-local",
+                                      "Max-Forwards: 70\r\nMax-Forwards: 69\r\n", maddr));
+  SipText local = PhoneGets();
+  EXPECT_EQ(local.Status(), 400) << local.text();
+  // Relayed: the backend's 200 goes back to the phone.
+  SipText at_backend =
+      ForwardedToBackend(RawRequest("OPTIONS", "sip:bob@example.org", victim.port(),
+                                    "maddr-relayed", "Max-Forwards: 70\r\n", maddr));
+  backend_.SendTo(udp_port_, MakeResponse(at_backend, 200, "OK"));
+  SipText relayed = PhoneGets();
+  EXPECT_EQ(relayed.Status(), 200) << relayed.text();
+  EXPECT_TRUE(victim.ExpectNothingWithin(absl::Milliseconds(200)));
+}
+
 }  // namespace
 // ---------------------------------------------------------------------------------------------
 // Transport limits
@@ -1298,6 +1319,54 @@ TEST_F(RegisterRelayTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
   const std::string ping = "\r\n\r\n";
   ASSERT_EQ(send(fd, ping.data(), ping.size(), 0), 4);
   EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(3))) << "an idle connection was kept";
+  close(fd);
+}
+
+// The idle timeout is for connections without a registered flow: a phone's registered
+// connection stays open while its registration lasts, and its CRLF keep-alives (RFC 5626
+// 4.4.1) are answered with a CRLF pong.
+TEST_F(RegisterRelayTest, RegisteredFlowOutlivesTheIdleTimeoutAndGetsPongs) {
+  RestartProxy(
+      [](sofia::SipProxyOptions& o) { o.connection_idle_timeout = absl::Milliseconds(300); });
+  int fd = ConnectTcp(tcp_port_);
+  ASSERT_GE(fd, 0);
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len), 0);
+  RegisterSpec spec;
+  spec.transport = "TCP";
+  spec.via_port = ntohs(local.sin_port);
+  spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", spec.via_port,
+                                ";transport=tcp;pn-provider=apns;pn-prid=", kToken,
+                                ";pn-param=ABCD123456.org.example.phone.voip>")};
+  const std::string reg = MakeRegister(spec);
+  ASSERT_EQ(send(fd, reg.data(), reg.size(), 0), static_cast<ssize_t>(reg.size()));
+  SipText at_backend;
+  ASSERT_TRUE(backend_.WaitForFinalOrRequest(at_backend, kWait));
+  BackendAccepts(at_backend, 300);
+  // Reads what arrives within `window` (until the peer closes).
+  auto read_for = [fd](absl::Duration window) {
+    std::string got;
+    const absl::Time deadline = absl::Now() + window;
+    char buf[4096];
+    while (absl::Now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1;
+      if (poll(&p, 1, ms) <= 0) continue;
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return got + "<closed>";
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  };
+  std::string answer = read_for(absl::Milliseconds(500));
+  ASSERT_THAT(answer, HasSubstr("SIP/2.0 200 ")) << answer;
+  // Three times the idle timeout, silent: still open.
+  EXPECT_THAT(read_for(absl::Milliseconds(900)), Not(HasSubstr("<closed>")))
+      << "the registered flow was closed as idle";
+  const std::string ping = "\r\n\r\n";
+  ASSERT_EQ(send(fd, ping.data(), ping.size(), 0), 4);
+  EXPECT_EQ(read_for(absl::Milliseconds(300)), "\r\n") << "no pong to the keep-alive";
   close(fd);
 }
 
