@@ -1,6 +1,10 @@
 #include "proxy/core/fork.h"
 
 #include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace pushgate::proxy {
 namespace {
@@ -17,6 +21,19 @@ ForkAction Act(Type type, BranchId branch = 0, int status = 0, std::string reaso
 }
 
 // Our own answer to the caller.
+// RFC 3326 Reason for a call no push could wake: the failure as quoted text, kept printable
+// and without quotes (it comes from the pusher) and short.
+std::string PushFailureReason(absl::string_view error) {
+  constexpr size_t kMaxText = 120;
+  std::string text = "Push failed: ";
+  for (char c : error) {
+    if (text.size() >= kMaxText) break;
+    const bool printable = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    text.push_back(printable ? c : '?');
+  }
+  return absl::StrCat("SIP;cause=480;text=\"", text, "\"");
+}
+
 ForkAction Answer(Outcome outcome) {
   ForkAction a{Type::kRespond};
   a.outcome = outcome;
@@ -170,14 +187,24 @@ Fork::Actions Fork::OnTimer(absl::Time now) {
   return out;
 }
 
-Fork::Actions Fork::OnPushResult(BranchId id, PushOutcome outcome, absl::Time now) {
+Fork::Actions Fork::OnPushResult(BranchId id, PushOutcome outcome, absl::Time now,
+                                 absl::string_view detail) {
   Actions out;
   Branch* b = MutableBranch(id);
-  if (b == nullptr || outcome != PushOutcome::kTokenInvalid) return out;
-  b->token_dead = true;
+  if (b == nullptr) return out;
+  if (outcome == PushOutcome::kAccepted) {
+    b->push_accepted = true;
+    return out;
+  }
   b->deliver_cancel = false;
   b->push_due.reset();
-  out.push_back(Act(Type::kRemoveBinding, id));
+  if (outcome == PushOutcome::kTokenInvalid) {
+    b->token_dead = true;
+    out.push_back(Act(Type::kRemoveBinding, id));
+  } else {
+    b->push_failed = true;
+    b->push_error = std::string(detail.empty() ? "unknown error" : detail);
+  }
   if (finished_) return out;
   if (caller_cancelled_) {
     if (std::none_of(branches_.begin(), branches_.end(),
@@ -273,10 +300,11 @@ bool Fork::Pending(const Branch& b) const {
     case State::kRinging:
       return true;
     case State::kWaiting:
-      return b.push_kind.has_value() && !b.token_dead;
+      return b.push_kind.has_value() && !b.token_dead && !b.push_failed;
     case State::kFinal:
       // 408/503 (or never reached): a pushable device may still wake up and register.
-      return NotAnAnswer(b.final_status) && b.push_kind.has_value() && !b.token_dead;
+      return NotAnAnswer(b.final_status) && b.push_kind.has_value() && !b.token_dead &&
+             !b.push_failed;
     case State::kCancelled:
       return false;
   }
@@ -315,7 +343,19 @@ void Fork::FinishWithBest(Actions& out) {
     if (best == nullptr || rank(b.final_status) < rank(best->final_status)) best = &b;
   }
   CancelAllPending("", out);
-  if (best == nullptr) {
+  const Branch* failed_push = nullptr;  // set when no push went out and one failed
+  for (const Branch& b : branches_) {
+    if (b.push_accepted) {
+      failed_push = nullptr;
+      break;
+    }
+    if (b.push_failed && failed_push == nullptr) failed_push = &b;
+  }
+  if (best == nullptr && failed_push != nullptr) {
+    ForkAction answer = Answer(Outcome::kPushFailed);
+    answer.reason = PushFailureReason(failed_push->push_error);
+    out.push_back(std::move(answer));
+  } else if (best == nullptr) {
     if (any_reached_) {
       out.push_back(Answer(Outcome::kCallTimeout));
     } else {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "proxy/core/binding.h"
 #include "proxy/core/outcomes.h"
@@ -56,7 +57,12 @@ struct Branch {
   std::optional<absl::Time> push_due;  // a push is pending for this time
   int pushes_sent = 0;
   bool token_dead = false;  // the pusher reported the token invalid
-  bool superseded = false;  // a newer branch serves the same device
+  // No push could be sent (the pusher's verdict was a failure, or there is no pusher): only a
+  // registration of its own could still reach this device.
+  bool push_failed = false;
+  bool push_accepted = false;  // a provider accepted a push for this device
+  std::string push_error;      // why the last push failed ("RETRY_LATER 503", "no pusher")
+  bool superseded = false;     // a newer branch serves the same device
   // The caller cancelled before this iOS VoIP device saw the call: when it registers within
   // the fork time it still gets the INVITE, then the CANCEL (CallKit shows a missed call).
   bool deliver_cancel = false;
@@ -69,7 +75,8 @@ struct ForkAction {
     kSendPush,            // push `branch`'s binding with `push_kind`
     kForwardProvisional,  // relay `branch`'s provisional response `status` to the caller
     kForwardFinal,        // relay `branch`'s final response (`status`) to the caller
-    kRespond,             // answer the caller ourselves with `outcome` (110 or a final one)
+    kRespond,             // answer the caller ourselves with `outcome` (110 or a final one),
+                          // with `reason` as Reason header when not empty
     kRemoveBinding,       // the device token is dead: remove the binding (`branch`'s)
     kFinished,            // the fork is over; the adapter may free it once branches end
   };
@@ -104,9 +111,13 @@ class Fork {
   // Push timers and the call timeout.
   Actions OnTimer(absl::Time now);
 
-  // The result of a push sent for `branch`.
+  // The result of a push sent for `branch`. kFailed (`detail` says why: the pusher's verdict,
+  // an RPC error, no pusher): a device only a push could reach is no longer waited for; when
+  // nothing else is pending and no push went out, the caller gets 480 with a Reason header
+  // naming the failure (Outcome::kPushFailed), not a 408 at the end of the fork time.
   enum class PushOutcome : uint8_t { kAccepted, kTokenInvalid, kFailed };
-  Actions OnPushResult(BranchId branch, PushOutcome outcome, absl::Time now);
+  Actions OnPushResult(BranchId branch, PushOutcome outcome, absl::Time now,
+                       absl::string_view detail = {});
 
   // A binding of the AOR was added or refreshed (the device woke up and registered).
   Actions OnRegistration(const Binding& binding, bool reachable, absl::Time now);

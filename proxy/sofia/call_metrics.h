@@ -24,6 +24,11 @@ struct CallMetrics {
     return r.GetCounter("pushgate_proxy_call_pushes_total",
                         "Pushes requested for incoming calls, by result.", {{"result", result}});
   }
+  metrics::Counter& PushFailedCalls() {
+    return r.GetCounter("pushgate_proxy_calls_push_failed_total",
+                        "Calls answered 480 with a Reason header because no push could be sent "
+                        "to any of the callee's phones.");
+  }
   metrics::Counter& Branches() {
     return r.GetCounter("pushgate_proxy_call_branches_total",
                         "Requests sent to phones (fork branches, including late ones).");

@@ -187,7 +187,7 @@ void CallRouter::Apply(Call& call, const Fork::Actions& actions) {
         ForwardResponse(call, a.branch, a.status);
         break;
       case Type::kRespond:
-        Respond(call, a.outcome);
+        Respond(call, a.outcome, a.reason);
         break;
       case Type::kRemoveBinding:
         if (const Branch* b = call.fork.branch(a.branch); b != nullptr) {
@@ -286,9 +286,15 @@ void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
   uint64_t cid = call.id;
   std::weak_ptr<CallRouter*> alive = alive_;
   if (push_ == nullptr) {
-    M().Pushes("no_pusher").Inc();
     log_->warn("call-id={}: no pusher configured, cannot wake {}", call.info.call_id,
                DebugString(branch->binding));
+    // Answered like any failed push, from the loop (not inside the fork's action list).
+    loop_.Post([alive, cid, branch_id, aor = call.aor] {
+      if (auto self = alive.lock()) {
+        (*self)->OnPushDone(cid, branch_id, aor, "",
+                            absl::FailedPreconditionError("no pusher configured"));
+      }
+    });
     return;
   }
   absl::Duration ttl = CallPushTtl(call.started, options_.fork.call_timeout, clock_.Now());
@@ -308,16 +314,20 @@ void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
 void CallRouter::OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,
                             const std::string& push_key, absl::StatusOr<v1::PushResult> r) {
   const PushVerdict verdict = PushVerdictOf(r);
+  std::string failure;  // for the caller's Reason header when no phone can be woken
   if (!r.ok()) {
-    log_->warn("push for call {} branch {} failed: {}", call_id, branch, r.status().message());
+    failure = std::string(r.status().message());
+    log_->warn("push for call {} branch {} failed: {}", call_id, branch, failure);
   } else if (verdict.outcome == Fork::PushOutcome::kFailed) {
-    log_->warn("push for call {} branch {} not delivered: {} {}", call_id, branch,
-               v1::Outcome_Name(r->outcome()), r->reason());
+    failure = v1::Outcome_Name(r->outcome());
+    if (r->provider_status() != 0) absl::StrAppend(&failure, " ", r->provider_status());
+    if (!r->reason().empty()) absl::StrAppend(&failure, " ", r->reason());
+    log_->warn("push for call {} branch {} not delivered: {}", call_id, branch, failure);
   }
   M().Pushes(verdict.label).Inc();
   Call* call = FindCall(call_id);
   if (call != nullptr) {
-    Apply(*call, call->fork.OnPushResult(branch, verdict.outcome, clock_.Now()));
+    Apply(*call, call->fork.OnPushResult(branch, verdict.outcome, clock_.Now(), failure));
   } else if (verdict.outcome == Fork::PushOutcome::kTokenInvalid && !push_key.empty()) {
     RemoveDeadToken(aor, push_key);  // the call is over, but a dead token is still dead
   }
@@ -356,16 +366,20 @@ void CallRouter::ForwardResponse(Call& call, BranchId branch_id, int status) {
   if (decision.done) M().Calls(absl::StrCat(status / 100, "xx")).Inc();
 }
 
-void CallRouter::Respond(Call& call, Outcome outcome) {
+void CallRouter::Respond(Call& call, Outcome outcome, const std::string& reason_header) {
   if (!call.irq) return;
   const OutcomeInfo& info = Describe(outcome);
   if (info.status >= 200) {
     if (call.final_sent) return;
     call.final_sent = true;
     M().Calls(absl::StrCat(info.status)).Inc();
+    if (outcome == Outcome::kPushFailed) M().PushFailedCalls().Inc();
   }
-  ReplyWith(call.irq.get(), outcome, options_.retry_after);
-  log_->info("call-id={}: answered {} {}", call.info.call_id, info.status, info.reason);
+  HeaderList extra;
+  if (!reason_header.empty()) extra.emplace_back("Reason", reason_header);
+  ReplyWith(call.irq.get(), AnswerFor(outcome, options_.retry_after, {}, extra));
+  log_->info("call-id={}: answered {} {}{}{}", call.info.call_id, info.status, info.reason,
+             reason_header.empty() ? "" : " ", reason_header);
 }
 
 int CallRouter::OnBranchResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,

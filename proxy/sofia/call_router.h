@@ -129,7 +129,8 @@ class CallRouter final : public CallHandler {
   // A copy of the branch's response `status` to relay (its final one, else its latest), or null.
   MsgPtr BranchResponse(const Call& call, BranchId branch, int status) const;
   void ForwardResponse(Call& call, BranchId branch, int status);
-  void Respond(Call& call, Outcome outcome);
+  // Our own answer to the caller; `reason_header` (RFC 3326) when not empty.
+  void Respond(Call& call, Outcome outcome, const std::string& reason_header = {});
   void OnBranchResponse(uint64_t call_id, BranchId branch, nta_outgoing_t* orq, const sip_t* sip);
   void OnCallerCancel(uint64_t call_id);
   void OnPushDone(uint64_t call_id, BranchId branch, const std::string& aor,

@@ -560,6 +560,28 @@ TEST_F(CallsTest, PusherDownStillRingsReachablePhone) {
   EXPECT_EQ(ok.Status(), 200);
 }
 
+// A phone only a push could reach, and the push fails (pusher down): the caller is told at
+// once, 480 with a Reason naming the failure, not a 408 at the end of the fork time.
+TEST_F(CallsTest, SleepingPhoneWhosePushFailsGets480WithReason) {
+  push_timeout_ = absl::Milliseconds(300);
+  StartRouter(absl::StrCat("dns:///127.0.0.1:", ClosedPort()));
+  UdpPeer caller;
+  Binding asleep = Phone(ClosedPort());
+  asleep.flow_token = "closed-flow";  // its connection is gone: only a push could reach it
+  Store({asleep});
+  Dialog d = NewDialog("pushfail-1@example.org");
+  const absl::Time sent = absl::Now();
+  SendInvite(caller, d);
+  SipText final_response;
+  ASSERT_TRUE(WaitFor(caller, IsFinal(), final_response))
+      << "the caller never got a final response";
+  EXPECT_EQ(final_response.Status(), 480) << final_response.text();
+  EXPECT_THAT(final_response.Header("Reason"),
+              ::testing::StartsWith("SIP;cause=480;text=\"Push failed: "))
+      << final_response.text();
+  EXPECT_LT(absl::Now() - sent, absl::Seconds(3)) << "answered only at the end of the fork";
+}
+
 TEST_F(CallsTest, NoBindingIs404) {
   StartRouter();
   UdpPeer caller;

@@ -298,13 +298,49 @@ TEST(Fork, TokenInvalidRemovesTheBindingAndStopsWaitingForIt) {
               ElementsAre(A(Type::kRemoveBinding, 1), Answer(Outcome::kCallTimeout), kDone));
 }
 
-TEST(Fork, PusherErrorKeepsTheForkWaiting) {
+// A device only a push could reach, whose push failed, is not waited for: the caller learns at
+// once (480 with a Reason naming the failure), instead of a 408 at the end of the fork time.
+TEST(Fork, FailedPushOfTheOnlyDeviceIs480WithReason) {
   Fork f(Policy(), kT0);
   f.Start({IosVoip("10.0.0.1")}, {false}, kT0);
-  EXPECT_THAT(f.OnPushResult(1, Fork::PushOutcome::kFailed, kT0), IsEmpty());
+  ForkAction answer = Answer(Outcome::kPushFailed);
+  answer.reason = "SIP;cause=480;text=\"Push failed: RETRY_LATER 503 Unavailable\"";
+  EXPECT_THAT(f.OnPushResult(1, Fork::PushOutcome::kFailed, kT0, "RETRY_LATER 503 Unavailable"),
+              ElementsAre(answer, kDone));
+  EXPECT_TRUE(f.finished());
+}
+
+TEST(Fork, PushFailureTextIsQuotedSafely) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1")}, {false}, kT0);
+  Fork::Actions out = f.OnPushResult(1, Fork::PushOutcome::kFailed, kT0,
+                                     "bad \"quote\"\r\nVia: injected " + std::string(300, 'x'));
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0].outcome, Outcome::kPushFailed);
+  EXPECT_THAT(out[0].reason,
+              ::testing::StartsWith("SIP;cause=480;text=\"Push failed: bad ?quote??"));
+  EXPECT_THAT(out[0].reason, ::testing::Not(::testing::HasSubstr("\r")));
+  EXPECT_LE(out[0].reason.size(), 150u);
+}
+
+TEST(Fork, FailedPushWhileAnotherDeviceRingsKeepsTheFork) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1"), Device("10.0.0.2")}, {false, true}, kT0);
+  f.OnResponse(2, 180, kT0);
+  EXPECT_THAT(f.OnPushResult(1, Fork::PushOutcome::kFailed, kT0, "NO_CREDENTIALS"), IsEmpty());
   EXPECT_FALSE(f.finished());
-  EXPECT_THAT(f.OnRegistration(IosVoip("10.0.0.1"), true, kT0 + absl::Seconds(5)),
-              ElementsAre(A(Type::kSendRequest, 2)));
+  // The other device declines: its answer, not the push failure, is the best response.
+  EXPECT_THAT(f.OnResponse(2, 486, kT0 + absl::Seconds(1)),
+              ElementsAre(A(Type::kForwardFinal, 2, 486), kDone));
+}
+
+TEST(Fork, AnAcceptedPushMeansTimeoutNotPushFailure) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1"), IosVoip("10.0.0.2")}, {false, false}, kT0);
+  EXPECT_THAT(f.OnPushResult(1, Fork::PushOutcome::kAccepted, kT0), IsEmpty());
+  EXPECT_THAT(f.OnPushResult(2, Fork::PushOutcome::kFailed, kT0, "REJECTED"), IsEmpty());
+  EXPECT_THAT(f.OnTimer(kT0 + absl::Seconds(90)),
+              ElementsAre(Answer(Outcome::kCallTimeout), kDone));
 }
 
 TEST(Fork, AlertPushRepeatsUntilAnswered) {

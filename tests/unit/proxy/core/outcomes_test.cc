@@ -13,7 +13,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
-constexpr Outcome kLast = Outcome::kRateLimited;
+constexpr Outcome kLast = Outcome::kPushFailed;
 
 TEST(OutcomesTest, EveryOutcomeHasAnErrorCodeReasonAndLabelButPushSent) {
   for (int i = 0; i <= static_cast<int>(kLast); ++i) {
@@ -89,7 +89,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Outcome::kInvalidMessage, 400, "", "invalid_message"},
 
                       Case{Outcome::kRelayTimerC, 408, "", "timer_c"},
-                      Case{Outcome::kRateLimited, 503, "5", "rate_limited"}));
+                      Case{Outcome::kRateLimited, 503, "5", "rate_limited"},
+                      Case{Outcome::kPushFailed, 480, "", "push_failed"}));
 
 // The reason phrases the caller of a call sees (the fork's answers and nta's own ones).
 TEST(OutcomesTest, CallAnswersKeepTheirReasonPhrases) {

@@ -12,8 +12,7 @@ namespace pushgate::proxy::sofia {
 namespace {
 
 MsgPtr Parse(const std::string& text) {
-  MsgPtr msg(
-      msg_make(ProxyMessageClass(), 0, text.data(), static_cast<isize_t>(text.size())));
+  MsgPtr msg(msg_make(ProxyMessageClass(), 0, text.data(), static_cast<isize_t>(text.size())));
   EXPECT_TRUE(msg) << text;
   return msg;
 }
@@ -40,7 +39,8 @@ TEST(ProxyMessageClassTest, ViaMaddrIsKeptAsTextButDoesNotSteerResponses) {
     EXPECT_STREQ(sip->sip_via->v_branch, "z9hG4bK-1") << line;  // other parameters as before
   }
   // With sofia's default class the same Via names maddr: what nta would answer to.
-  const std::string text = Options("Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1;maddr=198.51.100.7");
+  const std::string text =
+      Options("Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-1;maddr=198.51.100.7");
   MsgPtr plain(msg_make(sip_default_mclass(), 0, text.data(), static_cast<isize_t>(text.size())));
   ASSERT_TRUE(plain);
   EXPECT_STREQ(sip_object(plain.get())->sip_via->v_maddr, "198.51.100.7");
