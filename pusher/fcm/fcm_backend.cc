@@ -85,31 +85,29 @@ void FcmBackend::Prepare(const v1::PushRequest& request, absl::Time now,
     http.headers.emplace_back("authorization", absl::StrCat("Bearer ", *token));
     done(std::move(http));
   };
+  // The token check and the enqueue are one step under mu_, and OnTokenResponse stores the new
+  // token and takes the waiters in one step too: a push can no longer miss the refresh that
+  // completes between the two and wait for the next one, an hour later (it hung
+  // PusherTest.ApiKeysRestrictApps under load).
+  std::unique_lock lock(mu_);
   if (std::optional<std::string> token = cache_.Current(now)) {
+    lock.unlock();
     if (cache_.NeedsRefresh(now)) Refresh(now);  // ahead of expiry, in the background
     finish(*std::move(token));
     return;
   }
-  {
-    std::lock_guard lock(mu_);
-    waiting_.push_back(std::move(finish));
-  }
-  if (cache_.NeedsRefresh(now)) {
-    Refresh(now);
-    return;
-  }
+  waiting_.push_back(std::move(finish));
+  const bool refresh = cache_.NeedsRefresh(now);
   // No usable token and no refresh allowed yet (backing off after failures), unless one is
   // already in flight: answer now rather than hold the push.
-  if (cache_.NextRefreshAt() != absl::InfiniteFuture()) {
-    std::vector<Waiter> waiters;
-    {
-      std::lock_guard lock(mu_);
-      waiters.swap(waiting_);
-    }
-    absl::Status error = cache_.last_error();
-    for (Waiter& w : waiters) {
-      w(absl::UnavailableError(absl::StrCat("no FCM access token yet: ", error.message())));
-    }
+  std::vector<Waiter> refused;
+  if (!refresh && cache_.NextRefreshAt() != absl::InfiniteFuture()) refused.swap(waiting_);
+  lock.unlock();
+  if (refresh) Refresh(now);
+  if (refused.empty()) return;
+  absl::Status error = cache_.last_error();
+  for (Waiter& w : refused) {
+    w(absl::UnavailableError(absl::StrCat("no FCM access token yet: ", error.message())));
   }
 }
 
@@ -143,30 +141,31 @@ void FcmBackend::OnTokenResponse(absl::StatusOr<http2::Response> response) {
                           absl::StrCat("token endpoint: ", response.status().message())));
   std::vector<Waiter> waiters;
   absl::StatusOr<std::string> answer;
+  const absl::Duration lifetime = token.ok() ? token->expires_at - now : absl::ZeroDuration();
   {
-    std::lock_guard lock(mu_);
-    waiters.swap(waiting_);
+    std::lock_guard lock(mu_);  // the cache and the waiters change together (see Prepare)
     if (token.ok()) {
       answer = token->token;
       problem_.clear();
+      cache_.Set(*std::move(token));
     } else {
       answer = token.status();
       if (token.status().code() == absl::StatusCode::kUnauthenticated) {
         problem_ = absl::StrCat("FCM OAuth refused the service account ", account_.client_email,
                                 ": ", token.status().message());
       }
+      cache_.RefreshFailed(now, answer.status());
     }
+    waiters.swap(waiting_);
   }
-  if (token.ok()) {
+  if (answer.ok()) {
     log::Get("pusher.fcm")
         ->info("project={} access token refreshed, expires in {}", account_.project_id,
-               absl::FormatDuration(token->expires_at - now));
-    cache_.Set(*std::move(token));
+               absl::FormatDuration(lifetime));
   } else {
     log::Get("pusher.fcm")
         ->warn("project={} access token refresh failed: {}", account_.project_id,
                answer.status().message());
-    cache_.RefreshFailed(now, answer.status());
   }
   for (Waiter& w : waiters) w(answer);
   ScheduleRefresh();
