@@ -45,12 +45,17 @@ v1::PushResult PushHandler::ErrorResult(const std::string& request_id, const abs
   return result;
 }
 
+bool PushHandler::IsVerdict(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kFailedPrecondition ||
+         status.code() == absl::StatusCode::kUnavailable;
+}
+
 void PushHandler::Handle(v1::PushRequest request, const ApiKeyEntry* client, absl::Time deadline,
                          ResultCallback done, bool errors_as_results) {
   const bool id_generated = request.request_id().empty();
   if (id_generated) request.set_request_id(NewRequestId());
   auto fail = [&](const absl::Status& s) {
-    if (errors_as_results) {
+    if (errors_as_results || IsVerdict(s)) {
       done(ErrorResult(id_generated ? std::string() : request.request_id(), s));
     } else {
       done(s);
@@ -113,13 +118,13 @@ void PushHandler::Complete(const std::string& request_id, absl::StatusOr<v1::Pus
   }
   // Duplicates of the request id (rare) get copies; the first caller gets the result moved.
   for (Duplicate& duplicate : duplicates) {
-    if (!result.ok() && duplicate.errors_as_results) {
+    if (!result.ok() && (duplicate.errors_as_results || IsVerdict(result.status()))) {
       duplicate.done(ErrorResult(request_id, result.status()));  // a duplicate sent this id
     } else {
       duplicate.done(result);
     }
   }
-  if (!result.ok() && errors_as_results) {
+  if (!result.ok() && (errors_as_results || IsVerdict(result.status()))) {
     result = ErrorResult(id_generated ? std::string() : request_id, result.status());
   }
   done(std::move(result));

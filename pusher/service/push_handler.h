@@ -19,8 +19,10 @@ class PushHandler {
  public:
   PushHandler(const Router& router, IdempotencyCache& idempotency, const Clock& clock);
 
-  // `done` receives the verdict, or a request error: INVALID_ARGUMENT, PERMISSION_DENIED,
-  // FAILED_PRECONDITION (no credentials for the app), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED.
+  // `done` receives the verdict, or an error of the request as a whole: INVALID_ARGUMENT,
+  // PERMISSION_DENIED, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED. The pusher's own verdicts (no
+  // credentials for the app: NO_CREDENTIALS; provider unreachable: RETRY_LATER) are results for
+  // both methods (IsVerdict; the proto's "Verdicts and errors").
   // A request id seen before within the idempotency window answers the first verdict without
   // pushing again (waiting for it if the first is still in flight).
   // With `errors_as_results` (streams), a request error reaches `done` as its ErrorResult (with
@@ -31,6 +33,11 @@ class PushHandler {
 
   // Turns a request error into the PushResult a stream carries (a stream cannot fail one message).
   static v1::PushResult ErrorResult(const std::string& request_id, const absl::Status& status);
+
+  // True for the errors that are the pusher's verdict on the push rather than a failed call
+  // (FAILED_PRECONDITION: no credentials; UNAVAILABLE: provider unreachable): both methods
+  // answer them with ErrorResult.
+  static bool IsVerdict(const absl::Status& status);
 
  private:
   // `id_generated`: the client sent no id (its ErrorResult then carries none either).

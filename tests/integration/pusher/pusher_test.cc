@@ -7,9 +7,14 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <thread>
+#include <tuple>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,7 +66,7 @@ const Credentials& Creds() {
 }
 
 class PusherTest : public ::testing::Test {
- protected:
+ public:  // the verdict table (PusherVerdictTest) arranges its cases through these
   void StartEmulator(const Clock* clock = nullptr) {
     const Credentials& c = Creds();
     emu::EmulatorOptions o;
@@ -71,6 +76,7 @@ class PusherTest : public ::testing::Test {
     o.apns_keys.push_back({kTeam, kKeyId, ReadFile(c.dir + "/apns-key.pub.pem")});
     o.fcm_accounts.push_back({absl::StrCat("pusher@", kProject, ".iam.gserviceaccount.com"),
                               ReadFile(c.dir + "/fcm-sa.pub.pem"), kProject});
+    o.apns_topics[kTeam] = {kBundle};  // other topics of the team: 400 TopicDisallowed
     o.control_port = -1;
     o.clock = clock;
     auto ports = emulator_.Start(o);
@@ -112,6 +118,16 @@ class PusherTest : public ::testing::Test {
   void SetUp() override {
     StartEmulator();
     StartPusher(Config());
+  }
+
+  emu::Emulator& emulator() { return emulator_; }
+
+  // Restarts the pusher with Config() changed by `change`.
+  void RestartPusherWith(const std::function<void(PusherConfig&)>& change) {
+    server_->Shutdown(absl::Seconds(1));
+    PusherConfig cfg = Config();
+    change(cfg);
+    StartPusher(cfg);
   }
 
   void TearDown() override {
@@ -460,14 +476,99 @@ TEST_F(PusherTest, StreamWhoseResultsAreNotReadIsFlowControlled) {
   EXPECT_EQ(results, kPushes);
 }
 
-TEST_F(PusherTest, UnknownAppIsFailedPrecondition) {
-  v1::PushRequest req = Apns();
-  req.mutable_destination()->set_app("OTHERTEAM1.org.other.app");
-  v1::PushResult result;
-  grpc::Status s = Send(req, &result);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(s.error_message().find("no credentials"), std::string::npos) << s.error_message();
+// Every verdict reaches the client as a PushResult, through the same mapping for Send and
+// SendStream (issue 14 section 8: Send used to answer no credentials with FAILED_PRECONDITION).
+enum class Method { kSend, kStream };
+
+struct VerdictCase {
+  const char* name;
+  v1::Outcome outcome;
+  std::function<v1::PushRequest(PusherTest*)> setup;  // arranges the verdict, returns the push
+};
+
+class PusherVerdictTest : public PusherTest,
+                          public ::testing::WithParamInterface<std::tuple<VerdictCase, Method>> {
+ protected:
+  // The result of `request` through `method`, or the call's error.
+  absl::StatusOr<v1::PushResult> Push(const v1::PushRequest& request, Method method) {
+    if (method == Method::kSend) {
+      v1::PushResult result;
+      grpc::Status s = Send(request, &result, absl::Seconds(5));
+      if (!s.ok()) return absl::UnknownError(absl::StrCat(s.error_code(), " ", s.error_message()));
+      return result;
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    auto stream = stub_->SendStream(&ctx);
+    if (!stream->Write(request)) return absl::UnknownError("stream write failed");
+    stream->WritesDone();
+    v1::PushResult result;
+    const bool got = stream->Read(&result);
+    grpc::Status s = stream->Finish();
+    if (!s.ok()) return absl::UnknownError(absl::StrCat(s.error_code(), " ", s.error_message()));
+    if (!got) return absl::UnknownError("the stream ended without a result");
+    return result;
+  }
+};
+
+TEST_P(PusherVerdictTest, IsAResult) {
+  const auto& [verdict, method] = GetParam();
+  v1::PushRequest request = verdict.setup(this);
+  request.set_request_id("00000000-0000-4000-8000-0000000000aa");
+  absl::StatusOr<v1::PushResult> result = Push(request, method);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome(), verdict.outcome)
+      << v1::Outcome_Name(result->outcome()) << " " << result->reason();
+  EXPECT_EQ(result->request_id(), request.request_id());
 }
+
+std::vector<VerdictCase> Verdicts() {
+  return {
+      {"Accepted", v1::ACCEPTED, [](PusherTest*) { return PusherTest::Apns(); }},
+      {"TokenInvalid", v1::TOKEN_INVALID,
+       [](PusherTest* t) {
+         t->emulator().MarkDead(emu::Provider::kFcm, "fcm-gone-0123456789abcdefghij");
+         return PusherTest::Fcm("fcm-gone");
+       }},
+      {"RetryLater", v1::RETRY_LATER,
+       [](PusherTest* t) {
+         emu::Faults f;
+         f.fail_next = 1000;
+         f.fail_status = 503;
+         f.retry_after_s = 30;  // beyond the push's deadline: no second attempt
+         t->emulator().SetFaults(f);
+         return PusherTest::Apns();
+       }},
+      {"Rejected", v1::REJECTED,
+       [](PusherTest*) {
+         v1::PushRequest r = PusherTest::Apns();  // the team's key may not push this topic
+         r.mutable_destination()->set_app(absl::StrCat(kTeam, ".org.not.allowed.voip"));
+         return r;
+       }},
+      {"AuthFailed", v1::AUTH_FAILED,
+       [](PusherTest* t) {
+         t->RestartPusherWith([](PusherConfig& cfg) {  // a key id APNs does not know
+           cfg.apns.token_keys = {absl::StrCat(kTeam, ":UNKNOWNKEY:", Creds().dir, "/apns-key.p8")};
+         });
+         return PusherTest::Apns();
+       }},
+      {"NoCredentials", v1::NO_CREDENTIALS,
+       [](PusherTest*) {
+         v1::PushRequest r = PusherTest::Apns();
+         r.mutable_destination()->set_app("OTHERTEAM1.org.other.app");
+         return r;
+       }},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryOutcome, PusherVerdictTest,
+                         ::testing::Combine(::testing::ValuesIn(Verdicts()),
+                                            ::testing::Values(Method::kSend, Method::kStream)),
+                         [](const auto& test) {
+                           return absl::StrCat(
+                               std::get<0>(test.param).name,
+                               std::get<1>(test.param) == Method::kSend ? "Send" : "SendStream");
+                         });
 
 TEST_F(PusherTest, SameRequestIdPushesOnce) {
   v1::PushRequest req = Apns();

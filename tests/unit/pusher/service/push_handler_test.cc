@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
@@ -192,13 +193,19 @@ TEST_F(PushHandlerTest, InvalidRequestIsRefusedWithoutSendingOrRemembering) {
   EXPECT_EQ(provider_->sent().size(), 1u);
 }
 
-TEST_F(PushHandlerTest, AppWithoutCredentialsIsAFailedPrecondition) {
+// No credentials is the pusher's verdict, not a failed call: a NO_CREDENTIALS result for both
+// methods (it used to be FAILED_PRECONDITION for Send and a result for SendStream).
+TEST_F(PushHandlerTest, AppWithoutCredentialsIsANoCredentialsResultForBothMethods) {
   v1::PushRequest other = Push(kId);
   other.mutable_destination()->set_app("OTHERTEAM1.com.example.phone.voip");
   Answers a, streamed;
   Handle(other, a);
   ASSERT_EQ(a.got.size(), 1u);
-  EXPECT_EQ(a.got[0].status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(a.got[0].ok()) << a.got[0].status();
+  EXPECT_EQ(a.got[0]->outcome(), v1::NO_CREDENTIALS);
+  EXPECT_EQ(a.got[0]->request_id(), kId);
+  EXPECT_TRUE(absl::StartsWith(a.got[0]->reason(), "FAILED_PRECONDITION: no credentials"))
+      << a.got[0]->reason();
   other.clear_request_id();
   Handle(other, streamed, /*errors_as_results=*/true);
   EXPECT_EQ(streamed.Verdict().outcome(), v1::NO_CREDENTIALS);
