@@ -133,6 +133,39 @@ std::string RedactToken(absl::string_view token) {
   return absl::StrCat(token.substr(0, 6), "…(", token.size(), ")");
 }
 
+std::string RedactUri(absl::string_view uri) {
+  // Parameter names whose values are device tokens.
+  static constexpr absl::string_view kTokenParams[] = {"pn-prid=", "pn-tok="};
+  // Where a URI parameter value ends (RFC 3261 uri-parameter; '>' and ',' end a Contact).
+  auto value_end = [&](size_t from) {
+    size_t end = uri.find_first_of(";?>, \t\r\n\"", from);
+    return end == absl::string_view::npos ? uri.size() : end;
+  };
+  std::string out;
+  out.reserve(uri.size());
+  size_t i = 0;
+  while (i < uri.size()) {
+    bool redacted = false;
+    if (uri[i] == ';') {
+      for (absl::string_view name : kTokenParams) {
+        absl::string_view rest = uri.substr(i + 1);
+        if (rest.size() >= name.size() &&
+            absl::EqualsIgnoreCase(rest.substr(0, name.size()), name)) {
+          const size_t start = i + 1 + name.size();
+          const size_t end = value_end(start);
+          absl::StrAppend(&out, uri.substr(i, 1 + name.size()),
+                          RedactToken(uri.substr(start, end - start)));
+          i = end;
+          redacted = true;
+          break;
+        }
+      }
+    }
+    if (!redacted) out.push_back(uri[i++]);
+  }
+  return out;
+}
+
 std::string RedactSecret(absl::string_view secret) {
   return absl::StrCat("<redacted:", secret.size(), ">");
 }

@@ -42,6 +42,11 @@ std::string RedactToken(absl::string_view token);
 // Nothing of a credential but its length: "<redacted:32>".
 std::string RedactSecret(absl::string_view secret);
 
+// A SIP URI (or a Contact / header value holding URIs) with every push token in it redacted
+// (RedactToken): the values of the RFC 8599 pn-prid parameter and of the legacy pn-tok one, in
+// any letter case, wherever they appear. The rest is unchanged.
+std::string RedactUri(absl::string_view uri);
+
 // Escapes a string for inclusion inside a JSON string literal (no surrounding quotes).
 std::string JsonEscape(absl::string_view in);
 

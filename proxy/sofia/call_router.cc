@@ -267,7 +267,7 @@ void CallRouter::SendBranch(Call& call, BranchId branch_id) {
   static_cast<void>(msg.release());  // nta owns it now
   M().Branches().Inc();
   if (!raw->orq) raw->orq.reset(orq);
-  log_->info("call-id={}: branch {} -> {}", call.info.call_id, branch_id, ruri);
+  log_->info("call-id={}: branch {} -> {}", call.info.call_id, branch_id, log::RedactUri(ruri));
 }
 
 void CallRouter::CancelBranch(Call& call, BranchId branch_id, const std::string& reason) {
