@@ -122,9 +122,9 @@ bool DatagramWithinLines(absl::string_view datagram, size_t max_lines) {
   size_t lines = 0;
   while (pos < datagram.size()) {
     const void* lf = std::memchr(datagram.data() + pos, '\n', datagram.size() - pos);
-    const size_t end =
-        lf == nullptr ? datagram.size() : static_cast<size_t>(static_cast<const char*>(lf) -
-                                                              datagram.data());
+    const size_t end = lf == nullptr
+                           ? datagram.size()
+                           : static_cast<size_t>(static_cast<const char*>(lf) - datagram.data());
     absl::string_view line = datagram.substr(pos, end - pos);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) break;  // the end of the head: the rest is body
@@ -146,10 +146,12 @@ absl::string_view ConnectionVerdictName(ConnectionVerdict verdict) {
   return "";
 }
 
-ConnectionVerdict ConnectionCounter::TryOpen(absl::string_view source) {
-  if (max_total_ > 0 && total_ >= max_total_) return ConnectionVerdict::kTotalLimit;
+ConnectionVerdict ConnectionCounter::TryOpen(absl::string_view source, bool exempt) {
+  if (!exempt && max_total_ > 0 && total_ >= max_total_) return ConnectionVerdict::kTotalLimit;
   size_t& n = per_source_[source];
-  if (max_per_source_ > 0 && n >= max_per_source_) return ConnectionVerdict::kSourceLimit;
+  if (!exempt && max_per_source_ > 0 && n >= max_per_source_) {
+    return ConnectionVerdict::kSourceLimit;
+  }
   ++n;
   ++total_;
   return ConnectionVerdict::kAccepted;

@@ -82,8 +82,9 @@ class ConnectionCounter {
   ConnectionCounter(size_t max_total, size_t max_per_source)
       : max_total_(max_total), max_per_source_(max_per_source) {}
 
-  // Counts a new connection from `source` when within the limits.
-  ConnectionVerdict TryOpen(absl::string_view source);
+  // Counts a new connection from `source` when within the limits; an `exempt` source (a trusted
+  // backend) is always accepted, and counted.
+  ConnectionVerdict TryOpen(absl::string_view source, bool exempt = false);
   // A connection counted by TryOpen closed.
   void Close(absl::string_view source);
 

@@ -11,7 +11,8 @@ namespace {
 
 // A request whose head has `extra + 3` lines (start line, Via, Content-Length, `extra` others).
 std::string Message(int extra, absl::string_view body = "") {
-  std::string m = "OPTIONS sip:a@example.org SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1\r\n";
+  std::string m =
+      "OPTIONS sip:a@example.org SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1\r\n";
   for (int i = 0; i < extra; ++i) absl::StrAppend(&m, "X-H: ", i, "\r\n");
   absl::StrAppend(&m, "Content-Length: ", body.size(), "\r\n\r\n", body);
   return m;
@@ -103,6 +104,15 @@ TEST(ConnectionCounterTest, RefusesOverTheSourceAndTotalLimits) {
   EXPECT_EQ(c.from("10.0.0.1"), 1u);
   EXPECT_EQ(c.TryOpen("10.0.0.3"), ConnectionVerdict::kAccepted);
   EXPECT_EQ(ConnectionVerdictName(ConnectionVerdict::kSourceLimit), "per_source");
+}
+
+TEST(ConnectionCounterTest, AnExemptSourceIsAlwaysAcceptedAndCounted) {
+  ConnectionCounter c(2, 1);
+  EXPECT_EQ(c.TryOpen("backend"), ConnectionVerdict::kAccepted);
+  EXPECT_EQ(c.TryOpen("backend", /*exempt=*/true), ConnectionVerdict::kAccepted);
+  EXPECT_EQ(c.TryOpen("backend", /*exempt=*/true), ConnectionVerdict::kAccepted);
+  EXPECT_EQ(c.total(), 3u);
+  EXPECT_EQ(c.TryOpen("phone"), ConnectionVerdict::kTotalLimit);
 }
 
 TEST(ConnectionCounterTest, ClosingForgetsASourceAndIgnoresUnknownOnes) {
