@@ -1,7 +1,6 @@
 #include "proxy/core/wire_limits.h"
 
 #include <algorithm>
-#include <cstring>
 
 namespace pushgate::proxy {
 namespace {
@@ -117,21 +116,11 @@ bool HeadScanner::Feed(absl::string_view bytes) {
 }
 
 bool DatagramWithinLines(absl::string_view datagram, size_t max_lines) {
-  if (max_lines == 0) return true;
-  size_t pos = datagram.find_first_not_of("\r\n");
-  size_t lines = 0;
-  while (pos < datagram.size()) {
-    const void* lf = std::memchr(datagram.data() + pos, '\n', datagram.size() - pos);
-    const size_t end = lf == nullptr
-                           ? datagram.size()
-                           : static_cast<size_t>(static_cast<const char*>(lf) - datagram.data());
-    absl::string_view line = datagram.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) break;  // the end of the head: the rest is body
-    if (++lines > max_lines) return false;
-    pos = end + 1;
-  }
-  return true;
+  // The scanner stops at the first head over the limit: only the first one counts here (what
+  // follows it without Content-Length is body on UDP, not another message).
+  HeadScanner scanner(max_lines);
+  scanner.Feed(datagram);
+  return !(scanner.over_limit() && scanner.messages_begun() == 1);
 }
 
 absl::string_view ConnectionVerdictName(ConnectionVerdict verdict) {

@@ -7,7 +7,8 @@
 //   keep-alives between messages, the head line by line (start line and header lines, up to the
 //   empty line), then Content-Length bytes of body (RFC 3261 18.3: a stream message must carry
 //   Content-Length; "l" is its compact form). It counts the lines of each head and says when one
-//   exceeds the limit. Memory: a few words, whatever the input.
+//   exceeds the limit (a line counts when its LF arrives; a bare CR is ignored). Memory: a few
+//   words, whatever the input; time: linear in the bytes.
 // - ConnectionCounter counts open connections in total and per source address against their
 //   limits.
 //

@@ -41,7 +41,7 @@ struct WireGuard::State {
   bool active = true;
   ConnectionCounter counter;
   absl::Time last_log = absl::InfinitePast();  // of a refusal (at most one a minute)
-  uint64_t unlogged = 0;                        // refusals since
+  uint64_t unlogged = 0;                       // refusals since
 };
 
 namespace {
@@ -291,8 +291,8 @@ ssize_t Inspect(int fd, const iovec* iov, size_t iovlen, ssize_t n) {
     e.shut = true;
     HeadLinesRefused("tcp").Inc();
     shutdown(fd, SHUT_RDWR);
-    LogRefusal(*e.guard, absl::StrCat("connection closed: too many header lines, source=",
-                                      e.source));
+    LogRefusal(*e.guard,
+               absl::StrCat("connection closed: too many header lines, source=", e.source));
   }
   errno = ECONNRESET;  // sofia reports the error and closes the connection itself
   return -1;
@@ -345,8 +345,7 @@ void WireGuard::Sweep(absl::Time now) {
       e.waiting_since = absl::InfinitePast();
       continue;
     }
-    if (e.waiting_since == absl::InfinitePast() ||
-        e.waited_message != e.scanner.messages_begun()) {
+    if (e.waiting_since == absl::InfinitePast() || e.waited_message != e.scanner.messages_begun()) {
       e.waited_message = e.scanner.messages_begun();
       e.waiting_since = now;
       continue;

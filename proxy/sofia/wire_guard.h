@@ -38,9 +38,9 @@ namespace pushgate::proxy::sofia {
 
 // The defaults and their reasons are in proxy/config.cc ([limits]).
 struct WireLimits {
-  size_t max_header_lines = 256;           // 0: no limit
-  size_t max_connections = 2048;           // 0: no limit
-  size_t max_connections_per_source = 64;  // 0: no limit
+  size_t max_header_lines = 256;                       // 0: no limit
+  size_t max_connections = 2048;                       // 0: no limit
+  size_t max_connections_per_source = 64;              // 0: no limit
   absl::Duration message_timeout = absl::Seconds(20);  // 0: none
   // Trusted backends (IsTrustedBackend entries): their connections are never refused by a
   // connection limit (they still count toward the total).

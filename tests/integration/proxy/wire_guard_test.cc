@@ -183,7 +183,9 @@ class WireGuardTest : public ::testing::Test {
     return backend_.WaitFor(match, at_backend, kWait);
   }
 
-  absl::Duration LoopCpu() { return loop_->Call([] { return ThreadCpu(); }); }
+  absl::Duration LoopCpu() {
+    return loop_->Call([] { return ThreadCpu(); });
+  }
 
   UdpPeer backend_;
   UdpPeer phone_;
@@ -200,9 +202,9 @@ TEST_F(WireGuardTest, DatagramWithTooManyHeaderLinesIsDroppedAndTheNextIsServed)
   phone_.SendTo(udp_port_, WithExtraLines(Options("many-lines"), 300));
   phone_.SendTo(udp_port_, WithExtraLines(Options("within"), 200));  // 208 lines: accepted
   SipText answer;
-  ASSERT_TRUE(BackendGets("within")) << HeadLinesRefused("udp") - refused << " refused; "
-                                     << phone_.WaitForMessage(answer, absl::Milliseconds(100))
-                                     << answer.text();
+  ASSERT_TRUE(BackendGets("within"))
+      << HeadLinesRefused("udp") - refused << " refused; "
+      << phone_.WaitForMessage(answer, absl::Milliseconds(100)) << answer.text();
   EXPECT_EQ(HeadLinesRefused("udp"), refused + 1);
   SipMatch dropped{"the dropped request",
                    [](const SipText& m) { return m.Header("Call-ID") == "many-lines"; }};
@@ -241,10 +243,11 @@ TEST_F(WireGuardTest, DatagramFullOfHeaderLinesCostsLittleLoopTime) {
   const double limit_per_byte = absl::ToDoubleNanoseconds(limit_cpu) / at_limit.size();
   const double hostile_per_byte = absl::ToDoubleNanoseconds(hostile_cpu) / hostile.size();
   const double normal_per_byte = absl::ToDoubleNanoseconds(normal_cpu) / normal.size();
-  std::printf("hostile datagram (%zu bytes): %.3f ms, %.1f ns/byte; normal request (%zu bytes): "
-              "%.3f ms, %.1f ns/byte\n",
-              hostile.size(), absl::ToDoubleMilliseconds(hostile_cpu), hostile_per_byte,
-              normal.size(), absl::ToDoubleMilliseconds(normal_cpu), normal_per_byte);
+  std::printf(
+      "hostile datagram (%zu bytes): %.3f ms, %.1f ns/byte; normal request (%zu bytes): "
+      "%.3f ms, %.1f ns/byte\n",
+      hostile.size(), absl::ToDoubleMilliseconds(hostile_cpu), hostile_per_byte, normal.size(),
+      absl::ToDoubleMilliseconds(normal_cpu), normal_per_byte);
   std::printf("request at the line limit (%zu bytes): %.3f ms, %.1f ns/byte\n", at_limit.size(),
               absl::ToDoubleMilliseconds(limit_cpu), limit_per_byte);
   EXPECT_LT(hostile_cpu, absl::Milliseconds(20));
@@ -286,15 +289,14 @@ TEST_F(WireGuardTest, ConnectionOverThePerSourceLimitIsRefusedAnotherSourceStill
   // A closed connection frees its place.
   close(a);
   fds_.erase(fds_.begin());
-  ASSERT_TRUE(::testing::AssertionResult(
-      [&] {
-        const absl::Time deadline = absl::Now() + kWait;
-        while (absl::Now() < deadline) {
-          int d = Open();
-          if (d >= 0 && OpenFor(d, absl::Milliseconds(100))) return true;
-        }
-        return false;
-      }()))
+  ASSERT_TRUE(::testing::AssertionResult([&] {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (absl::Now() < deadline) {
+      int d = Open();
+      if (d >= 0 && OpenFor(d, absl::Milliseconds(100))) return true;
+    }
+    return false;
+  }()))
       << "no connection was accepted after one closed";
 }
 
@@ -349,7 +351,7 @@ TEST_F(WireGuardTest, AtTheDescriptorLimitTheLoopKeepsServingWithoutSpinning) {
   absl::SleepFor(absl::Seconds(1));  // the measuring window
   phone_.SendTo(udp_port_, Options("at-the-limit"));
   const bool served = BackendGets("at-the-limit");
-  const double share = (LoopCpu() - cpu_before) / (absl::Now() - wall_before);
+  const double share = absl::FDivDuration(LoopCpu() - cpu_before, absl::Now() - wall_before);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
   EXPECT_TRUE(served) << "the loop stopped serving UDP at the descriptor limit";
   std::printf("loop thread CPU at the descriptor limit: %.1f%%\n", share * 100);

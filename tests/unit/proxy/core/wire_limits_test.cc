@@ -88,7 +88,8 @@ TEST(DatagramWithinLinesTest, CountsTheFirstHeadOnly) {
   for (int i = 0; i < 30; ++i) no_length += "line\r\n";
   EXPECT_TRUE(DatagramWithinLines(no_length, 10));
   EXPECT_TRUE(DatagramWithinLines("\r\n\r\nA\nB\nC", 3));
-  EXPECT_FALSE(DatagramWithinLines("A\nB\nC\nD", 3));
+  EXPECT_FALSE(DatagramWithinLines("A\nB\nC\nD\n", 3));
+  EXPECT_TRUE(DatagramWithinLines("A\nB\nC\nD", 3));  // a line counts once it ends
   EXPECT_TRUE(DatagramWithinLines(Message(500), 0));
 }
 
