@@ -171,13 +171,14 @@ void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
       .Duration("limits", "message_timeout", &c->message_timeout, absl::ZeroDuration(),
                 absl::Minutes(10),
                 "A message must arrive completely within this long of its first byte (the first "
-                "message: of the connection's opening), else its TCP connection is closed "
-                "(slowloris, silent connections; TLS: from the last byte received); 0 = no "
+                "message: of the connection's opening), else its TCP/TLS connection is closed "
+                "(slowloris, silent connections, TLS handshakes never finished); 0 = no "
                 "deadline.")
       .Int("limits", "max_header_lines", &c->max_header_lines, 32, 1024,
            "Most lines a message head may have (start line and header lines), counted on the "
-           "socket before sofia parses: a UDP datagram over it is dropped, a TCP connection "
-           "closed (TLS is not counted). sofia's parse is quadratic in the lines (16,000 short "
+           "socket (TLS: once decrypted) before sofia parses: a UDP datagram over it is "
+           "dropped, a TCP/TLS connection closed. sofia's parse is quadratic in the lines (16,000 "
+           "short "
            "lines: over a second of the loop); at 256 the worst message costs about 2x a "
            "normal request per byte, at 1024 about 10x. Real requests have a few dozen.")
       .Int("limits", "max_connections", &c->max_connections, 1, 1'000'000,

@@ -25,7 +25,7 @@ absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::
                          const ConnectionLimits& limits, WireGuard* guard) {
   // The sockets sofia binds now are this listener's: the guard watches them.
   std::optional<WireGuard::Capture> capture;
-  if (guard != nullptr) capture.emplace(*guard, /*inspect=*/l.transport != Transport::kTls);
+  if (guard != nullptr) capture.emplace(*guard, /*tls=*/l.transport == Transport::kTls);
   // sofia's "none" is UINT_MAX for both.
   const unsigned idle = limits.idle_ms > 0 ? limits.idle_ms : UINT_MAX;
   const unsigned timeout = limits.message_ms > 0 ? limits.message_ms : UINT_MAX;

@@ -95,7 +95,7 @@ struct SipProxyOptions {
   absl::Duration message_timeout = absl::Seconds(20);
   // Checked on the sockets before sofia parses (wire_guard.h); 0: no limit. Lines of a message
   // head (start line and header lines): a UDP datagram over it is dropped, a TCP connection
-  // closed.
+  // closed (TLS: counted once decrypted).
   size_t max_header_lines = 256;
   // TCP/TLS connections open at most, in total and from one source address (trusted backends
   // exempt); one more is closed as soon as it is accepted.

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -63,8 +64,8 @@ enum class Kind { kStreamListener, kDatagramListener, kConnection };
 struct Entry {
   std::shared_ptr<State> guard;
   Kind kind = Kind::kConnection;
-  bool inspect = true;  // bytes are SIP text (not TLS)
-  std::string source;   // connections: the peer's IP
+  bool tls = false;    // its SIP text comes out of SSL_read (the socket carries ciphertext)
+  std::string source;  // connections: the peer's IP
   HeadScanner scanner{0};
   bool shut = false;  // shut down by Sweep or the head limit
   // Sweep: the message waited for (messages_begun; 0: the first byte) and since when.
@@ -85,7 +86,7 @@ Tables& tables() {
 
 struct Capturing {
   std::shared_ptr<State> guard;
-  bool inspect = true;
+  bool tls = false;
 };
 thread_local Capturing* t_capturing = nullptr;
 
@@ -102,6 +103,7 @@ using RecvFn = ssize_t (*)(int, void*, size_t, int);
 using RecvfromFn = ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*);
 using RecvmsgFn = ssize_t (*)(int, msghdr*, int);
 using CloseFn = int (*)(int);
+using SslReadFn = int (*)(SSL*, void*, int);
 
 struct Real {
   AcceptFn accept = Next<AcceptFn>("accept");
@@ -110,6 +112,7 @@ struct Real {
   RecvfromFn recvfrom = Next<RecvfromFn>("recvfrom");
   RecvmsgFn recvmsg = Next<RecvmsgFn>("recvmsg");
   CloseFn close = Next<CloseFn>("close");
+  SslReadFn ssl_read = Next<SslReadFn>("SSL_read");
 };
 
 const Real& real() {
@@ -222,7 +225,7 @@ int Admit(int listener, int s, const sockaddr* addr, const socklen_t* len) {
   auto it = t.entries.find(listener);
   if (it == t.entries.end() || !it->second.guard->active) return s;
   std::shared_ptr<State> guard = it->second.guard;
-  const bool inspect = it->second.inspect;
+  const bool tls = it->second.tls;
   const bool exempt =
       IsTrustedBackend(guard->limits.trusted, TransportInfo{Transport::kTcp, source, 0});
   const ConnectionVerdict verdict = guard->counter.TryOpen(source, exempt);
@@ -244,7 +247,7 @@ int Admit(int listener, int s, const sockaddr* addr, const socklen_t* len) {
   Entry e;
   e.guard = std::move(guard);
   e.kind = Kind::kConnection;
-  e.inspect = inspect;
+  e.tls = tls;
   e.source = source;
   e.scanner = HeadScanner(e.guard->limits.max_header_lines);
   t.entries.emplace(s, std::move(e));
@@ -252,14 +255,15 @@ int Admit(int listener, int s, const sockaddr* addr, const socklen_t* len) {
   return s;
 }
 
-// Bytes sofia just read from a guarded descriptor. -1 (errno set) when they are refused.
-ssize_t Inspect(int fd, const iovec* iov, size_t iovlen, ssize_t n) {
+// Bytes sofia just read from a guarded descriptor (`decrypted`: through SSL_read). -1 (errno set)
+// when they are refused.
+ssize_t Inspect(int fd, const iovec* iov, size_t iovlen, ssize_t n, bool decrypted = false) {
   Tables& t = tables();
   std::lock_guard<std::mutex> lock(t.mu);
   auto it = t.entries.find(fd);
   if (it == t.entries.end()) return n;
   Entry& e = it->second;
-  if (!e.guard->active || !e.inspect || e.kind == Kind::kStreamListener) return n;
+  if (!e.guard->active || e.tls != decrypted || e.kind == Kind::kStreamListener) return n;
   if (e.kind == Kind::kDatagramListener) {
     std::string joined;
     absl::string_view datagram;
@@ -289,7 +293,7 @@ ssize_t Inspect(int fd, const iovec* iov, size_t iovlen, ssize_t n) {
   if (!e.scanner.over_limit()) return n;
   if (!e.shut) {
     e.shut = true;
-    HeadLinesRefused("tcp").Inc();
+    HeadLinesRefused(e.tls ? "tls" : "tcp").Inc();
     shutdown(fd, SHUT_RDWR);
     LogRefusal(*e.guard,
                absl::StrCat("connection closed: too many header lines, source=", e.source));
@@ -323,8 +327,8 @@ WireGuard::~WireGuard() {
   state_->active = false;
 }
 
-WireGuard::Capture::Capture(WireGuard& guard, bool inspect) {
-  t_capturing = new Capturing{guard.state_, inspect};
+WireGuard::Capture::Capture(WireGuard& guard, bool tls) {
+  t_capturing = new Capturing{guard.state_, tls};
   (void)real();  // resolve the real functions now, not inside a call
 }
 
@@ -339,7 +343,7 @@ void WireGuard::Sweep(absl::Time now) {
   Tables& t = tables();
   std::lock_guard<std::mutex> lock(t.mu);
   for (auto& [fd, e] : t.entries) {
-    if (e.guard != state_ || e.kind != Kind::kConnection || !e.inspect || e.shut) continue;
+    if (e.guard != state_ || e.kind != Kind::kConnection || e.shut) continue;
     const bool waiting = e.scanner.messages_begun() == 0 || e.scanner.in_message();
     if (!waiting) {
       e.waiting_since = absl::InfinitePast();
@@ -385,7 +389,7 @@ int bind(int fd, const sockaddr* addr, socklen_t len) noexcept {
     Entry e;
     e.guard = t_capturing->guard;
     e.kind = type == SOCK_STREAM ? Kind::kStreamListener : Kind::kDatagramListener;
-    e.inspect = t_capturing->inspect;
+    e.tls = t_capturing->tls;
     t.entries.insert_or_assign(fd, std::move(e));
     g_guarded[fd].store(1, std::memory_order_release);
     OpenReserve(t);
@@ -429,6 +433,18 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   const ssize_t n = real().recvmsg(fd, msg, flags);
   if (n <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE)) != 0 || !Guarded(fd)) return n;
   return Inspect(fd, msg->msg_iov, msg->msg_iovlen, n);
+}
+
+// sofia decrypts TLS with SSL_read: the plaintext is checked like TCP bytes. Other SSL objects
+// (gRPC's, on memory BIOs) have no descriptor and pass through.
+int SSL_read(SSL* ssl, void* buf, int num) {
+  using namespace pushgate::proxy::sofia;  // NOLINT(google-build-using-namespace)
+  const int n = real().ssl_read(ssl, buf, num);
+  if (n <= 0) return n;
+  const int fd = SSL_get_fd(ssl);
+  if (!Guarded(fd)) return n;
+  iovec v{buf, static_cast<size_t>(n)};
+  return static_cast<int>(Inspect(fd, &v, 1, n, /*decrypted=*/true));
 }
 
 int close(int fd) {

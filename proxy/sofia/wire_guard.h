@@ -13,13 +13,15 @@
 //     a byte now and then kept a half-sent message open for ever; a connection that never sent
 //     a byte waited for the idle timeout).
 //
-// How: this file defines accept, bind, recv, recvfrom, recvmsg and close for the whole process
+// How: this file defines accept, bind, recv, recvfrom, recvmsg, close and SSL_read for the whole
+// process
 // (symbol interposition: the executable's definitions come before libc's, for sofia too) and
 // forwards each to the next definition (dlsym RTLD_NEXT). Only descriptors registered here are
 // looked at: sockets sofia binds inside a WireGuard::Capture scope (the listeners) and the
 // connections accepted on them; any other descriptor (gRPC, Redis, admin HTTP, test clients)
-// costs one relaxed atomic load. TLS: the connection limits and the timeouts apply; the head
-// line limit does not (sofia decrypts with SSL_read, the socket carries ciphertext).
+// costs one atomic load (SSL_read: one SSL_get_fd too). TLS: the plaintext SSL_read returns to
+// sofia is checked as TCP bytes are (a TLS connection that never completes its handshake is a
+// silent one).
 // The decisions are proxy/core/wire_limits.h's.
 //
 // Threads: registered descriptors are read and accepted on their proxy's loop thread; the
@@ -56,10 +58,10 @@ class WireGuard final {
   WireGuard& operator=(const WireGuard&) = delete;
 
   // While one lives, every socket the calling thread binds is one of this guard's listeners.
-  // `inspect`: its bytes are SIP text (false for TLS: only the connection limits apply).
+  // `tls`: its SIP text comes out of SSL_read, not out of the socket.
   class Capture final {
    public:
-    Capture(WireGuard& guard, bool inspect);
+    Capture(WireGuard& guard, bool tls);
     ~Capture();
     Capture(const Capture&) = delete;
     Capture& operator=(const Capture&) = delete;

@@ -269,6 +269,64 @@ TEST_F(WireGuardTest, TcpMessageWithTooManyHeaderLinesClosesTheConnection) {
   EXPECT_TRUE(BackendGets("tcp-within"));
 }
 
+TEST_F(WireGuardTest, TlsMessageWithTooManyHeaderLinesClosesTheConnection) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/wire_guard_tls_", getpid());
+  ASSERT_TRUE(MakeTlsCertificateDir(dir)) << "openssl could not make a certificate";
+  StartProxy([&](sofia::SipProxyOptions& o) {
+    o.listen.push_back({Transport::kTls, "127.0.0.1", 0});
+    o.tls_certificate_dir = dir;
+  });
+  uint16_t tls_port = 0;
+  for (const TransportInfo& l : proxy_->Listening()) {
+    if (l.transport == Transport::kTls) tls_port = l.port;
+  }
+  ASSERT_NE(tls_port, 0);
+  auto tls_options = [&](absl::string_view call_id) {
+    std::string r = Options(call_id);
+    r.replace(r.find("SIP/2.0/UDP"), 11, "SIP/2.0/TLS");
+    return r;
+  };
+  // Within the limit: served.
+  TlsPeer fine(tls_port);
+  ASSERT_TRUE(fine.connected()) << "TLS handshake with the proxy failed";
+  fine.Send(WithExtraLines(tls_options("tls-within"), 200));
+  ASSERT_TRUE(BackendGets("tls-within"));
+  // Over it: the connection is closed, the message never relayed.
+  const uint64_t refused = HeadLinesRefused("tls");
+  TlsPeer hostile(tls_port);
+  ASSERT_TRUE(hostile.connected()) << "TLS handshake with the proxy failed";
+  hostile.Send(WithExtraLines(tls_options("tls-many-lines"), 300));
+  const absl::Time start = absl::Now();
+  SipText answer;
+  EXPECT_FALSE(hostile.WaitForMessage(answer, kWait)) << answer.text();
+  EXPECT_LT(absl::Now() - start, kWait) << "the connection stayed open";
+  EXPECT_EQ(HeadLinesRefused("tls"), refused + 1);
+  SipMatch dropped{"the refused request",
+                   [](const SipText& m) { return m.Header("Call-ID") == "tls-many-lines"; }};
+  EXPECT_TRUE(backend_.ExpectNoneWithin(dropped, absl::Milliseconds(100)));
+}
+
+TEST_F(WireGuardTest, TlsConnectionWithoutHandshakeIsClosedAfterTheMessageTimeout) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/wire_guard_tls2_", getpid());
+  ASSERT_TRUE(MakeTlsCertificateDir(dir)) << "openssl could not make a certificate";
+  StartProxy([&](sofia::SipProxyOptions& o) {
+    o.listen.push_back({Transport::kTls, "127.0.0.1", 0});
+    o.tls_certificate_dir = dir;
+    o.message_timeout = absl::Seconds(1);
+  });
+  uint16_t tls_port = 0;
+  for (const TransportInfo& l : proxy_->Listening()) {
+    if (l.transport == Transport::kTls) tls_port = l.port;
+  }
+  ASSERT_NE(tls_port, 0);
+  const uint64_t timed_out = TimedOut();
+  int fd = Connect(tls_port);
+  ASSERT_GE(fd, 0);
+  fds_.push_back(fd);
+  EXPECT_TRUE(ClosedWithin(fd, absl::Seconds(4)));
+  EXPECT_EQ(TimedOut(), timed_out + 1);
+}
+
 TEST_F(WireGuardTest, ConnectionOverThePerSourceLimitIsRefusedAnotherSourceStillConnects) {
   StartProxy([](sofia::SipProxyOptions& o) { o.max_connections_per_source = 2; });
   const uint64_t refused = ConnectionsRefused("per_source");
