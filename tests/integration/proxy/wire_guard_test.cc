@@ -390,14 +390,16 @@ TEST_F(WireGuardTest, AtTheDescriptorLimitTheLoopKeepsServingWithoutSpinning) {
   rlimit saved{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
   rlimit low = saved;
-  low.rlim_cur = static_cast<rlim_t>(open_fds + 1);  // the directory iterator's own is gone
+  low.rlim_cur = static_cast<rlim_t>(open_fds) + 1;  // the directory iterator's own is gone
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
   const uint64_t refused = ConnectionsRefused("descriptors");
   sockaddr_in peer{};
   peer.sin_family = AF_INET;
   peer.sin_port = htons(tcp_port_);
   inet_pton(AF_INET, "127.0.0.1", &peer.sin_addr);
-  for (int fd : clients) connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer);
+  for (int fd : clients) {
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof peer), 0);
+  }
   // The pending connections are refused, not left to make the loop spin.
   const absl::Time deadline = absl::Now() + kWait;
   while (ConnectionsRefused("descriptors") == refused && absl::Now() < deadline) {
