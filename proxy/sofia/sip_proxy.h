@@ -25,7 +25,8 @@
 // Every answer the proxy makes itself is an Outcome (proxy/core/outcomes.h). The pieces:
 // Listeners (binding, advertised addresses, and those as the RouteSet that tells our own Route
 // entry on a phone's request), Transactions (one table of proxied transactions),
-// RegisterRelay (the REGISTER path), StatefulRelay (other requests to the backend).
+// RegisterRelay (the REGISTER path), StatefulRelay (other requests to the backend), WireGuard
+// (head line and connection limits, message deadline: on the sockets, before sofia parses).
 //
 // Threads: everything runs on the SofiaLoop given to Create(); the public methods hop onto it.
 #pragma once
