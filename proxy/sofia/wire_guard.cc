@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -320,7 +321,21 @@ void Forget(int fd) {
 }  // namespace
 
 WireGuard::WireGuard(WireLimits limits, const Clock& clock)
-    : state_(std::make_shared<State>(std::move(limits), clock)) {}
+    : state_(std::make_shared<State>(std::move(limits), clock)) {
+  // Connections beyond the descriptor limit are refused anyway; say so once, at the start.
+  rlimit nofile{};
+  constexpr rlim_t kOtherDescriptors = 128;  // listeners, gRPC, Redis, admin, logs
+  const rlim_t wanted = static_cast<rlim_t>(state_->limits.max_connections) + kOtherDescriptors;
+  if (state_->limits.max_connections > 0 && getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+      nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < wanted) {
+    log::Get("proxy.wire")
+        ->warn(
+            "descriptor limit {} is below limits.max_connections + {}: connections past it "
+            "are refused (pushgate_proxy_connections_refused_total{{reason=\"descriptors\"}}); "
+            "raise it (ulimit -n, LimitNOFILE=)",
+            static_cast<uint64_t>(nofile.rlim_cur), static_cast<uint64_t>(kOtherDescriptors));
+  }
+}
 
 WireGuard::~WireGuard() {
   std::lock_guard<std::mutex> lock(tables().mu);
