@@ -171,8 +171,25 @@ void AddLimitsSection(config::Schema& s, ProxyConfig* c) {
                 "CRLF keep-alives (RFC 5626) count as traffic and get a CRLF pong.")
       .Duration("limits", "message_timeout", &c->message_timeout, absl::ZeroDuration(),
                 absl::Minutes(10),
-                "A message must arrive completely within this long of its first byte, else its "
-                "TCP/TLS connection is closed (slowloris); 0 = no deadline.")
+                "A message must arrive completely within this long of its first byte (the first "
+                "message: of the connection's opening), else its TCP/TLS connection is closed "
+                "(slowloris, silent connections, TLS handshakes never finished); 0 = no "
+                "deadline.")
+      .Int("limits", "max_header_lines", &c->max_header_lines, 32, 1024,
+           "Most lines a message head may have (start line and header lines), counted on the "
+           "socket (TLS: once decrypted) before sofia parses: a UDP datagram over it is "
+           "dropped, a TCP/TLS connection closed. sofia's parse is quadratic in the lines (16,000 "
+           "short "
+           "lines: over a second of the loop); at 256 the worst message costs about 2x a "
+           "normal request per byte, at 1024 about 10x. Real requests have a few dozen.")
+      .Int("limits", "max_connections", &c->max_connections, 1, 1'000'000,
+           "TCP/TLS connections open at most (Kamailio's tcp_max_connections); one more is "
+           "closed as soon as it is accepted. Keep the descriptor limit (ulimit -n) above it.")
+      .Int("limits", "max_connections_per_source", &c->max_connections_per_source, 0, 1'000'000,
+           "TCP/TLS connections open at most from one IP address (trusted backends exempt); "
+           "0 = no limit. A phone holds one (two with RFC 5626 outbound): 64 lets an office of "
+           "phones behind one NAT address through, while one address takes at most 1/32 of "
+           "max_connections (Kamailio has no such limit by default).")
       .Int("limits", "rate_limit_requests", &c->rate_limit_requests, 0, 1'000'000,
            "Requests one source address may send per rate_limit_window (Kamailio's pike "
            "default); beyond, it is blocked for rate_limit_block. Trusted backends are exempt. "
@@ -354,6 +371,12 @@ absl::StatusOr<sofia::SipProxyOptions> BuildSipProxyOptions(const ProxyConfig& c
   o.max_message_size = static_cast<size_t>(c.max_message_size);
   o.connection_idle_timeout = c.connection_idle_timeout;
   o.message_timeout = c.message_timeout;
+  if (c.max_connections_per_source > c.max_connections) {
+    return KeyError("limits.max_connections_per_source", "is above limits.max_connections");
+  }
+  o.max_header_lines = static_cast<size_t>(c.max_header_lines);
+  o.max_connections = static_cast<size_t>(c.max_connections);
+  o.max_connections_per_source = static_cast<size_t>(c.max_connections_per_source);
   o.rate_limit.requests = static_cast<int>(c.rate_limit_requests);
   o.rate_limit.window = c.rate_limit_window;
   o.rate_limit.block = c.rate_limit_block;

@@ -66,6 +66,9 @@ struct ProxyConfig {
   int64_t max_message_size = int64_t{64} * 1024;
   absl::Duration connection_idle_timeout = absl::Seconds(120);
   absl::Duration message_timeout = absl::Seconds(20);
+  int64_t max_header_lines = 256;
+  int64_t max_connections = 2048;
+  int64_t max_connections_per_source = 64;
   int64_t rate_limit_requests = 30;
   absl::Duration rate_limit_window = absl::Seconds(2);
   absl::Duration rate_limit_block = absl::Seconds(120);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -21,7 +22,10 @@ namespace {
 constexpr unsigned kUdpReceiveBuffer = 4u << 20;
 
 absl::Status AddListener(nta_agent_t* agent, const TransportInfo& l, const std::string& tls_dir,
-                         const ConnectionLimits& limits) {
+                         const ConnectionLimits& limits, WireGuard* guard) {
+  // The sockets sofia binds now are this listener's: the guard watches them.
+  std::optional<WireGuard::Capture> capture;
+  if (guard != nullptr) capture.emplace(*guard, /*tls=*/l.transport == Transport::kTls);
   // sofia's "none" is UINT_MAX for both.
   const unsigned idle = limits.idle_ms > 0 ? limits.idle_ms : UINT_MAX;
   const unsigned timeout = limits.message_ms > 0 ? limits.message_ms : UINT_MAX;
@@ -100,7 +104,8 @@ absl::Status Listeners::Bind(nta_agent_t* agent, const ListenerOptions& options)
                           [](const TransportInfo& l) { return IsIpv6Literal(l.host); });
   }
   for (const TransportInfo& l : listen) {
-    if (absl::Status st = AddListener(agent, l, options.tls_certificate_dir, options.limits);
+    if (absl::Status st =
+            AddListener(agent, l, options.tls_certificate_dir, options.limits, options.guard);
         !st.ok())
       return st;
   }

@@ -18,6 +18,7 @@
 #include "proxy/core/route_set.h"
 #include "proxy/core/transport.h"
 #include "proxy/sofia/sofia_util.h"
+#include "proxy/sofia/wire_guard.h"
 
 namespace pushgate::proxy::sofia {
 
@@ -40,6 +41,8 @@ struct ListenerOptions {
   std::string tls_certificate_dir;
   bool ipv6_first = false;  // the backend is an IPv6 literal: nta sends through the first listener
   ConnectionLimits limits;
+  // Guards the listeners' sockets (wire_guard.h) when set.
+  WireGuard* guard = nullptr;
 };
 
 // The host sofia puts in its Via for a transport and IP family ("" when none).

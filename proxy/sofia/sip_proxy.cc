@@ -31,6 +31,7 @@
 #include "proxy/sofia/sofia_log.h"
 #include "proxy/sofia/stateful_relay.h"
 #include "proxy/sofia/transactions.h"
+#include "proxy/sofia/wire_guard.h"
 
 namespace pushgate::proxy::sofia {
 namespace {
@@ -118,7 +119,9 @@ class SipProxy::Impl {
   }
   static void OnSweepTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) noexcept {
     auto* impl = reinterpret_cast<Impl*>(arg);
-    if (!impl->shut_down_) impl->flows_.Sweep(impl->clock_.Now());
+    if (impl->shut_down_) return;
+    impl->flows_.Sweep(impl->clock_.Now());
+    impl->wire_guard_->Sweep(impl->clock_.Now());
   }
 
   absl::Status CreateAgent();
@@ -150,6 +153,7 @@ class SipProxy::Impl {
   InDialogPolicy relay_scope_;  // set by Init: backend, trusted backends, domains
   RateLimiter limiter_;
 
+  std::unique_ptr<WireGuard> wire_guard_;  // checks the listeners' bytes before sofia parses
   HomePtr home_;
   AgentPtr agent_;
   LegPtr leg_;
@@ -175,10 +179,18 @@ absl::Status SipProxy::Impl::Init() {
     backend_ = *uri;
   }
   RETURN_IF_ERROR(CreateAgent());
+  wire_guard_ = std::make_unique<WireGuard>(
+      WireLimits{options_.max_header_lines, options_.max_connections,
+                 options_.max_connections_per_source, options_.message_timeout,
+                 TrustedBackends(backend_, options_.trusted_backends)},
+      clock_);
   ListenerOptions lo{
-      options_.listen, options_.advertise, options_.tls_certificate_dir,
+      options_.listen,
+      options_.advertise,
+      options_.tls_certificate_dir,
       backend_ && IsIpv6Literal(backend_->host),
-      ConnectionLimits{Millis(options_.connection_idle_timeout), Millis(options_.message_timeout)}};
+      ConnectionLimits{Millis(options_.connection_idle_timeout), Millis(options_.message_timeout)},
+      wire_guard_.get()};
   RETURN_IF_ERROR(listeners_.Bind(agent_.get(), lo));
   relay_scope_.backend = backend_;
   relay_scope_.trusted_backends = TrustedBackends(backend_, options_.trusted_backends);

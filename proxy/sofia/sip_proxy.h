@@ -25,7 +25,8 @@
 // Every answer the proxy makes itself is an Outcome (proxy/core/outcomes.h). The pieces:
 // Listeners (binding, advertised addresses, and those as the RouteSet that tells our own Route
 // entry on a phone's request), Transactions (one table of proxied transactions),
-// RegisterRelay (the REGISTER path), StatefulRelay (other requests to the backend).
+// RegisterRelay (the REGISTER path), StatefulRelay (other requests to the backend), WireGuard
+// (head line and connection limits, message deadline: on the sockets, before sofia parses).
 //
 // Threads: everything runs on the SofiaLoop given to Create(); the public methods hop onto it.
 #pragma once
@@ -90,9 +91,17 @@ struct SipProxyOptions {
   // A TCP/TLS connection without a registered flow or transaction is closed after this long
   // idle; 0: never.
   absl::Duration connection_idle_timeout = absl::Seconds(120);
-  // A message must arrive completely this long after its first byte, else its connection is
-  // closed (slowloris); 0: no deadline.
+  // A message must arrive completely this long after its first byte (the first one: after the
+  // connection opened), else its connection is closed (slowloris); 0: no deadline.
   absl::Duration message_timeout = absl::Seconds(20);
+  // Checked on the sockets before sofia parses (wire_guard.h); 0: no limit. Lines of a message
+  // head (start line and header lines): a UDP datagram over it is dropped, a TCP connection
+  // closed (TLS: counted once decrypted).
+  size_t max_header_lines = 256;
+  // TCP/TLS connections open at most, in total and from one source address (trusted backends
+  // exempt); one more is closed as soon as it is accepted.
+  size_t max_connections = 2048;
+  size_t max_connections_per_source = 64;
   // Per-source request rate limit (Kamailio's pike defaults); trusted backends are exempt.
   RateLimitPolicy rate_limit;
   // A source over its budget: silence instead of 503 + Retry-After.

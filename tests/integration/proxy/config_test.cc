@@ -174,5 +174,50 @@ message_timeout = "5s"
   EXPECT_EQ(ProxyConfig().max_message_size, 64 * 1024);
 }
 
+TEST(ProxyConfig, WireLimits) {
+  ProxyConfig defaults;
+  config::Schema default_schema = MakeProxySchema(&defaults);
+  ASSERT_TRUE(config::LoadFromString(default_schema, "", "t.toml", config::NoEnv()).ok());
+  auto d = BuildSipProxyOptions(defaults, nullptr);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->max_header_lines, 256u);
+  EXPECT_EQ(d->max_connections, 2048u);
+  EXPECT_EQ(d->max_connections_per_source, 64u);
+
+  ProxyConfig cfg;
+  config::Schema schema = MakeProxySchema(&cfg);
+  ASSERT_TRUE(config::LoadFromString(schema, R"(
+[limits]
+max_header_lines = 100
+max_connections = 10
+max_connections_per_source = 0
+)",
+                                     "t.toml", config::NoEnv())
+                  .ok());
+  auto o = BuildSipProxyOptions(cfg, nullptr);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->max_header_lines, 100u);
+  EXPECT_EQ(o->max_connections, 10u);
+  EXPECT_EQ(o->max_connections_per_source, 0u);
+
+  // Out of range, and a per-source limit above the total.
+  for (const char* bad : {"[limits]\nmax_header_lines = 5000\n", "[limits]\nmax_header_lines = 0\n",
+                          "[limits]\nmax_connections = 0\n"}) {
+    ProxyConfig c;
+    config::Schema s = MakeProxySchema(&c);
+    EXPECT_FALSE(config::LoadFromString(s, bad, "t.toml", config::NoEnv()).ok()) << bad;
+  }
+  ProxyConfig over;
+  config::Schema over_schema = MakeProxySchema(&over);
+  ASSERT_TRUE(config::LoadFromString(
+                  over_schema, "[limits]\nmax_connections = 10\nmax_connections_per_source = 11\n",
+                  "t.toml", config::NoEnv())
+                  .ok());
+  auto refused = BuildSipProxyOptions(over, nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("limits.max_connections_per_source"), std::string::npos)
+      << refused.status();
+}
+
 }  // namespace
 }  // namespace pushgate::proxy
