@@ -107,8 +107,8 @@ valid() {
     >"$out" 2>&1) || true
   t1=$(date +%s.%N)
   c1=$(ticks "$PROXY_PID")
-  local ok failed retrans cps p99
-  read -r ok failed retrans cps < <(sipp_stats "$out" REGISTER "$CALLS")
+  local ok failed p99
+  read -r ok failed _ _ < <(sipp_stats "$out" REGISTER "$CALLS")
   # Per-call response times (ms) of RTD 1: "date_ms;response_time_ms;rtd_no" lines.
   cat "$TMP/$name"/*_rtt.csv >"$BENCH_OUT/${name}_rtt.csv" 2>/dev/null || true
   p99=$(awk -F';' '$2 ~ /^[0-9.]+$/ {print $2}' "$BENCH_OUT/${name}_rtt.csv" | sort -n |
