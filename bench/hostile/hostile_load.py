@@ -22,6 +22,7 @@ import sys
 import time
 from collections import Counter
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "e2e", "hostile"))
 import mutate  # noqa: E402  (tests/e2e/hostile/mutate.py)
