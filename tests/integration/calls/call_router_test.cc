@@ -220,7 +220,7 @@ class CallsTest : public ::testing::Test {
     } else if (method == sip_method_ack) {
       nta_incoming_destroy(irq);
     } else if (method == sip_method_invite || method == sip_method_message) {
-      t->router_->HandleIncoming(irq, sip, kAor);
+      t->router_->HandleIncoming(irq, sip, CallTarget::Aor(kAor));
     } else {
       nta_incoming_treply(irq, SIP_405_METHOD_NOT_ALLOWED, TAG_END());
       nta_incoming_destroy(irq);
@@ -851,11 +851,40 @@ TEST_F(CallsTest, ReRegistrationThroughSipProxyDeliversPendingInvite) {
   EXPECT_EQ(ok.Status(), 200);
 }
 
-// Both devices answer: every 2xx reaches the caller (RFC 3261 16.7), the caller sorts it out.
-TEST_F(CallsTest, EverySecondAnswerIsRelayedToo) {
+// The requests `peer` receives until one of method `last` (included), in order (retransmissions
+// of the same request kept): "ACK", "BYE".
+std::vector<SipText> RequestsUntil(UdpPeer& peer, const std::string& last) {
+  std::vector<SipText> out;
+  SipText m;
+  while (peer.WaitFor(testing::IsFinalOrRequest(), m, kWait)) {
+    if (m.IsResponse()) continue;
+    out.push_back(m);
+    if (m.Method() == last) break;
+  }
+  return out;
+}
+std::vector<std::string> Methods(const std::vector<SipText>& requests) {
+  std::vector<std::string> out;
+  for (const SipText& r : requests) out.push_back(r.Method());
+  return out;
+}
+uint64_t ReleasedCount(const std::string& reason) {
+  return metrics::Registry::Default()
+      .GetCounter("pushgate_proxy_call_released_answers_total", "", {{"reason", reason}})
+      .Value();
+}
+// The CSeq number of a request or response.
+int CSeqOf(const SipText& m) { return std::atoi(m.Header("CSeq").c_str()); }
+
+// Both devices answer: the first 2xx reaches the caller; the second cannot be taken any more
+// (RFC 3261 16.7 step 9 relays only what the caller can take): the gateway, which sent that
+// INVITE, ACKs it and ends that dialog with a BYE (RFC 3261 15), so the phone is not left in a
+// call with nobody.
+TEST_F(CallsTest, SecondAnswerIsAckedAndEndedByTheGateway) {
   ForkPolicy policy = DefaultPolicy();
   policy.push_delay_voip = absl::Seconds(30);
   StartRouter("", policy);
+  const uint64_t released_before = ReleasedCount("answered_elsewhere");
   UdpPeer caller, one, two;
   Store({Phone(one.port(), std::string(64, 'c'), "<urn:uuid:1>"),
          Phone(two.port(), std::string(64, 'd'), "<urn:uuid:2>")});
@@ -866,12 +895,99 @@ TEST_F(CallsTest, EverySecondAnswerIsRelayedToo) {
   SipText to_two;
   ASSERT_TRUE(WaitFor(two, IsRequest("INVITE"), to_two)) << "device two never got the INVITE";
   one.SendTo(port_, MakeResponse(to_one, 200, "OK", "Contact: <sip:one@127.0.0.1>\r\n", "o1"));
-  two.SendTo(port_, MakeResponse(to_two, 200, "OK", "Contact: <sip:two@127.0.0.1>\r\n", "t2"));
   SipText first;
   ASSERT_TRUE(WaitFor(caller, IsStatus(200), first)) << "the caller never got the first 200";
-  SipText second;
-  ASSERT_TRUE(WaitFor(caller, IsStatus(200), second)) << "the caller never got the second 200";
-  EXPECT_NE(first.Header("To"), second.Header("To"));
+  EXPECT_THAT(first.Header("To"), ::testing::HasSubstr("tag=o1"));
+  const std::string two_contact = absl::StrCat("Contact: <sip:two@127.0.0.1:", two.port(), ">\r\n");
+  two.SendTo(port_, MakeResponse(to_two, 200, "OK", two_contact, "t2"));
+
+  std::vector<SipText> got = RequestsUntil(two, "BYE");
+  std::vector<std::string> methods = Methods(got);
+  // Device two may first see the CANCEL of its branch (it crossed its 200): ignored here.
+  std::erase(methods, "CANCEL");
+  ASSERT_THAT(methods, ::testing::ElementsAre("ACK", "BYE")) << "the second answer was not ended";
+  const SipText& ack = got[got.size() - 2];
+  const SipText& bye = got.back();
+  EXPECT_EQ(ack.RequestUri(), absl::StrCat("sip:two@127.0.0.1:", two.port()));
+  EXPECT_EQ(CSeqOf(ack), CSeqOf(to_two));
+  EXPECT_EQ(bye.Header("Call-ID"), d.call_id);
+  EXPECT_THAT(bye.Header("To"), ::testing::HasSubstr("tag=t2"));
+  EXPECT_THAT(bye.Header("From"), ::testing::HasSubstr(d.from_tag));
+  EXPECT_EQ(CSeqOf(bye), CSeqOf(to_two) + 1);
+  two.SendTo(port_, MakeResponse(bye, 200, "OK", "", "t2"));
+  EXPECT_TRUE(ExpectNone(caller, IsStatus(200), absl::Milliseconds(300)))
+      << "the second 200 reached the caller too";
+  EXPECT_EQ(ReleasedCount("answered_elsewhere") - released_before, 1u);
+
+  // The phone repeats its 200 (our ACK was lost, say): ACKed again, no second BYE.
+  two.SendTo(port_, MakeResponse(to_two, 200, "OK", two_contact, "t2"));
+  ASSERT_TRUE(WaitFor(two, IsRequest("ACK"))) << "a retransmitted 200 was not ACKed again";
+  EXPECT_TRUE(ExpectNone(two, IsRequest("BYE"), absl::Milliseconds(300)));
+  EXPECT_EQ(ReleasedCount("answered_elsewhere") - released_before, 1u);
+}
+
+// The caller hangs up while the phone rings; the phone answers 200 after the CANCEL was sent to
+// it (the CANCEL crossed its answer): the caller has its 487, the phone gets ACK then BYE.
+TEST_F(CallsTest, AnswerAfterTheCallerCancelledIsAckedAndEnded) {
+  StartRouter();
+  const uint64_t released_before = ReleasedCount("caller_gone");
+  UdpPeer caller, phone;
+  Dialog d = NewDialog("crossed-1@example.org");
+  SipText invite;
+  ASSERT_TRUE(InviteToPlainPhone(caller, phone, d, invite)) << "the phone never got the INVITE";
+  phone.SendTo(port_, MakeResponse(invite, 180, "Ringing", "", "x1"));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(180))) << "180 was not relayed";
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("CANCEL"), cancel)) << "the branch was not cancelled";
+  phone.SendTo(port_, MakeResponse(invite, 200, "OK",
+                                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(),
+                                                ">\r\n"),
+                                   "x1"));
+  phone.SendTo(port_, MakeResponse(cancel, 200, "OK", "", "x1"));
+  std::vector<SipText> got = RequestsUntil(phone, "BYE");
+  ASSERT_THAT(Methods(got), ::testing::ElementsAre("ACK", "BYE"))
+      << "the phone's answer to a call the caller left was not ended";
+  EXPECT_EQ(got[1].Header("Call-ID"), d.call_id);
+  EXPECT_THAT(got[1].Header("To"), ::testing::HasSubstr("tag=x1"));
+  phone.SendTo(port_, MakeResponse(got[1], 200, "OK", "", "x1"));
+  EXPECT_TRUE(ExpectNone(caller, IsStatus(200), absl::Milliseconds(300)))
+      << "a 200 reached the caller after its 487";
+  EXPECT_EQ(ReleasedCount("caller_gone") - released_before, 1u);
+}
+
+// The caller hangs up while an iOS phone is being woken; the woken phone gets the INVITE and
+// the CANCEL (CallKit), but answers 200 before the CANCEL reaches it: ACK, then BYE.
+TEST_F(CallsTest, WokenPhoneAnsweringTheCancelledCallIsAckedAndEnded) {
+  StartRouter();
+  const uint64_t released_before = ReleasedCount("caller_gone");
+  UdpPeer caller, sleeping, awake;
+  Store({Phone(sleeping.port())});
+  Dialog d = NewDialog("woken-cancel-1@example.org");
+  SendInvite(caller, d);
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "no INVITE to the sleeping contact";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
+
+  Store({Phone(awake.port())});
+  SipText invite;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("INVITE"), invite)) << "the woken phone got no INVITE";
+  awake.SendTo(port_, MakeResponse(invite, 100, "Trying", "", "w1"));
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("CANCEL"), cancel)) << "the woken phone got no CANCEL";
+  // CallKit answered before the CANCEL arrived: 200 to the INVITE, then 200 to the CANCEL.
+  awake.SendTo(port_, MakeResponse(invite, 200, "OK",
+                                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(),
+                                                ">\r\n"),
+                                   "w1"));
+  awake.SendTo(port_, MakeResponse(cancel, 200, "OK", "", "w1"));
+  std::vector<SipText> got = RequestsUntil(awake, "BYE");
+  ASSERT_THAT(Methods(got), ::testing::ElementsAre("ACK", "BYE"))
+      << "the woken phone was left in a call with nobody";
+  awake.SendTo(port_, MakeResponse(got[1], 200, "OK", "", "w1"));
+  EXPECT_EQ(ReleasedCount("caller_gone") - released_before, 1u);
 }
 
 // Pusher slow (the provider takes 3 s, our deadline is 300 ms): the push fails and is counted,
