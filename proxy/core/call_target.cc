@@ -47,8 +47,8 @@ ForkScope ScopeOf(const CallTarget& target) {
 std::string DebugString(const CallTarget& target) {
   if (target.whole_aor) return absl::StrCat("aor ", target.aor);
   if (target.device_tag.empty()) {
-    return absl::StrCat("contact ", target.user, "@", target.address.host, ":",
-                        target.address.port, " of ", target.aor);
+    return absl::StrCat("contact ", target.user, "@", target.address.host, ":", target.address.port,
+                        " of ", target.aor);
   }
   return absl::StrCat("device ", absl::BytesToHexString(target.device_tag), " of ", target.aor);
 }

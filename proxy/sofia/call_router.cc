@@ -172,8 +172,8 @@ void CallRouter::StartFork(Call& call, std::vector<Binding> bindings) {
   std::vector<bool> reachable;
   reachable.reserve(bindings.size());
   for (const Binding& b : bindings) reachable.push_back(Reachable(b));
-  log_->info("call-id={} aor={}: {} of {} binding(s)", call.info.call_id, call.aor,
-             bindings.size(), of_aor);
+  log_->info("call-id={} aor={}: {} of {} binding(s)", call.info.call_id, call.aor, bindings.size(),
+             of_aor);
   Apply(call, call.fork.Start(bindings, reachable, clock_.Now(), ScopeOf(call.target)));
 }
 
@@ -297,9 +297,8 @@ MsgPtr CallRouter::DialogRequest(const sip_t* ok, sip_method_t method, const cha
   if (!msg) return nullptr;
   sip_t* sip = sip_object(msg.get());
   su_home_t* home = msg_home(msg.get());
-  const std::string target = ok->sip_contact != nullptr
-                                 ? UrlString(ok->sip_contact->m_url)
-                                 : FormatUri(fallback);
+  const std::string target =
+      ok->sip_contact != nullptr ? UrlString(ok->sip_contact->m_url) : FormatUri(fallback);
   sip_request_t* rq = sip_request_create(home, method, name, RouteUrl(target), nullptr);
   sip_cseq_t* cs = sip_cseq_create(home, cseq, method, name);
   if (rq == nullptr || cs == nullptr ||

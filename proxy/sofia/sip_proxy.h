@@ -113,8 +113,7 @@ class CallHandler {
   // A request (not REGISTER, not ACK) whose request URI carries a valid masquerade value, for
   // `target` (proxy/core/call_target.h: one phone of an AOR, or the whole AOR). Max-Forwards 0
   // was already answered (483).
-  virtual void HandleIncoming(nta_incoming_t* irq, const sip_t* sip,
-                              const CallTarget& target) = 0;
+  virtual void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const CallTarget& target) = 0;
   // True when the request's top Route is the handler's own Record-Route (in-dialog request).
   virtual bool IsOurRoute(const sip_t* sip) const = 0;
   // How many of the top Route entries are ours (an RFC 5658 pair counts 2).

@@ -50,7 +50,8 @@ MasqueradeTarget Restored(const Binding& b, bool insert_domain = false) {
 
 std::vector<std::string> Hosts(const std::vector<Binding>& bindings) {
   std::vector<std::string> out;
-  for (const Binding& b : bindings) out.push_back(absl::StrCat(b.contact.host, ":", *b.contact.port));
+  for (const Binding& b : bindings)
+    out.push_back(absl::StrCat(b.contact.host, ":", *b.contact.port));
   return out;
 }
 
@@ -113,17 +114,23 @@ TEST(SelectBindingsTest, Table) {
     std::vector<std::string> expected;
   };
   const std::vector<Case> cases = {
-      {"the AOR: every binding", CallTarget::Aor(kAor), all,
+      {"the AOR: every binding",
+       CallTarget::Aor(kAor),
+       all,
        {"10.0.0.1:5060", "10.0.0.2:5060", "10.0.0.3:5060"}},
       {"by instance", CallTargetOf(Restored(one)), all, {"10.0.0.1:5060"}},
       {"by push key", CallTargetOf(Restored(two)), all, {"10.0.0.2:5060"}},
       {"no device key: by contact address", CallTargetOf(Restored(plain)), all, {"10.0.0.3:5060"}},
       {"untagged value: by contact address", untagged, all, {"10.0.0.3:5060"}},
-      {"after a re-REGISTER from elsewhere: the current contact", CallTargetOf(Restored(one)),
-       {one_moved, two, plain}, {"10.0.9.9:40000"}},
+      {"after a re-REGISTER from elsewhere: the current contact",
+       CallTargetOf(Restored(one)),
+       {one_moved, two, plain},
+       {"10.0.9.9:40000"}},
       {"untagged value of a phone that moved: gone", untagged_one, {one_moved, two, plain}, {}},
-      {"two bindings of the device: the newest only", CallTargetOf(Restored(one)),
-       {one_older, one, two}, {"10.0.0.1:5060"}},
+      {"two bindings of the device: the newest only",
+       CallTargetOf(Restored(one)),
+       {one_older, one, two},
+       {"10.0.0.1:5060"}},
       {"phone no longer registered: none", gone, all, {}},
       {"no bindings", CallTargetOf(Restored(one)), {}, {}},
   };
