@@ -332,8 +332,9 @@ void CallRouter::ReleaseAnswer(Call& call, BranchId branch_id) {
     nta_msg_tsend(agent_, ack.release(), RouteUrl(hop.next_hop),
                   TAG_IF(hop.via_flow, NTATAG_TPORT(flow)), TAG_END());
   }
-  if (txn.bye) return;  // a retransmission: ended already
+  if (txn.bye || txn.bye_status != 0) return;  // a retransmission: ended already
   const char* why = call.fork.answered() ? "answered_elsewhere" : "caller_gone";
+  M().ReleasedAnswers(why).Inc();
   MsgPtr bye = DialogRequest(ok, sip_method_bye, "BYE", seq + 1, binding.contact);
   nta_outgoing_t* orq =
       bye ? nta_outgoing_mcreate(agent_, &CallRouter::OnReleaseByeCb,
@@ -343,11 +344,11 @@ void CallRouter::ReleaseAnswer(Call& call, BranchId branch_id) {
           : nullptr;
   if (orq == nullptr) {
     log_->warn("call-id={}: cannot BYE the answer of branch {}", call.info.call_id, branch_id);
+    txn.bye_status = 503;  // not again for a retransmission
     return;
   }
   static_cast<void>(bye.release());  // nta owns it now
   if (!txn.bye) txn.bye.reset(orq);
-  M().ReleasedAnswers(why).Inc();
   log_->info("call-id={}: branch {} answered {} but nobody takes it ({}): ACK and BYE",
              call.info.call_id, branch_id, txn.final_status, why);
 }
