@@ -40,6 +40,15 @@ std::vector<Binding> SelectBindings(const CallTarget& target, std::vector<Bindin
   return {*best};
 }
 
+std::string MergeKey(const CallTarget& target, const std::vector<Binding>& selected,
+                     absl::string_view call_id, absl::string_view from_tag, uint32_t cseq) {
+  if (target.whole_aor || selected.empty()) return "";
+  std::string device = DeviceKey(selected.front());
+  if (device.empty()) device = absl::StrCat("contact:", FormatUri(selected.front().contact));
+  return absl::StrCat(call_id.size(), ":", call_id, from_tag.size(), ":", from_tag, cseq, "|",
+                      device);
+}
+
 ForkScope ScopeOf(const CallTarget& target) {
   return target.whole_aor ? ForkScope::kAor : ForkScope::kDevice;
 }

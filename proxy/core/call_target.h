@@ -9,10 +9,12 @@
 // (insert-domain mode: the request URI is the AOR itself) forks to every binding of the AOR.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "proxy/core/binding.h"
 #include "proxy/core/fork.h"
 #include "proxy/core/masquerade.h"
@@ -44,6 +46,14 @@ std::vector<Binding> SelectBindings(const CallTarget& target, std::vector<Bindin
 
 // How the fork treats registrations of the AOR during the call.
 ForkScope ScopeOf(const CallTarget& target);
+
+// The key of a call to one phone: the backend may hold two masqueraded contacts of the same
+// phone (the one from before it registered again from another address, until it expires) and
+// fork one call to both. Both requests then have the same key (Call-ID, From tag, CSeq number,
+// device): the gateway answers the second one 482 (a merged request, RFC 3261 8.2.2.2) instead
+// of ringing the phone twice. "" for a call to the whole AOR or when no binding was selected.
+std::string MergeKey(const CallTarget& target, const std::vector<Binding>& selected,
+                     absl::string_view call_id, absl::string_view from_tag, uint32_t cseq);
 
 // For logs: "aor sip:alice@example.org" or "device 0a1b2c3d.. of sip:alice@example.org".
 std::string DebugString(const CallTarget& target);

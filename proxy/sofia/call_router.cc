@@ -169,6 +169,24 @@ void CallRouter::StartFork(Call& call, std::vector<Binding> bindings) {
   // of the AOR's phones on its own contact).
   const size_t of_aor = bindings.size();
   bindings = SelectBindings(call.target, std::move(bindings));
+  if (const sip_t* rq = sip_object(call.request.get());
+      rq != nullptr && rq->sip_from != nullptr && rq->sip_cseq != nullptr) {
+    call.merge_key = MergeKey(call.target, bindings, call.info.call_id,
+                              rq->sip_from->a_tag ? rq->sip_from->a_tag : "", rq->sip_cseq->cs_seq);
+  }
+  if (!call.merge_key.empty()) {
+    for (uint64_t other : calls_.OfAor(call.aor)) {
+      const Call* c = FindCall(other);
+      if (other == call.id || c == nullptr || c->merge_key != call.merge_key) continue;
+      // The backend called two contacts of this one phone: it gets the call once.
+      log_->info("call-id={}: {} is called already by this call: merged request", call.info.call_id,
+                 DebugString(call.target));
+      Respond(call, Outcome::kMergedRequest);
+      call.finished = true;
+      MaybeFree(call.id);
+      return;
+    }
+  }
   std::vector<bool> reachable;
   reachable.reserve(bindings.size());
   for (const Binding& b : bindings) reachable.push_back(Reachable(b));

@@ -46,7 +46,8 @@ struct Call {
   uint64_t id = 0;  // set by CallTable::Add
   CallRouter* router = nullptr;
   std::string aor;
-  CallTarget target;  // who the call is for (one phone, or the whole AOR)
+  CallTarget target;      // who the call is for (one phone, or the whole AOR)
+  std::string merge_key;  // MergeKey once the fork started ("" for the whole AOR)
   std::string method;
   std::optional<Transport> in_transport;  // the caller's request came in over it
   IncomingPtr irq;  // declared before `branches`: the branches' transactions go first

@@ -1386,6 +1386,31 @@ TEST_F(TwoPhonesTest, OnePhoneAnswersTheOtherGetsOneCancelAndTheAnswererNone) {
   EXPECT_GE(BackendStatuses(487), 1u) << "the cancelled branch ends 487; " << Summary();
 }
 
+// A phone that registered again from another port while the backend keeps its old contact (as
+// Kamailio does, matching contacts by URI): the backend holds two masqueraded contacts of the
+// one phone and forks each call to both. The phone gets the call once, at its current contact;
+// the second request is answered 482 (merged request).
+TEST_F(GatewayTest, PhoneWithTwoContactsAtTheBackendRingsOnce) {
+  StartGateway();
+  UdpPeer before, now;
+  const std::string instance = "<urn:uuid:00000000-0000-0000-0000-0000000000aa>";
+  const std::string old_contact = Register(before, kToken, instance);
+  const std::string new_contact = Register(now, kToken, instance);
+  ASSERT_NE(old_contact, new_contact);
+  Dialog d = NewDialog("stale-contact-1");
+  backend_.SendTo(gw_port_, Request("INVITE", old_contact, 1, d, backend_.port(), "z9hG4bK-old"));
+  backend_.SendTo(gw_port_, Request("INVITE", new_contact, 1, d, backend_.port(), "z9hG4bK-new"));
+  SipText invite;
+  ASSERT_TRUE(WaitFor(now, IsRequest("INVITE"), invite)) << "the phone never got the call";
+  now.SendTo(gw_port_, MakeResponse(invite, 180, "Ringing", "", "st1"));
+  EXPECT_TRUE(ExpectNone(now, IsRequest("INVITE"), absl::Milliseconds(700)))
+      << "the phone got the call twice";
+  SipText merged;
+  EXPECT_TRUE(WaitFor(backend_, IsStatus(482), merged)) << "no 482 for the second request";
+  EXPECT_TRUE(ExpectNone(before, IsRequest("INVITE"), absl::Milliseconds(10)))
+      << "the old contact was called";
+}
+
 }  // namespace two_phones
 
 }  // namespace

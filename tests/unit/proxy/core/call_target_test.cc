@@ -139,5 +139,23 @@ TEST(SelectBindingsTest, Table) {
   }
 }
 
+TEST(MergeKeyTest, SameCallToTheSameDeviceOnlyForOnePhone) {
+  const Binding one = Phone("10.0.0.1", 5060, "<urn:uuid:1>", "a1");
+  const Binding one_moved = Phone("10.0.9.9", 40000, "<urn:uuid:1>", "a1");
+  const Binding two = Phone("10.0.0.2", 5060, "", "a2");
+  const Binding plain = Phone("10.0.0.3", 5060, "");
+  const CallTarget t = CallTargetOf(Restored(one));
+  const std::string key = MergeKey(t, {one}, "c1", "ft", 1);
+  EXPECT_FALSE(key.empty());
+  EXPECT_EQ(key, MergeKey(t, {one_moved}, "c1", "ft", 1)) << "the phone, at either contact";
+  EXPECT_NE(key, MergeKey(t, {two}, "c1", "ft", 1)) << "another phone";
+  EXPECT_NE(key, MergeKey(t, {one}, "c2", "ft", 1)) << "another call";
+  EXPECT_NE(key, MergeKey(t, {one}, "c1", "ft2", 1)) << "another caller";
+  EXPECT_NE(key, MergeKey(t, {one}, "c1", "ft", 2)) << "a new request";
+  EXPECT_NE(MergeKey(t, {plain}, "c1", "ft", 1), "") << "named by its contact";
+  EXPECT_EQ(MergeKey(CallTarget::Aor(kAor), {one}, "c1", "ft", 1), "") << "the whole AOR";
+  EXPECT_EQ(MergeKey(t, {}, "c1", "ft", 1), "");
+}
+
 }  // namespace
 }  // namespace pushgate::proxy
