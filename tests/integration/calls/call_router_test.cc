@@ -869,6 +869,7 @@ std::vector<SipText> RequestsUntil(UdpPeer& peer, const std::string& last) {
 }
 std::vector<std::string> Methods(const std::vector<SipText>& requests) {
   std::vector<std::string> out;
+  out.reserve(requests.size());
   for (const SipText& r : requests) out.push_back(r.Method());
   return out;
 }

@@ -50,6 +50,7 @@ MasqueradeTarget Restored(const Binding& b, bool insert_domain = false) {
 
 std::vector<std::string> Hosts(const std::vector<Binding>& bindings) {
   std::vector<std::string> out;
+  out.reserve(bindings.size());
   for (const Binding& b : bindings)
     out.push_back(absl::StrCat(b.contact.host, ":", *b.contact.port));
   return out;
