@@ -104,7 +104,8 @@ class Bench {
     } else if (m == sip_method_invite || m == sip_method_message) {
       std::string user =
           sip->sip_request->rq_url->url_user ? sip->sip_request->rq_url->url_user : "";
-      b->router->HandleIncoming(irq, sip, absl::StrCat("sip:", user, "@example.org"));
+      b->router->HandleIncoming(irq, sip,
+                                CallTarget::Aor(absl::StrCat("sip:", user, "@example.org")));
     } else {
       if (m != sip_method_ack) nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
       nta_incoming_destroy(irq);

@@ -101,6 +101,12 @@ bool ReadPush(Reader& r, PushParams& p) {
 
 std::string Binding::push_key() const { return push ? PushKey(*push) : std::string(); }
 
+std::string DeviceKey(const Binding& binding) {
+  if (!binding.instance_id.empty()) return absl::StrCat("instance:", binding.instance_id);
+  std::string key = binding.push_key();
+  return key.empty() ? key : absl::StrCat("push:", key);
+}
+
 std::string EncodeBindings(const std::vector<Binding>& bindings) {
   Writer w;
   w.Byte(kRecordVersion);

@@ -36,6 +36,11 @@ struct Binding {
   bool operator==(const Binding&) const = default;
 };
 
+// What names the phone behind a binding across re-registrations (its contact address may
+// change): "instance:" + its +sip.instance, else "push:" + its push key, else "" (only its
+// contact address names it).
+std::string DeviceKey(const Binding& binding);
+
 // Compact, versioned binary form of an AOR's bindings (used by the in-memory store to keep RSS
 // low, and usable as a Redis value). The `aor` field is NOT stored (it is the key): Decode
 // fills it from its argument. `push` is stored only when it differs from

@@ -66,8 +66,9 @@ const Branch* Fork::branch(BranchId id) const {
 Branch* Fork::MutableBranch(BranchId id) { return const_cast<Branch*>(branch(id)); }
 
 Fork::Actions Fork::Start(const std::vector<Binding>& bindings, const std::vector<bool>& reachable,
-                          absl::Time now) {
+                          absl::Time now, ForkScope scope) {
   Actions out;
+  scope_ = scope;
   for (size_t i = 0; i < bindings.size(); ++i) {
     if (bindings[i].expired(now)) continue;
     AddBranch(bindings[i], i < reachable.size() && reachable[i], /*may_push=*/true, now, out);
@@ -146,13 +147,22 @@ Fork::Actions Fork::OnResponse(BranchId id, int status, absl::Time now) {
   b->final_status = status;
   if (status < 300) {
     b->push_due.reset();
-    // Every 2xx is relayed (RFC 3261 16.7), even one that lost the race.
-    out.push_back(Act(Type::kForwardFinal, id, status));
-    if (!finished_ && !caller_cancelled_) {
-      answered_ = true;
-      CancelAllPending(kCompletedElsewhere, out);
-      Finish(out);
+    if (answered_ && id == answered_branch_) {
+      out.push_back(Act(Type::kForwardFinal, id, status));  // a retransmission of the answer
+      return out;
     }
+    if (finished_ || caller_cancelled_) {
+      // Nobody takes this answer: the caller hung up, another branch won, or the call is over.
+      // We sent the INVITE, so we end the phone's dialog (RFC 3261 16.7 step 9 relays it only
+      // to a caller that can still take it).
+      out.push_back(Act(Type::kReleaseAnswer, id, status));
+      return out;
+    }
+    out.push_back(Act(Type::kForwardFinal, id, status));
+    answered_ = true;
+    answered_branch_ = id;
+    CancelAllPending(kCompletedElsewhere, out);
+    Finish(out);
     return out;
   }
   if (finished_ || !was_live) return out;
@@ -234,6 +244,7 @@ Fork::Actions Fork::OnRegistration(const Binding& binding, bool reachable, absl:
   Actions out;
   if (finished_ || !reachable) return out;
   Branch* device = FindDevice(binding);
+  if (device == nullptr && scope_ == ForkScope::kDevice) return out;  // another phone's
   if (caller_cancelled_) {
     if (device == nullptr || !device->deliver_cancel) return out;
     device->deliver_cancel = false;

@@ -41,6 +41,12 @@ std::optional<PushKind> PushKindFor(const Binding& binding);
 
 using BranchId = uint32_t;
 
+// Which registrations during the call the fork takes (fork late).
+enum class ForkScope : uint8_t {
+  kAor,     // any device of the AOR: a device it did not call yet gets a branch too
+  kDevice,  // only the devices it started with (a call to one masqueraded contact: one phone)
+};
+
 struct Branch {
   enum class State : uint8_t {
     kWaiting,    // no INVITE sent (unreachable): waiting for the device to wake and register
@@ -79,6 +85,10 @@ struct ForkAction {
                           // with `reason` as Reason header when not empty
     kRemoveBinding,       // the device token is dead: remove the binding (`branch`'s)
     kFinished,            // the fork is over; the adapter may free it once branches end
+    // `branch` answered 2xx but the caller cannot take it (it cancelled, another branch
+    // answered, the fork ended): ACK it, then BYE it (RFC 3261 15, 16.7 step 9). Repeated for
+    // each retransmission of that 2xx (the adapter then only ACKs again).
+    kReleaseAnswer,
   };
   Type type;
   BranchId branch = 0;
@@ -101,11 +111,12 @@ class Fork {
 
   // Starts the fork. `bindings` are the AOR's bindings, `reachable[i]` whether bindings[i] can
   // be sent to now (UDP: yes; TCP/TLS: its connection is still open). No binding -> 404; none
-  // reachable and none pushable -> 480.
+  // reachable and none pushable -> 480. `scope`: which registrations OnRegistration takes.
   Actions Start(const std::vector<Binding>& bindings, const std::vector<bool>& reachable,
-                absl::Time now);
+                absl::Time now, ForkScope scope = ForkScope::kAor);
 
-  // A response on a branch (100 is ignored).
+  // A response on a branch (100 is ignored). The first 2xx is forwarded (and its
+  // retransmissions); any other 2xx is released (kReleaseAnswer).
   Actions OnResponse(BranchId branch, int status, absl::Time now);
 
   // Push timers and the call timeout.
@@ -119,7 +130,8 @@ class Fork {
   Actions OnPushResult(BranchId branch, PushOutcome outcome, absl::Time now,
                        absl::string_view detail = {});
 
-  // A binding of the AOR was added or refreshed (the device woke up and registered).
+  // A binding of the AOR was added or refreshed (the device woke up and registered). In the
+  // kDevice scope, a device the fork did not start with is ignored.
   Actions OnRegistration(const Binding& binding, bool reachable, absl::Time now);
 
   // The caller sent CANCEL.
@@ -130,6 +142,7 @@ class Fork {
 
   bool finished() const { return finished_; }
   bool answered() const { return answered_; }
+  ForkScope scope() const { return scope_; }
   const std::vector<Branch>& branches() const { return branches_; }
   const Branch* branch(BranchId id) const;
 
@@ -152,8 +165,10 @@ class Fork {
   ForkPolicy policy_;
   absl::Time deadline_;
   std::vector<Branch> branches_;
+  ForkScope scope_ = ForkScope::kAor;
   bool finished_ = false;
   bool answered_ = false;
+  BranchId answered_branch_ = 0;  // the branch whose 2xx went to the caller
   bool caller_cancelled_ = false;
   bool sent_110_ = false;
   bool any_reached_ = false;  // some branch got an INVITE or a push

@@ -21,6 +21,8 @@ constexpr uint8_t kVersion = 1;
 constexpr uint8_t kFlagInsertDomain = 1;
 constexpr uint8_t kFlagDoroute = 2;
 constexpr uint8_t kFlagAor = 4;
+constexpr uint8_t kFlagDevice = 8;
+constexpr size_t kDeviceTagSize = 8;
 constexpr size_t kTagSize = 12;
 constexpr absl::string_view kContext = "pushgate-masquerade-v1";
 
@@ -31,6 +33,19 @@ absl::Status Malformed(absl::string_view why) {
 }
 
 }  // namespace
+
+std::string DeviceTag(absl::string_view device_key) {
+  if (device_key.empty()) return "";
+  constexpr absl::string_view kDeviceContext = "pushgate-device-v1";
+  const std::string data = absl::StrCat(kDeviceContext, device_key);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1 ||
+      len < kDeviceTagSize) {
+    std::abort();  // OpenSSL cannot do SHA-256: a broken invariant
+  }
+  return std::string(reinterpret_cast<const char*>(md), kDeviceTagSize);
+}
 
 struct MasqueradeCodec::KeyState {
   struct CtxDeleter {
@@ -119,11 +134,14 @@ std::string MasqueradeCodec::Tag(const KeyState& key, absl::string_view signed_b
 
 Uri MasqueradeCodec::Masquerade(const Contact& contact, const TransportInfo& advertised,
                                 const std::optional<std::string>& insert_domain_aor_domain,
-                                const TransportInfo& original, absl::string_view aor) const {
+                                const TransportInfo& original, absl::string_view aor,
+                                absl::string_view device_key) const {
   std::string payload;
   uint8_t flags = kFlagDoroute;
   if (insert_domain_aor_domain) flags |= kFlagInsertDomain;
   if (!aor.empty()) flags |= kFlagAor;
+  const std::string device_tag = DeviceTag(device_key);
+  if (!device_tag.empty()) flags |= kFlagDevice;
   payload.push_back(static_cast<char>(kVersion));
   payload.push_back(static_cast<char>(flags));
   if (insert_domain_aor_domain) {
@@ -135,6 +153,7 @@ Uri MasqueradeCodec::Masquerade(const Contact& contact, const TransportInfo& adv
     bytes::AppendString(payload, original.host);
   }
   if (!aor.empty()) bytes::AppendString(payload, aor);
+  payload += device_tag;  // fixed size: no length prefix
   const std::string tag = Tag(*keys_.front(), payload);
 
   Uri out;
@@ -191,6 +210,13 @@ absl::StatusOr<MasqueradeTarget> MasqueradeCodec::Restore(const Uri& request_uri
     target.original.port = static_cast<uint16_t>((hi << 8) | lo);
   }
   if ((flags & kFlagAor) != 0 && !r.String(target.aor)) return Malformed("bad aor");
+  if ((flags & kFlagDevice) != 0) {
+    for (size_t i = 0; i < kDeviceTagSize; ++i) {
+      uint8_t c = 0;
+      if (!r.Byte(c)) return Malformed("bad device tag");
+      target.device_tag.push_back(static_cast<char>(c));
+    }
+  }
   if (!r.empty()) return Malformed("trailing bytes");
 
   Uri& restored = target.restored;

@@ -9,7 +9,9 @@
 //   version | flags (insert-domain, doroute) | payload | HMAC-SHA256(secret, ...) truncated to 12
 //   bytes
 // where payload is the AOR domain in insert-domain mode, else the original transport, host
-// (IPv6 safe: length-prefixed, never split on ':') and port, plus the AOR when given.
+// (IPv6 safe: length-prefixed, never split on ':') and port, plus the AOR when given, plus the
+// device tag when given (DeviceTag: 8 bytes naming the phone, so a call to this contact reaches
+// that one phone at its current contact, even after it registered again from elsewhere).
 // Its presence is the `doroute` marker: requests from the backend whose request URI carries a
 // valid value enter the registrar/fork logic.
 #pragma once
@@ -36,12 +38,18 @@ struct MasqueradeTarget {
   TransportInfo original;  // otherwise: where the phone's contact was (transport, host, port)
   std::string aor;         // the AOR key (AorKey) when Masquerade was given one, else ""
   std::string user;        // user part of the request URI (the phone's contact user)
+  std::string device_tag;  // DeviceTag of the phone when Masquerade was given one, else ""
   bool doroute = true;
   // The URI to use as the request URI towards the phone / as the registrar lookup key:
   // insert-domain: "sip:<user>@<aor_domain>"; otherwise
   // "<scheme>:<user>@<host>:<port>[;transport=tcp|tls]" (brackets for IPv6).
   Uri restored;
 };
+
+// The 8 bytes naming a device (DeviceKey of binding.h: its +sip.instance, else its push key) in
+// a masquerade value: the first bytes of SHA-256 over a context and the key, so the value shows
+// the backend neither the instance nor the push token. "" for an empty key.
+std::string DeviceTag(absl::string_view device_key);
 
 class MasqueradeCodec final {
  public:
@@ -57,10 +65,12 @@ class MasqueradeCodec final {
   //  - advertised: the gateway's address for the transport used towards the backend;
   //  - insert_domain_aor_domain: set -> insert-domain mode, the value carries this domain;
   //  - original: the phone's transport/host/port to restore (ignored in insert-domain mode);
-  //  - aor: optional AOR key (see AorKey) to carry along, so a call can find the bindings.
+  //  - aor: optional AOR key (see AorKey) to carry along, so a call can find the bindings;
+  //  - device_key: optional DeviceKey of the phone (its DeviceTag is carried, not the key).
   Uri Masquerade(const Contact& contact, const TransportInfo& advertised,
                  const std::optional<std::string>& insert_domain_aor_domain,
-                 const TransportInfo& original, absl::string_view aor = {}) const;
+                 const TransportInfo& original, absl::string_view aor = {},
+                 absl::string_view device_key = {}) const;
 
   // Undoes Masquerade from a request URI (or a Contact URI echoed by the backend).
   //  - no `pgw` parameter -> NOT_FOUND "no masquerade parameter";

@@ -14,7 +14,7 @@ struct Row {
 };
 
 // In enum order (checked by the unit test and below).
-constexpr std::array<Row, 35> kTable = {{
+constexpr std::array<Row, 36> kTable = {{
     {Outcome::kBadRequest, {400, "Bad Request", RetryAfter::kNone, "bad_request"}},
     {Outcome::kTooManyHops, {483, "Too Many Hops", RetryAfter::kNone, "too_many_hops"}},
     {Outcome::kNoTransaction,
@@ -63,6 +63,7 @@ constexpr std::array<Row, 35> kTable = {{
     {Outcome::kRelayTimerC, {408, "Request Timeout", RetryAfter::kNone, "timer_c"}},
     {Outcome::kRateLimited, {503, "Rate limited", RetryAfter::kBusy, "rate_limited"}},
     {Outcome::kPushFailed, {480, "Temporarily Unavailable", RetryAfter::kNone, "push_failed"}},
+    {Outcome::kMergedRequest, {482, "Loop Detected", RetryAfter::kNone, "merged_request"}},
 }};
 
 constexpr bool InEnumOrder() {
@@ -72,7 +73,7 @@ constexpr bool InEnumOrder() {
   return true;
 }
 static_assert(InEnumOrder(), "kTable rows must follow the order of enum Outcome");
-static_assert(kTable.back().outcome == Outcome::kPushFailed, "an Outcome has no row");
+static_assert(kTable.back().outcome == Outcome::kMergedRequest, "an Outcome has no row");
 
 absl::Duration RetryDelay(RetryAfter kind, const RetryAfterConfig& retry) {
   switch (kind) {

@@ -65,6 +65,8 @@ enum class Outcome : uint8_t {
   kRelayTimerC,     // 408: a relayed INVITE got no final answer within timer C (cancelled)
   kRateLimited,     // 503 + Retry-After (busy): the source is over its request budget
   kPushFailed,      // 480 + Reason: no phone could be woken (every push failed, none sent)
+  // Calls, continued.
+  kMergedRequest,  // 482: the backend's second request of one call to the same phone
 };
 
 enum class RetryAfter : uint8_t { kNone, kBusy, kStore, kConflict };

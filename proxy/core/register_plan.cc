@@ -78,8 +78,14 @@ MaskedContacts MaskContacts(const MasqueradeCodec& codec, const RegisterRequest&
   for (size_t i = 0; i < contacts.size() && i < check.expiries.size(); ++i) {
     const Contact& original = contacts[i];
     Contact masked;
+    // The device rides along (one binding per contact at the backend); in insert-domain mode
+    // the value names the AOR: a call to it goes to every phone of the AOR.
+    const std::string device =
+        insert_domain
+            ? std::string()
+            : DeviceKey(MakeBinding(request, original, absl::ZeroDuration(), absl::Time()));
     masked.uri = codec.Masquerade(original, advertised, insert_domain, ContactAddress(original.uri),
-                                  request.aor);
+                                  request.aor, device);
     // Header parameters the backend may use (instance, q); never push or flow parameters.
     for (const auto& [name, value] : original.params) {
       if (absl::EqualsIgnoreCase(name, "expires") || absl::EqualsIgnoreCase(name, "reg-id") ||

@@ -9,7 +9,8 @@
 //   2. REGISTER -> the register relay (its own checks: register_plan, registrar).
 //   3. CANCEL that matched no transaction -> 481. Unparsable request URI -> 400.
 //   4. Request URI with a masquerade value: forged/altered -> 403; valid -> the call handler
-//      (to the AOR), 480 without one.
+//      (to the one phone the value names, or to the AOR for an insert-domain value:
+//      call_target.h), 480 without one.
 //   5. From a trusted backend without a masquerade value -> 404.
 //   6. Anything else: relayed statefully to the configured backend; without one, to the request
 //      URI's domain only when it is explicitly allowed (never with "*"); otherwise 403. A relayed
@@ -63,7 +64,7 @@ enum class Route : uint8_t {
   kReject,             // answer with `outcome`
   kDrop,               // no answer (an ACK), count `outcome`
   kRegister,           // the register relay
-  kToAor,              // CallHandler::HandleIncoming with the restored AOR
+  kToAor,              // CallHandler::HandleIncoming with the restored CallTarget
   kRelayToBackend,     // stateful relay to the configured backend
   kRelayToRequestUri,  // stateful relay to the request URI's domain (RFC 3263)
 };

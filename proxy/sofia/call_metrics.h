@@ -37,6 +37,13 @@ struct CallMetrics {
     return r.GetCounter("pushgate_proxy_call_late_deliveries_total",
                         "Registrations that reached an open fork (fork late).");
   }
+  metrics::Counter& ReleasedAnswers(const std::string& reason) {
+    return r.GetCounter("pushgate_proxy_call_released_answers_total",
+                        "2xx answers of phones that no caller could take (it hung up, another "
+                        "phone answered, the call was over), ended by the gateway with ACK and "
+                        "BYE, by reason.",
+                        {{"reason", reason}});
+  }
   metrics::Gauge& Open() {
     return r.GetGauge("pushgate_proxy_calls_open", "Incoming calls in progress.");
   }

@@ -2,6 +2,7 @@
 
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/nta.h>
+#include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -106,10 +107,11 @@ bool CallRouter::Reachable(const Binding& binding) const {
 // ---------------------------------------------------------------------------------------------
 // Incoming call
 
-Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) {
+Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip, const CallTarget& target) {
   auto call = std::make_unique<Call>(options_.fork, clock_.Now());
   call->router = this;
-  call->aor = aor;
+  call->aor = target.aor;
+  call->target = target;
   call->irq.reset(irq);
   call->method = sip->sip_request->rq_method_name ? sip->sip_request->rq_method_name : "";
   call->request.reset(nta_incoming_getrequest(irq));
@@ -121,18 +123,19 @@ Call& CallRouter::NewCall(nta_incoming_t* irq, const sip_t* sip, const std::stri
   return ref;
 }
 
-void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) {
+void CallRouter::HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const CallTarget& target) {
   if (TooManyHops(MaxForwardsOf(sip), /*is_ack=*/false)) {
     return ReplyAndClose(IncomingPtr(irq), Outcome::kTooManyHops, options_.retry_after);
   }
-  Call& call = NewCall(irq, sip, aor);
+  Call& call = NewCall(irq, sip, target);
   if (sip->sip_request->rq_method == sip_method_invite) {
     nta_incoming_bind(irq, &CallRouter::OnCallerCancelCb,
                       reinterpret_cast<nta_incoming_magic_t*>(&call));
   }
-  log_->info("{} call-id={} aor={}: looking up bindings", call.method, call.info.call_id, aor);
+  log_->info("{} call-id={} for {}: looking up bindings", call.method, call.info.call_id,
+             DebugString(target));
   std::weak_ptr<CallRouter*> alive = alive_;
-  store_.Fetch(aor, call.started,
+  store_.Fetch(target.aor, call.started,
                [alive, id = call.id](absl::StatusOr<std::vector<Binding>> bindings) {
                  auto self = alive.lock();
                  if (self) (*self)->OnBindings(id, std::move(bindings));
@@ -162,11 +165,34 @@ void CallRouter::StartFork(Call& call, std::vector<Binding> bindings) {
   bindings.erase(std::remove_if(bindings.begin(), bindings.end(),
                                 [this](const Binding& b) { return route_set_.PointsAtUs(b); }),
                  bindings.end());
+  // A call to one phone's masqueraded contact goes to that phone only (the backend calls each
+  // of the AOR's phones on its own contact).
+  const size_t of_aor = bindings.size();
+  bindings = SelectBindings(call.target, std::move(bindings));
+  if (const sip_t* rq = sip_object(call.request.get());
+      rq != nullptr && rq->sip_from != nullptr && rq->sip_cseq != nullptr) {
+    call.merge_key = MergeKey(call.target, bindings, call.info.call_id,
+                              rq->sip_from->a_tag ? rq->sip_from->a_tag : "", rq->sip_cseq->cs_seq);
+  }
+  if (!call.merge_key.empty()) {
+    for (uint64_t other : calls_.OfAor(call.aor)) {
+      const Call* c = FindCall(other);
+      if (other == call.id || c == nullptr || c->merge_key != call.merge_key) continue;
+      // The backend called two contacts of this one phone: it gets the call once.
+      log_->info("call-id={}: {} is called already by this call: merged request", call.info.call_id,
+                 DebugString(call.target));
+      Respond(call, Outcome::kMergedRequest);
+      call.finished = true;
+      MaybeFree(call.id);
+      return;
+    }
+  }
   std::vector<bool> reachable;
   reachable.reserve(bindings.size());
   for (const Binding& b : bindings) reachable.push_back(Reachable(b));
-  log_->info("call-id={} aor={}: {} binding(s)", call.info.call_id, call.aor, bindings.size());
-  Apply(call, call.fork.Start(bindings, reachable, clock_.Now()));
+  log_->info("call-id={} aor={}: {} of {} binding(s)", call.info.call_id, call.aor, bindings.size(),
+             of_aor);
+  Apply(call, call.fork.Start(bindings, reachable, clock_.Now(), ScopeOf(call.target)));
 }
 
 void CallRouter::Apply(Call& call, const Fork::Actions& actions) {
@@ -198,6 +224,9 @@ void CallRouter::Apply(Call& call, const Fork::Actions& actions) {
         break;
       case Type::kFinished:
         call.finished = true;
+        break;
+      case Type::kReleaseAnswer:
+        ReleaseAnswer(call, a.branch);
         break;
     }
     if (FindCall(id) == nullptr) return;
@@ -278,6 +307,76 @@ void CallRouter::CancelBranch(Call& call, BranchId branch_id, const std::string&
                        TAG_IF(!reason.empty(), SIPTAG_REASON_STR(reason.c_str())), TAG_END());
   log_->info("call-id={}: branch {} cancelled{}", call.info.call_id, branch_id,
              reason.empty() ? "" : " (completed elsewhere)");
+}
+
+MsgPtr CallRouter::DialogRequest(const sip_t* ok, sip_method_t method, const char* name,
+                                 uint32_t cseq, const Uri& fallback) const {
+  MsgPtr msg(nta_msg_create(agent_, 0));
+  if (!msg) return nullptr;
+  sip_t* sip = sip_object(msg.get());
+  su_home_t* home = msg_home(msg.get());
+  const std::string target =
+      ok->sip_contact != nullptr ? UrlString(ok->sip_contact->m_url) : FormatUri(fallback);
+  sip_request_t* rq = sip_request_create(home, method, name, RouteUrl(target), nullptr);
+  sip_cseq_t* cs = sip_cseq_create(home, cseq, method, name);
+  if (rq == nullptr || cs == nullptr ||
+      sip_add_tl(msg.get(), sip, SIPTAG_REQUEST(rq), SIPTAG_FROM(ok->sip_from),
+                 SIPTAG_TO(ok->sip_to), SIPTAG_CALL_ID(ok->sip_call_id), SIPTAG_CSEQ(cs),
+                 SIPTAG_MAX_FORWARDS_STR("70"), TAG_END()) < 0) {
+    return nullptr;
+  }
+  return msg;
+}
+
+void CallRouter::ReleaseAnswer(Call& call, BranchId branch_id) {
+  auto it = call.branches.find(branch_id);
+  const Branch* branch = call.fork.branch(branch_id);
+  if (it == call.branches.end() || branch == nullptr || !it->second->final_response) return;
+  Call::BranchTxn& txn = *it->second;
+  const sip_t* ok = sip_object(txn.final_response.get());
+  if (ok == nullptr || ok->sip_cseq == nullptr || ok->sip_from == nullptr ||
+      ok->sip_to == nullptr || ok->sip_call_id == nullptr) {
+    return;
+  }
+  // Where the INVITE went: the phone's flow, else where it registered from.
+  const Binding& binding = branch->binding;
+  tport_t* flow = FlowOf(binding);
+  const BranchHop hop =
+      BranchHopFor(binding, flow != nullptr, flow != nullptr ? TportTransport(flow) : std::nullopt);
+  const uint32_t seq = ok->sip_cseq->cs_seq;
+  // RFC 3261 13.2.2.4: the ACK of a 2xx is its own transaction, end to end; sent again for each
+  // retransmission of the 2xx.
+  if (MsgPtr ack = DialogRequest(ok, sip_method_ack, "ACK", seq, binding.contact)) {
+    nta_msg_tsend(agent_, ack.release(), RouteUrl(hop.next_hop),
+                  TAG_IF(hop.via_flow, NTATAG_TPORT(flow)), TAG_END());
+  }
+  if (txn.bye || txn.bye_status != 0) return;  // a retransmission: ended already
+  const char* why = call.fork.answered() ? "answered_elsewhere" : "caller_gone";
+  M().ReleasedAnswers(why).Inc();
+  MsgPtr bye = DialogRequest(ok, sip_method_bye, "BYE", seq + 1, binding.contact);
+  nta_outgoing_t* orq =
+      bye ? nta_outgoing_mcreate(agent_, &CallRouter::OnReleaseByeCb,
+                                 reinterpret_cast<nta_outgoing_magic_t*>(&txn),
+                                 RouteUrl(hop.next_hop), bye.get(),
+                                 TAG_IF(hop.via_flow, NTATAG_TPORT(flow)), TAG_END())
+          : nullptr;
+  if (orq == nullptr) {
+    log_->warn("call-id={}: cannot BYE the answer of branch {}", call.info.call_id, branch_id);
+    txn.bye_status = 503;  // not again for a retransmission
+    return;
+  }
+  static_cast<void>(bye.release());  // nta owns it now
+  if (!txn.bye) txn.bye.reset(orq);
+  log_->info("call-id={}: branch {} answered {} but nobody takes it ({}): ACK and BYE",
+             call.info.call_id, branch_id, txn.final_status, why);
+}
+
+int CallRouter::OnReleaseByeCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                               const sip_t* sip) noexcept {
+  auto* txn = reinterpret_cast<Call::BranchTxn*>(magic);
+  int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
+  if (status >= 200) txn->bye_status = status;
+  return 0;
 }
 
 void CallRouter::SendPush(Call& call, BranchId branch_id, PushKind kind) {
@@ -473,8 +572,9 @@ void CallRouter::MaybeFree(uint64_t call_id) {
   Call* call = FindCall(call_id);
   if (call == nullptr || call->free_scheduled) return;
   call->free_scheduled = true;
-  bool all_final = std::all_of(call->branches.begin(), call->branches.end(),
-                               [](const auto& b) { return b.second->final_status >= 200; });
+  bool all_final = std::all_of(call->branches.begin(), call->branches.end(), [](const auto& b) {
+    return b.second->final_status >= 200 && (!b.second->bye || b.second->bye_status >= 200);
+  });
   if (!call->final_sent && call->irq) {
     // The fork ended without an answer to the caller (should not happen): never leave it hanging.
     Respond(*call, Outcome::kInternalError);

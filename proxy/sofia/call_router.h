@@ -1,6 +1,7 @@
 // Incoming calls through the gateway (the call half of the SIP side): an INVITE or MESSAGE from
-// the backend whose request URI was restored to an AOR is forked to the AOR's bindings by the
-// pure proxy/core Fork; this class carries its actions out on the sofia loop:
+// the backend whose request URI was restored to a CallTarget (one phone of an AOR, or the whole
+// AOR: proxy/core/call_target.h) is forked to its bindings by the pure proxy/core Fork; this
+// class carries its actions out on the sofia loop:
 //  - branches: nta client transactions to each binding's contact (over its own connection when
 //    the binding has a flow token, else to where its REGISTER came from: BranchHopFor), with our
 //    Record-Route (RouteSet: two entries, RFC 5658, when the call came in over another transport
@@ -12,8 +13,9 @@
 //  - timers at Fork::NextWakeup (one WakeupTimer for all calls), the store's registration
 //    listener -> Fork::OnRegistration (fork late: the pending INVITE goes to the new contact at
 //    once; with the Redis store, registrations made through other replicas arrive by pub/sub);
-//  - responses relayed to the caller (provisional, the winning final, every 2xx: ForkResponse),
-//    caller CANCEL.
+//  - responses relayed to the caller (provisional, the winning final and its retransmissions:
+//    ForkResponse), caller CANCEL; a 2xx the caller cannot take (it cancelled, another branch
+//    won) is ACKed and ended with a BYE of ours (ReleaseAnswer).
 // In-dialog requests (our Record-Route come back as Route) are DialogRelay's: CallRouter is the
 // SIP proxy's CallHandler and hands them over.
 //
@@ -84,9 +86,9 @@ class CallRouter final : public CallHandler {
   CallRouter(const CallRouter&) = delete;
   CallRouter& operator=(const CallRouter&) = delete;
 
-  // An INVITE or MESSAGE whose request URI restored to `aor` (AorKey). Takes over `irq` (answers
-  // and destroys it). Max-Forwards 0 must have been answered (483) by the caller.
-  void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) override;
+  // An INVITE or MESSAGE whose request URI restored to `target`. Takes over `irq` (answers and
+  // destroys it). Max-Forwards 0 must have been answered (483) by the caller.
+  void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const CallTarget& target) override;
 
   // True when the request's top Route is our Record-Route (an in-dialog request of a call).
   bool IsOurRoute(const sip_t* sip) const override;
@@ -112,10 +114,12 @@ class CallRouter final : public CallHandler {
   // C trampolines.
   static int OnBranchResponseCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
                                 const sip_t* sip) noexcept;
+  static int OnReleaseByeCb(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                            const sip_t* sip) noexcept;
   static int OnCallerCancelCb(nta_incoming_magic_t* magic, nta_incoming_t* irq,
                               const sip_t* sip) noexcept;
 
-  Call& NewCall(nta_incoming_t* irq, const sip_t* sip, const std::string& aor);
+  Call& NewCall(nta_incoming_t* irq, const sip_t* sip, const CallTarget& target);
   void OnBindings(uint64_t call_id, absl::StatusOr<std::vector<Binding>> bindings);
   void StartFork(Call& call, std::vector<Binding> bindings);
   void Apply(Call& call, const Fork::Actions& actions);
@@ -124,6 +128,12 @@ class CallRouter final : public CallHandler {
   MsgPtr BranchRequest(const Call& call, const Binding& binding, const BranchHop& hop,
                        const std::string& ruri);
   void CancelBranch(Call& call, BranchId branch, const std::string& reason);
+  // ACK the branch's 2xx (again, for a retransmission), then, the first time, BYE its dialog.
+  void ReleaseAnswer(Call& call, BranchId branch);
+  // A request of the phone's dialog made by its 2xx `ok` (request URI its Contact, else
+  // `fallback`), for ACK or BYE; null when it cannot be built.
+  MsgPtr DialogRequest(const sip_t* ok, sip_method_t method, const char* name, uint32_t cseq,
+                       const Uri& fallback) const;
   void SendPush(Call& call, BranchId branch, PushKind kind);
   void RemoveDeadToken(const std::string& aor, const std::string& push_key);
   // A copy of the branch's response `status` to relay (its final one, else its latest), or null.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "proxy/core/call_target.h"
 #include "proxy/core/fork.h"
 #include "proxy/core/transport.h"
 #include "proxy/push/push_request.h"
@@ -35,6 +36,9 @@ struct Call {
     OutgoingPtr orq;
     MsgPtr final_response;  // the phone's final response (not nta's own 408/503)
     int final_status = 0;
+    // A 2xx the caller could not take (Fork kReleaseAnswer): ACKed, and ended by our BYE.
+    OutgoingPtr bye;
+    int bye_status = 0;  // the BYE's final status (0 while pending)
   };
 
   Call(const ForkPolicy& policy, absl::Time now) : fork(policy, now), started(now) {}
@@ -42,6 +46,8 @@ struct Call {
   uint64_t id = 0;  // set by CallTable::Add
   CallRouter* router = nullptr;
   std::string aor;
+  CallTarget target;      // who the call is for (one phone, or the whole AOR)
+  std::string merge_key;  // MergeKey once the fork started ("" for the whole AOR)
   std::string method;
   std::optional<Transport> in_transport;  // the caller's request came in over it
   IncomingPtr irq;  // declared before `branches`: the branches' transactions go first

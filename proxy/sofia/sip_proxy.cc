@@ -104,7 +104,7 @@ class SipProxy::Impl {
     RequestOrigin origin;
     std::optional<Uri> request_uri;
     std::string uri_error;  // the 400's reason when the request URI does not parse
-    std::string aor;        // restored from a valid masquerade value
+    CallTarget target;      // restored from a valid masquerade value
   };
 
   static int OnRequestCb(nta_leg_magic_t* magic, nta_leg_t* leg, nta_incoming_t* irq,
@@ -327,7 +327,7 @@ int SipProxy::Impl::OnRequest(nta_incoming_t* raw, const sip_t* sip) {
       register_relay_->Handle(std::move(irq), sip);
       break;
     case Route::kToAor:
-      call_handler_->HandleIncoming(irq.release(), sip, in.aor);
+      call_handler_->HandleIncoming(irq.release(), sip, in.target);
       break;
     case Route::kRelayToBackend:
     case Route::kRelayToRequestUri:
@@ -381,7 +381,7 @@ void SipProxy::Impl::ExamineRequestUri(const sip_t* sip, Incoming& in) {
                target.status().message(), in.origin.source ? DebugString(*in.origin.source) : "?");
     return;
   }
-  in.aor = target->aor.empty() ? AorKey(target->restored) : target->aor;
+  in.target = CallTargetOf(*target);
 }
 
 void SipProxy::Impl::Reject(IncomingPtr irq, const Incoming& in, Outcome outcome) {

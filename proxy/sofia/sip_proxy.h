@@ -13,7 +13,8 @@
 //      to the backend; the backend's final response -> bind (2xx) -> answer the phone with its
 //      own contacts.
 //   3. Request URI with a masquerade value: forged/altered -> 403; valid ->
-//      CallHandler::HandleIncoming(aor) when a call handler is installed, else 480.
+//      CallHandler::HandleIncoming(CallTargetOf: that one phone, or the AOR for an
+//      insert-domain value) when a call handler is installed, else 480.
 //   4. From a trusted backend without a masquerade value -> 404.
 //   5. Anything else (a phone's request, outbound-proxy use): relayed statefully (provisional
 //      responses of INVITE, CANCEL, final response) to the configured backend only; with
@@ -40,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "proxy/core/call_target.h"
 #include "proxy/core/outcomes.h"
 #include "proxy/core/rate_limit.h"
 #include "proxy/core/registrar.h"
@@ -117,9 +119,10 @@ RetryAfterConfig RetryAfterOf(const SipProxyOptions& options);
 class CallHandler {
  public:
   virtual ~CallHandler() = default;
-  // A request (not REGISTER, not ACK) whose request URI carries a valid masquerade value, restored
-  // to the AOR `aor` (AorKey). Max-Forwards 0 was already answered (483).
-  virtual void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const std::string& aor) = 0;
+  // A request (not REGISTER, not ACK) whose request URI carries a valid masquerade value, for
+  // `target` (proxy/core/call_target.h: one phone of an AOR, or the whole AOR). Max-Forwards 0
+  // was already answered (483).
+  virtual void HandleIncoming(nta_incoming_t* irq, const sip_t* sip, const CallTarget& target) = 0;
   // True when the request's top Route is the handler's own Record-Route (in-dialog request).
   virtual bool IsOurRoute(const sip_t* sip) const = 0;
   // How many of the top Route entries are ours (an RFC 5658 pair counts 2).

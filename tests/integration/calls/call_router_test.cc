@@ -14,8 +14,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <functional>
+#include <memory>
+#include <set>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -220,7 +224,7 @@ class CallsTest : public ::testing::Test {
     } else if (method == sip_method_ack) {
       nta_incoming_destroy(irq);
     } else if (method == sip_method_invite || method == sip_method_message) {
-      t->router_->HandleIncoming(irq, sip, kAor);
+      t->router_->HandleIncoming(irq, sip, CallTarget::Aor(kAor));
     } else {
       nta_incoming_treply(irq, SIP_405_METHOD_NOT_ALLOWED, TAG_END());
       nta_incoming_destroy(irq);
@@ -873,11 +877,41 @@ TEST_F(CallsTest, ReRegistrationThroughSipProxyDeliversPendingInvite) {
   EXPECT_EQ(ok.Status(), 200);
 }
 
-// Both devices answer: every 2xx reaches the caller (RFC 3261 16.7), the caller sorts it out.
-TEST_F(CallsTest, EverySecondAnswerIsRelayedToo) {
+// The requests `peer` receives until one of method `last` (included), in order (retransmissions
+// of the same request kept): "ACK", "BYE".
+std::vector<SipText> RequestsUntil(UdpPeer& peer, const std::string& last) {
+  std::vector<SipText> out;
+  SipText m;
+  while (peer.WaitFor(testing::IsFinalOrRequest(), m, kWait)) {
+    if (m.IsResponse()) continue;
+    out.push_back(m);
+    if (m.Method() == last) break;
+  }
+  return out;
+}
+std::vector<std::string> Methods(const std::vector<SipText>& requests) {
+  std::vector<std::string> out;
+  out.reserve(requests.size());
+  for (const SipText& r : requests) out.push_back(r.Method());
+  return out;
+}
+uint64_t ReleasedCount(const std::string& reason) {
+  return metrics::Registry::Default()
+      .GetCounter("pushgate_proxy_call_released_answers_total", "", {{"reason", reason}})
+      .Value();
+}
+// The CSeq number of a request or response.
+int CSeqOf(const SipText& m) { return std::atoi(m.Header("CSeq").c_str()); }
+
+// Both devices answer: the first 2xx reaches the caller; the second cannot be taken any more
+// (RFC 3261 16.7 step 9 relays only what the caller can take): the gateway, which sent that
+// INVITE, ACKs it and ends that dialog with a BYE (RFC 3261 15), so the phone is not left in a
+// call with nobody.
+TEST_F(CallsTest, SecondAnswerIsAckedAndEndedByTheGateway) {
   ForkPolicy policy = DefaultPolicy();
   policy.push_delay_voip = absl::Seconds(30);
   StartRouter("", policy);
+  const uint64_t released_before = ReleasedCount("answered_elsewhere");
   UdpPeer caller, one, two;
   Store({Phone(one.port(), std::string(64, 'c'), "<urn:uuid:1>"),
          Phone(two.port(), std::string(64, 'd'), "<urn:uuid:2>")});
@@ -888,12 +922,99 @@ TEST_F(CallsTest, EverySecondAnswerIsRelayedToo) {
   SipText to_two;
   ASSERT_TRUE(WaitFor(two, IsRequest("INVITE"), to_two)) << "device two never got the INVITE";
   one.SendTo(port_, MakeResponse(to_one, 200, "OK", "Contact: <sip:one@127.0.0.1>\r\n", "o1"));
-  two.SendTo(port_, MakeResponse(to_two, 200, "OK", "Contact: <sip:two@127.0.0.1>\r\n", "t2"));
   SipText first;
   ASSERT_TRUE(WaitFor(caller, IsStatus(200), first)) << "the caller never got the first 200";
-  SipText second;
-  ASSERT_TRUE(WaitFor(caller, IsStatus(200), second)) << "the caller never got the second 200";
-  EXPECT_NE(first.Header("To"), second.Header("To"));
+  EXPECT_THAT(first.Header("To"), ::testing::HasSubstr("tag=o1"));
+  const std::string two_contact = absl::StrCat("Contact: <sip:two@127.0.0.1:", two.port(), ">\r\n");
+  two.SendTo(port_, MakeResponse(to_two, 200, "OK", two_contact, "t2"));
+
+  std::vector<SipText> got = RequestsUntil(two, "BYE");
+  std::vector<std::string> methods = Methods(got);
+  // Device two may first see the CANCEL of its branch (it crossed its 200): ignored here.
+  std::erase(methods, "CANCEL");
+  ASSERT_THAT(methods, ::testing::ElementsAre("ACK", "BYE")) << "the second answer was not ended";
+  const SipText& ack = got[got.size() - 2];
+  const SipText& bye = got.back();
+  EXPECT_EQ(ack.RequestUri(), absl::StrCat("sip:two@127.0.0.1:", two.port()));
+  EXPECT_EQ(CSeqOf(ack), CSeqOf(to_two));
+  EXPECT_EQ(bye.Header("Call-ID"), d.call_id);
+  EXPECT_THAT(bye.Header("To"), ::testing::HasSubstr("tag=t2"));
+  EXPECT_THAT(bye.Header("From"), ::testing::HasSubstr(d.from_tag));
+  EXPECT_EQ(CSeqOf(bye), CSeqOf(to_two) + 1);
+  two.SendTo(port_, MakeResponse(bye, 200, "OK", "", "t2"));
+  EXPECT_TRUE(ExpectNone(caller, IsStatus(200), absl::Milliseconds(300)))
+      << "the second 200 reached the caller too";
+  EXPECT_EQ(ReleasedCount("answered_elsewhere") - released_before, 1u);
+
+  // The phone repeats its 200 (our ACK was lost, say): ACKed again, no second BYE.
+  two.SendTo(port_, MakeResponse(to_two, 200, "OK", two_contact, "t2"));
+  ASSERT_TRUE(WaitFor(two, IsRequest("ACK"))) << "a retransmitted 200 was not ACKed again";
+  EXPECT_TRUE(ExpectNone(two, IsRequest("BYE"), absl::Milliseconds(300)));
+  EXPECT_EQ(ReleasedCount("answered_elsewhere") - released_before, 1u);
+}
+
+// The caller hangs up while the phone rings; the phone answers 200 after the CANCEL was sent to
+// it (the CANCEL crossed its answer): the caller has its 487, the phone gets ACK then BYE.
+TEST_F(CallsTest, AnswerAfterTheCallerCancelledIsAckedAndEnded) {
+  StartRouter();
+  const uint64_t released_before = ReleasedCount("caller_gone");
+  UdpPeer caller, phone;
+  Dialog d = NewDialog("crossed-1@example.org");
+  SipText invite;
+  ASSERT_TRUE(InviteToPlainPhone(caller, phone, d, invite)) << "the phone never got the INVITE";
+  phone.SendTo(port_, MakeResponse(invite, 180, "Ringing", "", "x1"));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(180))) << "180 was not relayed";
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(phone, IsRequest("CANCEL"), cancel)) << "the branch was not cancelled";
+  phone.SendTo(
+      port_,
+      MakeResponse(invite, 200, "OK",
+                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", phone.port(), ">\r\n"), "x1"));
+  phone.SendTo(port_, MakeResponse(cancel, 200, "OK", "", "x1"));
+  std::vector<SipText> got = RequestsUntil(phone, "BYE");
+  ASSERT_THAT(Methods(got), ::testing::ElementsAre("ACK", "BYE"))
+      << "the phone's answer to a call the caller left was not ended";
+  EXPECT_EQ(got[1].Header("Call-ID"), d.call_id);
+  EXPECT_THAT(got[1].Header("To"), ::testing::HasSubstr("tag=x1"));
+  phone.SendTo(port_, MakeResponse(got[1], 200, "OK", "", "x1"));
+  EXPECT_TRUE(ExpectNone(caller, IsStatus(200), absl::Milliseconds(300)))
+      << "a 200 reached the caller after its 487";
+  EXPECT_EQ(ReleasedCount("caller_gone") - released_before, 1u);
+}
+
+// The caller hangs up while an iOS phone is being woken; the woken phone gets the INVITE and
+// the CANCEL (CallKit), but answers 200 before the CANCEL reaches it: ACK, then BYE.
+TEST_F(CallsTest, WokenPhoneAnsweringTheCancelledCallIsAckedAndEnded) {
+  StartRouter();
+  const uint64_t released_before = ReleasedCount("caller_gone");
+  UdpPeer caller, sleeping, awake;
+  Store({Phone(sleeping.port())});
+  Dialog d = NewDialog("woken-cancel-1@example.org");
+  SendInvite(caller, d);
+  ASSERT_TRUE(WaitFor(sleeping, IsRequest("INVITE"))) << "no INVITE to the sleeping contact";
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait)) << "the emulator never got the VoIP push";
+  caller.SendTo(port_, Request("CANCEL", d.request_uri, 1, d, caller.port(), d.via_branch));
+  ASSERT_TRUE(WaitFor(caller, IsStatus(487))) << "the caller never got 487 for its INVITE";
+
+  Store({Phone(awake.port())});
+  SipText invite;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("INVITE"), invite)) << "the woken phone got no INVITE";
+  awake.SendTo(port_, MakeResponse(invite, 100, "Trying", "", "w1"));
+  SipText cancel;
+  ASSERT_TRUE(WaitFor(awake, IsRequest("CANCEL"), cancel)) << "the woken phone got no CANCEL";
+  // CallKit answered before the CANCEL arrived: 200 to the INVITE, then 200 to the CANCEL.
+  awake.SendTo(
+      port_,
+      MakeResponse(invite, 200, "OK",
+                   absl::StrCat("Contact: <sip:alice@127.0.0.1:", awake.port(), ">\r\n"), "w1"));
+  awake.SendTo(port_, MakeResponse(cancel, 200, "OK", "", "w1"));
+  std::vector<SipText> got = RequestsUntil(awake, "BYE");
+  ASSERT_THAT(Methods(got), ::testing::ElementsAre("ACK", "BYE"))
+      << "the woken phone was left in a call with nobody";
+  awake.SendTo(port_, MakeResponse(got[1], 200, "OK", "", "w1"));
+  EXPECT_EQ(ReleasedCount("caller_gone") - released_before, 1u);
 }
 
 // Pusher slow (the provider takes 3 s, our deadline is 300 ms): the push fails and is counted,
@@ -945,7 +1066,7 @@ class GatewayTest : public CallsTest {
     sip_proxy_ = *std::move(proxy);
     gw_port_ = sip_proxy_->Listening().at(0).port;
     CallRouterOptions co;
-    co.fork = DefaultPolicy();
+    co.fork = gateway_policy_;
     co.record_route = absl::StrCat("sip:127.0.0.1:", gw_port_);
     co.linger = absl::Seconds(2);
     GrpcPushClient* push = push_.get();
@@ -954,13 +1075,17 @@ class GatewayTest : public CallsTest {
                                           std::move(flows));
     });
   }
-  // Registers `phone` through the gateway; returns the masqueraded contact the backend stored.
-  std::string Register(UdpPeer& phone) {
+  // Registers `phone` through the gateway (iOS VoIP with `token`, and `instance` when not
+  // empty); returns the masqueraded contact the backend stored.
+  std::string Register(UdpPeer& phone, const std::string& token = kToken,
+                       const std::string& instance = "") {
     testing::RegisterSpec spec;
     spec.via_port = phone.port();
-    spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", phone.port(),
-                                  ";pn-provider=apns;pn-prid=", kToken, ";pn-param=", kTeam, ".",
-                                  kBundle, ".voip>")};
+    spec.call_id = absl::StrCat("reg-", phone.port());
+    spec.contacts = {
+        absl::StrCat("<sip:alice@127.0.0.1:", phone.port(), ";pn-provider=apns;pn-prid=", token,
+                     ";pn-param=", kTeam, ".", kBundle, ".voip>",
+                     instance.empty() ? "" : absl::StrCat(";+sip.instance=\"", instance, "\""))};
     phone.SendTo(gw_port_, testing::MakeRegister(spec));
     SipText reg;
     if (::testing::AssertionResult r = WaitFor(backend_, IsRequest("REGISTER"), reg); !r) {
@@ -979,6 +1104,7 @@ class GatewayTest : public CallsTest {
   }
   UdpPeer backend_;
   uint16_t gw_port_ = 0;
+  ForkPolicy gateway_policy_ = DefaultPolicy();
 };
 
 TEST_F(GatewayTest, BackendCallToMasqueradedContactRingsAndPushesThePhone) {
@@ -1035,6 +1161,280 @@ TEST_F(GatewayTest, PhoneInviteToBackendIsRecordRouted) {
   ASSERT_TRUE(WaitFor(phone, IsFinal(), busy)) << "the phone never got the final response";
   EXPECT_EQ(busy.Status(), 486);
 }
+
+namespace two_phones {
+
+// One phone of alice: an iOS VoIP app with its own token and instance, asleep or awake. Asleep,
+// it ignores what reaches its old socket; woken, it registers again from a new one.
+struct TestPhone {
+  std::string token;
+  std::string instance;
+  std::unique_ptr<UdpPeer> first = std::make_unique<UdpPeer>();  // as registered first
+  std::unique_ptr<UdpPeer> woken;                                // after the push
+  std::string masqueraded;                                       // its contact at the backend
+  std::vector<SipText> seen;                                     // every message it got
+};
+
+// Distinct INVITE transactions (by Via branch: UDP retransmissions count once).
+size_t Invites(const std::vector<SipText>& seen) {
+  std::set<std::string> branches;
+  for (const SipText& m : seen) {
+    if (!m.IsResponse() && m.Method() == "INVITE") branches.insert(m.Header("Via"));
+  }
+  return branches.size();
+}
+size_t CountRequests(const std::vector<SipText>& seen, const std::string& method) {
+  std::set<std::string> distinct;
+  for (const SipText& m : seen) {
+    if (!m.IsResponse() && m.Method() == method) {
+      distinct.insert(absl::StrCat(m.Header("Via"), m.Header("CSeq")));
+    }
+  }
+  return distinct.size();
+}
+
+// The backend (Kamailio, Asterisk...) holds alice's two masqueraded contacts and forks a call
+// to each: two INVITEs, one per contact, same Call-ID, other Via branches. Counts what every
+// phone gets, the pushes per token, and the 110s at the backend.
+class TwoPhonesTest : public GatewayTest {
+ protected:
+  void SetUp() override {
+    GatewayTest::SetUp();
+    // An awake phone rings within a second and is not pushed; a sleeping one is, after it.
+    gateway_policy_.push_delay_voip = absl::Seconds(1);
+    StartGateway();
+    phones_[0].token = std::string(64, 'e');
+    phones_[0].instance = "<urn:uuid:00000000-0000-0000-0000-00000000000e>";
+    phones_[1].token = std::string(64, 'f');
+    phones_[1].instance = "<urn:uuid:00000000-0000-0000-0000-00000000000f>";
+    for (TestPhone& p : phones_) {
+      p.masqueraded = Register(*p.first, p.token, p.instance);
+      ASSERT_THAT(p.masqueraded, ::testing::HasSubstr("pgw="));
+    }
+    ASSERT_NE(phones_[0].masqueraded, phones_[1].masqueraded);
+    emulator_.Reset();
+  }
+
+  // The backend's fork: INVITE `i` goes to phone i's masqueraded contact.
+  void BackendCalls() {
+    d_ = NewDialog("two-phones-1");
+    for (size_t i = 0; i < 2; ++i) {
+      invites_[i] = Request("INVITE", phones_[i].masqueraded, 1, d_, backend_.port(),
+                            absl::StrCat("z9hG4bK-fork-", i));
+      backend_.SendTo(gw_port_, invites_[i]);
+    }
+  }
+  // The backend CANCELs its branch `i` (another branch answered).
+  void BackendCancels(size_t i) {
+    backend_.SendTo(gw_port_, Request("CANCEL", phones_[i].masqueraded, 1, d_, backend_.port(),
+                                      absl::StrCat("z9hG4bK-fork-", i)));
+  }
+  // What reached `peer` within `window`, added to `phone.seen`; an awake phone answers every new
+  // INVITE 180 at once.
+  void Collect(TestPhone& phone, UdpPeer& peer, absl::Duration window, bool awake) {
+    const absl::Time end = absl::Now() + window;
+    std::set<std::string> rang;
+    for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+      std::optional<SipText> m = peer.Receive(end - now);
+      if (!m) break;
+      if (awake && !m->IsResponse() && m->Method() == "INVITE" &&
+          rang.insert(m->Header("Via")).second) {
+        peer.SendTo(gw_port_, MakeResponse(*m, 180, "Ringing", "", tag(phone)));
+      }
+      phone.seen.push_back(*std::move(m));
+    }
+  }
+  // Both phones at once for `window` (awake[i]: phone i rings), on their current sockets.
+  void CollectBoth(absl::Duration window, std::array<bool, 2> awake) {
+    const absl::Time end = absl::Now() + window;
+    while (absl::Now() < end) {
+      for (size_t i = 0; i < 2; ++i) {
+        UdpPeer& peer = phones_[i].woken ? *phones_[i].woken : *phones_[i].first;
+        Collect(phones_[i], peer, absl::Milliseconds(20), awake[i]);
+      }
+    }
+  }
+  // The backend's responses so far (and answers REGISTERs relayed meanwhile).
+  void CollectBackend(absl::Duration window) {
+    const absl::Time end = absl::Now() + window;
+    for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+      std::optional<SipText> m = backend_.Receive(end - now);
+      if (!m) break;
+      if (!m->IsResponse() && m->Method() == "REGISTER") {
+        std::string contacts;
+        for (const std::string& c : m->Headers("Contact")) {
+          absl::StrAppend(&contacts, "Contact: ", c, "\r\n");
+        }
+        backend_.SendTo(gw_port_, MakeResponse(*m, 200, "OK", contacts));
+        continue;
+      }
+      backend_seen_.push_back(*std::move(m));
+    }
+  }
+  size_t BackendStatuses(int status) const {
+    return std::count_if(backend_seen_.begin(), backend_seen_.end(), [&](const SipText& m) {
+      return m.Status() == status && absl::StrContains(m.Header("CSeq"), "INVITE");
+    });
+  }
+  size_t PushesTo(const TestPhone& phone) {
+    auto all = emulator_.Received();
+    return std::count_if(all.begin(), all.end(),
+                         [&](const emu::ReceivedRequest& r) { return r.token == phone.token; });
+  }
+  // Phone `i` wakes: registers again from a new socket (the backend answers through
+  // CollectBackend's loop, run here).
+  void Wake(size_t i) {
+    TestPhone& p = phones_[i];
+    p.woken = std::make_unique<UdpPeer>();
+    testing::RegisterSpec spec;
+    spec.via_port = p.woken->port();
+    spec.call_id = absl::StrCat("reg-", p.first->port());
+    spec.cseq = 2;
+    spec.contacts = {absl::StrCat("<sip:alice@127.0.0.1:", p.woken->port(),
+                                  ";pn-provider=apns;pn-prid=", p.token, ";pn-param=", kTeam, ".",
+                                  kBundle, ".voip>;+sip.instance=\"", p.instance, "\"")};
+    p.woken->SendTo(gw_port_, testing::MakeRegister(spec));
+    CollectBackend(absl::Milliseconds(200));
+  }
+  // Phone `i` answers 200 the INVITE it got on its current socket.
+  void Answer(size_t i) {
+    TestPhone& p = phones_[i];
+    UdpPeer& peer = p.woken ? *p.woken : *p.first;
+    for (const SipText& m : p.seen) {
+      if (m.IsResponse() || m.Method() != "INVITE") continue;
+      if (!absl::StrContains(m.RequestUri(), absl::StrCat(":", peer.port()))) continue;
+      peer.SendTo(gw_port_,
+                  MakeResponse(m, 200, "OK",
+                               absl::StrCat("Contact: <sip:alice@127.0.0.1:", peer.port(), ">\r\n"),
+                               tag(p)));
+      answered_at_ = p.seen.size();
+      return;
+    }
+    ADD_FAILURE() << "phone " << i << " has no INVITE to answer";
+  }
+  std::string tag(const TestPhone& p) const { return absl::StrCat("ph", p.first->port()); }
+  // "phone 0: 1 INVITE(s), 1 push(es)" for failure messages and the report.
+  std::string Summary() {
+    std::string out;
+    for (size_t i = 0; i < 2; ++i) {
+      absl::StrAppend(&out, "phone ", i, ": ", Invites(phones_[i].seen), " INVITE(s), ",
+                      CountRequests(phones_[i].seen, "CANCEL"), " CANCEL(s), ",
+                      PushesTo(phones_[i]), " push(es); ");
+    }
+    absl::StrAppend(&out, "backend: ", BackendStatuses(110), " x 110");
+    return out;
+  }
+
+  std::array<TestPhone, 2> phones_;
+  Dialog d_;
+  std::array<std::string, 2> invites_;
+  std::vector<SipText> backend_seen_;
+  size_t answered_at_ = 0;
+};
+
+TEST_F(TwoPhonesTest, BothAwakeEachRingsOnceAndNobodyIsPushed) {
+  BackendCalls();
+  CollectBoth(absl::Milliseconds(1800), {true, true});
+  CollectBackend(absl::Milliseconds(100));
+  RecordProperty("counts", Summary());
+  EXPECT_EQ(Invites(phones_[0].seen), 1u) << Summary();
+  EXPECT_EQ(Invites(phones_[1].seen), 1u) << Summary();
+  EXPECT_EQ(PushesTo(phones_[0]), 0u) << Summary();
+  EXPECT_EQ(PushesTo(phones_[1]), 0u) << Summary();
+  EXPECT_EQ(BackendStatuses(110), 0u) << Summary();
+  EXPECT_EQ(BackendStatuses(180), 2u) << "one 180 per backend branch; " << Summary();
+}
+
+TEST_F(TwoPhonesTest, BothAsleepEachIsPushedOnceAndCalledOnceWhenWoken) {
+  BackendCalls();
+  CollectBoth(absl::Milliseconds(1500), {false, false});
+  ASSERT_TRUE(WaitForPushes(emulator_, 2, kWait));
+  CollectBoth(absl::Milliseconds(300), {false, false});
+  CollectBackend(absl::Milliseconds(100));
+  EXPECT_EQ(PushesTo(phones_[0]), 1u) << Summary();
+  EXPECT_EQ(PushesTo(phones_[1]), 1u) << Summary();
+  EXPECT_EQ(BackendStatuses(110), 2u) << "one 110 per backend branch; " << Summary();
+  EXPECT_EQ(Invites(phones_[0].seen), 1u) << "at the sleeping socket; " << Summary();
+  EXPECT_EQ(Invites(phones_[1].seen), 1u) << "at the sleeping socket; " << Summary();
+
+  // Phone 0 wakes: it gets its own call once, phone 1 (still asleep) nothing more.
+  Wake(0);
+  CollectBoth(absl::Milliseconds(600), {true, false});
+  EXPECT_EQ(Invites(phones_[0].seen), 2u) << "one more INVITE, at the new socket; " << Summary();
+  EXPECT_EQ(Invites(phones_[1].seen), 1u) << Summary();
+  Wake(1);
+  CollectBoth(absl::Milliseconds(600), {true, true});
+  CollectBackend(absl::Milliseconds(100));
+  RecordProperty("counts", Summary());
+  EXPECT_EQ(Invites(phones_[0].seen), 2u) << Summary();
+  EXPECT_EQ(Invites(phones_[1].seen), 2u) << Summary();
+  EXPECT_EQ(PushesTo(phones_[0]) + PushesTo(phones_[1]), 2u) << Summary();
+}
+
+TEST_F(TwoPhonesTest, OneAwakeOneAsleepOnlyTheSleepingOneIsPushed) {
+  BackendCalls();
+  CollectBoth(absl::Milliseconds(1500), {true, false});
+  ASSERT_TRUE(WaitForPushes(emulator_, 1, kWait));
+  CollectBoth(absl::Milliseconds(300), {true, false});
+  CollectBackend(absl::Milliseconds(100));
+  RecordProperty("counts", Summary());
+  EXPECT_EQ(Invites(phones_[0].seen), 1u) << Summary();
+  EXPECT_EQ(Invites(phones_[1].seen), 1u) << Summary();
+  EXPECT_EQ(PushesTo(phones_[0]), 0u) << "the awake phone rang: no push; " << Summary();
+  EXPECT_EQ(PushesTo(phones_[1]), 1u) << Summary();
+  EXPECT_EQ(BackendStatuses(110), 1u) << Summary();
+}
+
+// Phone 0 answers; the backend relays the 200 upstream and CANCELs its branch to phone 1 (as
+// Kamailio does): phone 1 gets that one CANCEL, phone 0 no CANCEL and no new INVITE after its
+// answer (no "missed call" on the phone that took the call).
+TEST_F(TwoPhonesTest, OnePhoneAnswersTheOtherGetsOneCancelAndTheAnswererNone) {
+  BackendCalls();
+  CollectBoth(absl::Milliseconds(300), {true, true});
+  Answer(0);
+  CollectBackend(absl::Milliseconds(300));
+  ASSERT_EQ(BackendStatuses(200), 1u) << "the backend never got the 200; " << Summary();
+  BackendCancels(1);
+  CollectBoth(absl::Milliseconds(1500), {true, true});
+  CollectBackend(absl::Milliseconds(100));
+  RecordProperty("counts", Summary());
+  std::vector<SipText> after(phones_[0].seen.begin() + answered_at_, phones_[0].seen.end());
+  EXPECT_EQ(CountRequests(after, "CANCEL"), 0u)
+      << "the answering phone got a CANCEL; " << Summary();
+  EXPECT_EQ(Invites(after), 0u) << "the answering phone got an INVITE after its answer";
+  EXPECT_EQ(CountRequests(phones_[1].seen, "CANCEL"), 1u) << Summary();
+  EXPECT_EQ(Invites(phones_[0].seen), 1u) << Summary();
+  EXPECT_EQ(Invites(phones_[1].seen), 1u) << Summary();
+  EXPECT_EQ(BackendStatuses(200), 1u) << "one 200 at the backend; " << Summary();
+  EXPECT_GE(BackendStatuses(487), 1u) << "the cancelled branch ends 487; " << Summary();
+}
+
+// A phone that registered again from another port while the backend keeps its old contact (as
+// Kamailio does, matching contacts by URI): the backend holds two masqueraded contacts of the
+// one phone and forks each call to both. The phone gets the call once, at its current contact;
+// the second request is answered 482 (merged request).
+TEST_F(GatewayTest, PhoneWithTwoContactsAtTheBackendRingsOnce) {
+  StartGateway();
+  UdpPeer before, now;
+  const std::string instance = "<urn:uuid:00000000-0000-0000-0000-0000000000aa>";
+  const std::string old_contact = Register(before, kToken, instance);
+  const std::string new_contact = Register(now, kToken, instance);
+  ASSERT_NE(old_contact, new_contact);
+  Dialog d = NewDialog("stale-contact-1");
+  backend_.SendTo(gw_port_, Request("INVITE", old_contact, 1, d, backend_.port(), "z9hG4bK-old"));
+  backend_.SendTo(gw_port_, Request("INVITE", new_contact, 1, d, backend_.port(), "z9hG4bK-new"));
+  SipText invite;
+  ASSERT_TRUE(WaitFor(now, IsRequest("INVITE"), invite)) << "the phone never got the call";
+  now.SendTo(gw_port_, MakeResponse(invite, 180, "Ringing", "", "st1"));
+  EXPECT_TRUE(ExpectNone(now, IsRequest("INVITE"), absl::Milliseconds(700)))
+      << "the phone got the call twice";
+  SipText merged;
+  EXPECT_TRUE(WaitFor(backend_, IsStatus(482), merged)) << "no 482 for the second request";
+  EXPECT_TRUE(ExpectNone(before, IsRequest("INVITE"), absl::Milliseconds(10)))
+      << "the old contact was called";
+}
+
+}  // namespace two_phones
 
 }  // namespace
 }  // namespace pushgate::proxy::sofia

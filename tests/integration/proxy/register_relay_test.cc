@@ -958,8 +958,10 @@ TEST_F(RegisterRelayTest, OutboundInviteWithoutFinalAnswerIsEndedByTimerC) {
 class RecordingCallHandler final : public sofia::CallHandler {
  public:
   explicit RecordingCallHandler(std::vector<std::string>* aors) : aors_(aors) {}
-  void HandleIncoming(nta_incoming_t* irq, const sip_t*, const std::string& aor) override {
-    aors_->push_back(aor);
+  void HandleIncoming(nta_incoming_t* irq, const sip_t*, const CallTarget& target) override {
+    aors_->push_back(target.aor);
+    EXPECT_FALSE(target.whole_aor) << "a masqueraded contact names one phone";
+    EXPECT_EQ(target.device_tag.size(), 8u);
     nta_incoming_treply(irq, 486, "Busy Here", TAG_END());
     nta_incoming_destroy(irq);
   }

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <vector>
+
 namespace pushgate::proxy {
 namespace {
 
@@ -156,10 +159,81 @@ TEST(Fork, TwoDevicesOneAnswersTheOtherIsCancelledWithReason) {
               ElementsAre(A(Type::kForwardFinal, 2, 200),
                           A(Type::kCancelBranch, 1, 0, kCompletedElsewhere), kDone));
   EXPECT_TRUE(f.answered());
-  // A late 2xx from the other branch is still relayed (RFC 3261 16.7); its 487 is not.
+  // The winner's retransmitted 2xx goes on; a late 2xx from the other branch that crossed our
+  // CANCEL cannot reach the caller any more: released (ACK + BYE), also when retransmitted.
+  EXPECT_THAT(f.OnResponse(2, 200, kT0 + absl::Seconds(6)),
+              ElementsAre(A(Type::kForwardFinal, 2, 200)));
   EXPECT_THAT(f.OnResponse(1, 200, kT0 + absl::Seconds(6)),
-              ElementsAre(A(Type::kForwardFinal, 1, 200)));
+              ElementsAre(A(Type::kReleaseAnswer, 1, 200)));
+  EXPECT_THAT(f.OnResponse(1, 200, kT0 + absl::Seconds(7)),
+              ElementsAre(A(Type::kReleaseAnswer, 1, 200)));
   EXPECT_THAT(f.OnResponse(1, 487, kT0 + absl::Seconds(6)), IsEmpty());
+}
+
+// Which 2xx reach the caller and which the gateway must end itself (ACK, then BYE).
+TEST(Fork, TwoHundredsTheCallerCannotTakeAreReleased) {
+  struct Case {
+    const char* name;
+    std::function<void(Fork&)> before;  // after Start of one awake plain device (branch 1)
+    std::vector<ForkAction> expected;
+  };
+  const std::vector<Case> cases = {
+      {"caller cancelled while ringing",
+       [](Fork& f) {
+         f.OnResponse(1, 180, kT0);
+         f.OnCallerCancel(kT0);
+       },
+       {A(Type::kReleaseAnswer, 1, 200)}},
+      {"caller cancelled before any response",
+       [](Fork& f) { f.OnCallerCancel(kT0); },
+       {A(Type::kReleaseAnswer, 1, 200)}},
+      {"call timed out",
+       [](Fork& f) { f.OnTimer(kT0 + absl::Seconds(90)); },
+       {A(Type::kReleaseAnswer, 1, 200)}},
+      {"nothing happened: the first 2xx is the answer",
+       [](Fork&) {},
+       {A(Type::kForwardFinal, 1, 200), kDone}},
+  };
+  for (const Case& c : cases) {
+    Fork f(Policy(), kT0);
+    f.Start({Device("10.0.0.1")}, {true}, kT0);
+    c.before(f);
+    EXPECT_EQ(f.OnResponse(1, 200, kT0 + absl::Seconds(91)), c.expected) << c.name;
+  }
+}
+
+TEST(Fork, VoipPhoneAnsweringTheCancelledCallAfterWakingIsReleased) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1", "<urn:uuid:1>")}, {false}, kT0);
+  f.OnCallerCancel(kT0 + absl::Seconds(1));
+  EXPECT_THAT(f.OnRegistration(IosVoip("10.0.0.2", "<urn:uuid:1>"), true, kT0 + absl::Seconds(2)),
+              ElementsAre(A(Type::kSendRequest, 2), A(Type::kCancelBranch, 2), kDone));
+  EXPECT_THAT(f.OnResponse(2, 200, kT0 + absl::Seconds(3)),
+              ElementsAre(A(Type::kReleaseAnswer, 2, 200)));
+}
+
+// A call to one masqueraded contact is for that phone: the AOR's other phone registering during
+// the call gets nothing, the phone itself is still called late at its new contact.
+TEST(Fork, DeviceScopeTakesOnlyItsOwnDevicesRegistrations) {
+  Fork f(Policy(), kT0);
+  EXPECT_THAT(f.Start({IosVoip("10.0.0.1", "<urn:uuid:1>")}, {false}, kT0, ForkScope::kDevice),
+              ElementsAre(Push(1, PushKind::kVoip), k110));
+  EXPECT_EQ(f.scope(), ForkScope::kDevice);
+  EXPECT_THAT(f.OnRegistration(IosVoip("10.0.0.2", "<urn:uuid:2>"), true, kT0 + absl::Seconds(1)),
+              IsEmpty())
+      << "another phone of the AOR";
+  EXPECT_THAT(f.OnRegistration(Device("10.0.0.3"), true, kT0 + absl::Seconds(1)), IsEmpty());
+  EXPECT_THAT(f.OnRegistration(IosVoip("10.0.0.9", "<urn:uuid:1>"), true, kT0 + absl::Seconds(2)),
+              ElementsAre(A(Type::kSendRequest, 2)))
+      << "the phone itself, woken, at its new contact";
+  EXPECT_EQ(f.branches().size(), 2u);
+}
+
+TEST(Fork, AorScopeStillCallsANewDevice) {
+  Fork f(Policy(), kT0);
+  f.Start({IosVoip("10.0.0.1", "<urn:uuid:1>")}, {false}, kT0);
+  EXPECT_THAT(f.OnRegistration(IosVoip("10.0.0.2", "<urn:uuid:2>"), true, kT0 + absl::Seconds(1)),
+              ElementsAre(A(Type::kSendRequest, 2)));
 }
 
 TEST(Fork, SixHundredEndsTheFork) {

@@ -122,6 +122,37 @@ TEST(MasqueradeTest, ValueUsesOnlyUriSafeCharacters) {
   }
 }
 
+// The device tag rides along (authenticated) and comes back byte for byte; values made without
+// one (by an older gateway, or in insert-domain mode) restore with none.
+TEST(MasqueradeDeviceTest, DeviceTagRoundTrips) {
+  MasqueradeCodec codec(kSecret);
+  const TransportInfo original{Transport::kUdp, "198.51.100.7", 5060};
+  const Uri with = codec.Masquerade(PhoneContact("alice", "198.51.100.7:5060"),
+                                    {Transport::kUdp, "203.0.113.5", 5060}, std::nullopt, original,
+                                    "sip:alice@example.org", "instance:<urn:uuid:1>");
+  auto target = codec.Restore(OverTheWire(with));
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->device_tag, DeviceTag("instance:<urn:uuid:1>"));
+  EXPECT_EQ(target->device_tag.size(), 8u);
+  EXPECT_EQ(target->aor, "sip:alice@example.org");
+  EXPECT_EQ(target->original, original);
+  EXPECT_THAT(FormatUri(with), ::testing::Not(HasSubstr("uuid")));
+
+  const Uri without = codec.Masquerade(PhoneContact("alice", "198.51.100.7:5060"),
+                                       {Transport::kUdp, "203.0.113.5", 5060}, std::nullopt,
+                                       original, "sip:alice@example.org");
+  target = codec.Restore(OverTheWire(without));
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->device_tag, "");
+}
+
+TEST(MasqueradeDeviceTest, DeviceTagsDifferPerDevice) {
+  EXPECT_EQ(DeviceTag(""), "");
+  EXPECT_EQ(DeviceTag("instance:<urn:uuid:1>"), DeviceTag("instance:<urn:uuid:1>"));
+  EXPECT_NE(DeviceTag("instance:<urn:uuid:1>"), DeviceTag("instance:<urn:uuid:2>"));
+  EXPECT_NE(DeviceTag("push:apns:a"), DeviceTag("push:apns:b"));
+}
+
 class MasqueradeTamperTest : public ::testing::Test {
  protected:
   MasqueradeCodec codec_{kSecret};

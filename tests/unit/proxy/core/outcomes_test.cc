@@ -13,7 +13,7 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
-constexpr Outcome kLast = Outcome::kPushFailed;
+constexpr Outcome kLast = Outcome::kMergedRequest;
 
 TEST(OutcomesTest, EveryOutcomeHasAnErrorCodeReasonAndLabelButPushSent) {
   for (int i = 0; i <= static_cast<int>(kLast); ++i) {
@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(
 
                       Case{Outcome::kRelayTimerC, 408, "", "timer_c"},
                       Case{Outcome::kRateLimited, 503, "5", "rate_limited"},
-                      Case{Outcome::kPushFailed, 480, "", "push_failed"}));
+                      Case{Outcome::kPushFailed, 480, "", "push_failed"},
+                      Case{Outcome::kMergedRequest, 482, "", "merged_request"}));
 
 // The reason phrases the caller of a call sees (the fork's answers and nta's own ones).
 TEST(OutcomesTest, CallAnswersKeepTheirReasonPhrases) {

@@ -136,6 +136,32 @@ TEST_F(RegisterPlanTest, MaskedContactsHideThePhoneAndItsPushParameters) {
   ASSERT_TRUE(target.ok()) << target.status();
   EXPECT_EQ(target->original, (TransportInfo{Transport::kTcp, "203.0.113.9", 5060}));
   EXPECT_EQ(target->aor, "sip:Alice@example.org");
+  // ... and names the phone (its instance), so a call to it reaches that phone only.
+  EXPECT_EQ(target->device_tag, DeviceTag("instance:<urn:uuid:1>"));
+}
+
+// Two phones of one AOR: two masqueraded contacts naming two devices; without an instance the
+// push key names the phone; the value never shows the instance or the token.
+TEST_F(RegisterPlanTest, EachMaskedContactNamesItsOwnDevice) {
+  RegisterPlan plan = Plan(Facts({ApnsContact("203.0.113.9", ";+sip.instance=\"<urn:uuid:1>\""),
+                                  "<sip:alice@203.0.113.10;pn-provider=fcm;pn-prid=tok2;"
+                                  "pn-param=proj>"}));
+  ASSERT_FALSE(plan.rejection.has_value());
+  MaskedContacts masked = MaskContacts(codec_, plan.request, plan.check, advertised_, std::nullopt);
+  ASSERT_EQ(masked.values.size(), 2u);
+  std::vector<std::string> tags;
+  for (const std::string& v : masked.values) {
+    auto target = codec_.Restore(ParseContact(v)->uri);
+    ASSERT_TRUE(target.ok()) << target.status();
+    tags.push_back(target->device_tag);
+    EXPECT_THAT(v, Not(HasSubstr("tok2")));
+  }
+  EXPECT_EQ(tags[0], DeviceTag("instance:<urn:uuid:1>"));
+  EXPECT_EQ(tags[1],
+            DeviceTag(DeviceKey(MakeBinding(plan.request, plan.request.contacts.contacts[1],
+                                            absl::ZeroDuration(), absl::Time()))));
+  EXPECT_NE(tags[0], tags[1]);
+  EXPECT_EQ(tags[1].size(), 8u);
 }
 
 TEST_F(RegisterPlanTest, InsertDomainCarriesTheAorDomain) {
@@ -147,6 +173,7 @@ TEST_F(RegisterPlanTest, InsertDomainCarriesTheAorDomain) {
   ASSERT_TRUE(target.ok()) << target.status();
   EXPECT_TRUE(target->insert_domain);
   EXPECT_EQ(target->aor_domain, "example.org");
+  EXPECT_EQ(target->device_tag, "") << "the value names the AOR, not one phone";
   EXPECT_EQ(masked.pns_provider, "");
 }
 
