@@ -27,11 +27,13 @@ msg_mclass_t* Build() {
     copy.hc_update = &ViaUpdateWithoutMaddr;
     return copy;
   }();
-  // Twice the default table: room for the second Via entry, short probe chains.
-  const msg_mclass_t* base = sip_default_mclass();
-  msg_mclass_t* mc = msg_mclass_clone(base, 2 * base->mc_hash_size + 1, 0);
+  // The default table size: its array is declared with that many entries (a larger clone would
+  // be indexed past the declared bounds), and it has room for the second Via entry (sofia's
+  // SIP class fills about half of it).
+  msg_mclass_t* mc = msg_mclass_clone(sip_default_mclass(), 0, 0);
   if (mc == nullptr) return nullptr;
   const int n = mc->mc_hash_size;
+  if (mc->mc_hash_used + 1 >= n) return nullptr;  // no room: sofia's class is used as it is
   std::optional<unsigned short> offset;
   for (int i = 0; i < n; ++i) {
     if (mc->mc_hash[i].hr_class != sip_via_class) continue;
@@ -42,7 +44,10 @@ msg_mclass_t* Build() {
   // sofia's own Via class stays too, further down the same probe chain: the parser stops at
   // ours (the first by name), while inserting a Via made by sip_via_create (nta's own, ours)
   // looks its class up by pointer (msg_hclass_offset).
-  for (int j = sip_via_class->hc_hash % n, steps = 0; steps < n; j = (j + 1) % n, ++steps) {
+  for (int j = static_cast<int>(static_cast<unsigned>(sip_via_class->hc_hash) %
+                                static_cast<unsigned>(n)),
+           steps = 0;
+       steps < n; j = (j + 1) % n, ++steps) {
     if (mc->mc_hash[j].hr_class != nullptr) continue;
     mc->mc_hash[j].hr_class = sip_via_class;
     mc->mc_hash[j].hr_offset = *offset;

@@ -4,10 +4,15 @@
 
 # A free UDP+TCP port on 127.0.0.1 (random, checked against the listening sockets). Ports listed
 # in $USED (" 123 456 ") are skipped: the caller's own picks not yet bound.
+# Picked below the kernel's ephemeral range (ip_local_port_range, 32768 by default): a port in
+# it can be taken meanwhile by any test's client socket, which made parallel e2e tests fail with
+# "Address already in use" now and then.
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  ((low > 12000)) || low=32768
   for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (low - 10000)))
     [[ ${USED:-} == *" $p "* ]] && continue
     if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
       echo "$p"; return 0

@@ -273,53 +273,7 @@ Content-Length: 0
 EOF
 PHONE_XML=$SCENARIOS/answer.xml
 if [[ $MODE == cancel ]]; then
-PHONE_XML=$TMP/phone_missed_call.xml
-cat >"$PHONE_XML" <<'EOF'
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="phone-missed-call">
-  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]phone
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:bob@[local_ip]:[local_port]>
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="CANCEL"/>
-  <send>
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]phone
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-    ]]>
-  </send>
-  <send>
-    <![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]phone
-[last_Call-ID:]
-CSeq: 1 INVITE
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="ACK" optional="true"/>
-</scenario>
-EOF
+PHONE_XML=$SCENARIOS/ring_until_cancel.xml
 fi
 sipp -nostdin -sf "$TMP/wake.xml" -oocsf "$PHONE_XML" -key user bob -i 127.0.0.1 -p "$PHONE2" \
   -m 1 -t u1 -timeout 20s -trace_msg -message_file "$TMP/phone_msgs.log" -trace_err \

@@ -107,53 +107,6 @@ EOF
 }
 register_xml "$ANSWERS" "$TOKEN_A" 00000000e2ea >"$TMP/register_a.xml"
 register_xml "$RINGS" "$TOKEN_B" 00000000e2eb >"$TMP/register_b.xml"
-# The phone that does not answer: rings until the CANCEL, then 487.
-cat >"$TMP/rings.xml" <<'EOF'
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="rings">
-  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]rings
-[last_Call-ID:]
-[last_CSeq:]
-[last_Record-Route:]
-Contact: <sip:bob@[local_ip]:[local_port]>
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="CANCEL"/>
-  <send>
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]rings
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-    ]]>
-  </send>
-  <send>
-    <![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]rings
-[last_Call-ID:]
-CSeq: 1 INVITE
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="ACK" optional="true"/>
-</scenario>
-EOF
 # The answering phone waits a little so that the other one rings first (a real race otherwise).
 sed 's|<recv request="INVITE"/>|<recv request="INVITE"/>\n  <pause milliseconds="300"/>|' \
   "$SCENARIOS/answer.xml" >"$TMP/answers.xml"
@@ -162,7 +115,7 @@ sipp -nostdin -sf "$TMP/register_a.xml" -oocsf "$TMP/answers.xml" -key user bob 
   -p "$ANSWERS" -m 1 -t u1 -timeout 20s -trace_msg -message_file "$TMP/answers_msgs.log" \
   -trace_err -error_file "$TMP/answers_err.log" "127.0.0.1:$GPORT" >"$TMP/answers.out" 2>&1 &
 PIDS+=($!)
-sipp -nostdin -sf "$TMP/register_b.xml" -oocsf "$TMP/rings.xml" -i 127.0.0.1 \
+sipp -nostdin -sf "$TMP/register_b.xml" -oocsf "$SCENARIOS/ring_until_cancel.xml" -i 127.0.0.1 \
   -p "$RINGS" -m 1 -t u1 -timeout 20s -trace_msg -message_file "$TMP/rings_msgs.log" \
   -trace_err -error_file "$TMP/rings_err.log" "127.0.0.1:$GPORT" >"$TMP/rings.out" 2>&1 &
 PIDS+=($!)
