@@ -28,7 +28,7 @@ struct TomlValue {
 namespace {
 
 // toml++ 3.x (Debian 12) reaches TOML_UNREACHABLE (undefined behaviour) when its whitespace test
-// meets a code point U+FC26..U+FEFE (its lookup falls through; found by fuzz_config), so text
+// meets a code point U+FB26..U+FEFE (its lookup falls through; found by fuzz_config), so text
 // holding one is refused before parsing. Returns the first such code point, or 0.
 char32_t TomlppUnsafeCodePoint(absl::string_view text) {
   for (size_t i = 0; i + 2 < text.size(); ++i) {
@@ -37,7 +37,7 @@ char32_t TomlppUnsafeCodePoint(absl::string_view text) {
     const auto b2 = static_cast<unsigned char>(text[i + 2]);
     if (b0 != 0xEF || (b1 & 0xC0) != 0x80 || (b2 & 0xC0) != 0x80) continue;
     const char32_t c = 0xF000 | ((b1 & 0x3Fu) << 6) | (b2 & 0x3Fu);
-    if (c >= 0xFC26 && c <= 0xFEFE) return c;
+    if (c >= 0xFB26 && c <= 0xFEFE) return c;
   }
   return 0;
 }

@@ -24,7 +24,7 @@ using pushgate::config::Schema;
 // OPEN (toml++ 3.x bug, not fixed yet): its whitespace test reaches TOML_UNREACHABLE for code
 // points U+00A1..U+0499 and U+2C5E..U+3057 met outside strings (e.g. "[http\xCE\xA2"); refusing
 // them everywhere would refuse "é" in comments, so the fix needs a lexer. Until then these inputs
-// are skipped here. (U+FC26..U+FEFE: refused by config::LoadFromString.)
+// are skipped here. (U+FB26..U+FEFE: refused by config::LoadFromString.)
 bool HasOpenTomlppBug(absl::string_view text) {
   for (size_t i = 0; i + 1 < text.size(); ++i) {
     const auto b0 = static_cast<unsigned char>(text[i]);
