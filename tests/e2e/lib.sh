@@ -25,6 +25,15 @@ USED=${USED:-" "}
 # A free port, remembered in $USED so the next pick differs (free_port runs in a subshell).
 port() { local p; p=$(free_port); USED+="$p "; echo "$p"; }
 
+# start_proxy: pushgate-proxy ($PROXY) on $TMP/proxy.toml in the background, its output in
+# $TMP/proxy.log; its pid in PROXY_PID and in PIDS (stopped on exit).
+start_proxy() {
+  # shellcheck disable=SC2153 # PROXY is set by the test script that sources this file
+  "$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+}
+
 # use_tmp_dir NAME: a fresh $TMP (/tmp/NAME.XXXXXX) and an empty PIDS array; on exit every pid in
 # PIDS is killed and waited for, and $TMP removed (KEEP_TMP=1 keeps it and says where).
 use_tmp_dir() {

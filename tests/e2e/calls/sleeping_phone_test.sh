@@ -79,8 +79,7 @@ listen = "127.0.0.1:$ADMIN"
 [limits]
 rate_limit_requests = 0  # on loopback every phone is one source address
 TOML
-"$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
-PIDS+=($!)
+start_proxy
 wait_for "the emulator" curl -sf "http://127.0.0.1:$CTLPORT/stats"
 wait_for "the proxy" curl -sf "http://127.0.0.1:$ADMIN/healthz"
 wait_for "kamailio" bash -c "ss -Hlnu 'sport = :$KPORT' | grep -q ."

@@ -94,9 +94,7 @@ listen = "127.0.0.1:$APORT"
 [log]
 level = "info"
 EOF
-"$PROXY" --config "$TMP/proxy.toml" >"$TMP/proxy.log" 2>&1 &
-PROXY_PID=$!
-PIDS+=("$PROXY_PID")
+start_proxy
 wait_listen u "$PPORT" "pushgate-proxy (udp)"
 wait_listen t "$PPORT" "pushgate-proxy (tcp)"
 wait_listen t "$APORT" "pushgate-proxy admin endpoint"
